@@ -1,0 +1,207 @@
+//! [`Principal`]: the verified caller.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::catalog::PermissionId;
+use crate::policy::{Policy, Resolution};
+use crate::set::PermissionSet;
+
+/// How a principal proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// A verified bearer JWT.
+    Jwt,
+    /// An API key.
+    ApiKey,
+    /// Built by [`Principal::for_testing`]; never produced by an authenticator.
+    Test,
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AuthMethod::Jwt => "jwt",
+            AuthMethod::ApiKey => "api_key",
+            AuthMethod::Test => "test",
+        })
+    }
+}
+
+/// A verified caller: who it is, what roles and scopes it presented, and what it may do.
+///
+/// A `Principal` exists only after verification: it is built by an authenticator in this crate
+/// (JWT or API key), or by [`Principal::for_testing`], which says what it is. Cloning is cheap
+/// (one reference count).
+#[derive(Clone)]
+pub struct Principal(Arc<Inner>);
+
+struct Inner {
+    subject: String,
+    issuer: Option<String>,
+    tenant: Option<String>,
+    roles: Vec<String>,
+    effective_roles: Vec<Arc<str>>,
+    scopes: Vec<String>,
+    permissions: PermissionSet,
+    expires_at: Option<u64>,
+    auth_method: AuthMethod,
+    claims: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+/// The verified facts an authenticator hands to [`Principal::new`].
+pub(crate) struct PrincipalParts {
+    pub(crate) subject: String,
+    pub(crate) issuer: Option<String>,
+    pub(crate) tenant: Option<String>,
+    pub(crate) roles: Vec<String>,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) extra_permissions: Vec<PermissionId>,
+    pub(crate) expires_at: Option<u64>,
+    pub(crate) auth_method: AuthMethod,
+    pub(crate) claims: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl Principal {
+    pub(crate) fn new(parts: PrincipalParts, policy: &Policy) -> Self {
+        let Resolution {
+            mut permissions,
+            effective_roles,
+            withheld,
+            ..
+        } = policy.resolve(&parts.roles);
+        for id in parts.extra_permissions {
+            permissions.insert(id);
+        }
+        if !withheld.is_empty() {
+            tracing::warn!(
+                subject = %parts.subject,
+                ?withheld,
+                "the principal's roles combine both sides of a separation-of-duty pair; both sides withheld"
+            );
+        }
+        Principal(Arc::new(Inner {
+            subject: parts.subject,
+            issuer: parts.issuer,
+            tenant: parts.tenant,
+            roles: parts.roles,
+            effective_roles,
+            scopes: parts.scopes,
+            permissions,
+            expires_at: parts.expires_at,
+            auth_method: parts.auth_method,
+            claims: parts.claims,
+        }))
+    }
+
+    /// A principal for tests and demos, with `roles` resolved through `policy`.
+    ///
+    /// Never use this to turn unverified input into a principal: its
+    /// [`auth_method`](Principal::auth_method) is [`AuthMethod::Test`].
+    pub fn for_testing<I, S>(subject: impl Into<String>, roles: I, policy: &Policy) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::new(
+            PrincipalParts {
+                subject: subject.into(),
+                issuer: None,
+                tenant: None,
+                roles: roles.into_iter().map(Into::into).collect(),
+                scopes: Vec::new(),
+                extra_permissions: Vec::new(),
+                expires_at: None,
+                auth_method: AuthMethod::Test,
+                claims: None,
+            },
+            policy,
+        )
+    }
+
+    /// The subject (`sub`, or an API key's owner).
+    pub fn subject(&self) -> &str {
+        &self.0.subject
+    }
+
+    /// The issuer (`iss`), for JWTs.
+    pub fn issuer(&self) -> Option<&str> {
+        self.0.issuer.as_deref()
+    }
+
+    /// The tenant, when the claim mapping names one.
+    pub fn tenant(&self) -> Option<&str> {
+        self.0.tenant.as_deref()
+    }
+
+    /// Roles as presented by the credential.
+    pub fn roles(&self) -> &[String] {
+        &self.0.roles
+    }
+
+    /// Whether the principal holds `role`, directly or by inheritance in the policy.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.0.effective_roles.iter().any(|r| &**r == role)
+    }
+
+    /// Roles held directly or by inheritance, that the policy knows.
+    pub fn effective_roles(&self) -> impl Iterator<Item = &str> {
+        self.0.effective_roles.iter().map(|r| &**r)
+    }
+
+    /// OAuth scopes presented (`scope` / `scp`).
+    pub fn scopes(&self) -> &[String] {
+        &self.0.scopes
+    }
+
+    /// The effective permission set.
+    #[inline]
+    pub fn permissions(&self) -> &PermissionSet {
+        &self.0.permissions
+    }
+
+    /// Whether the principal may do `permission`: one bit test.
+    #[inline]
+    pub fn can(&self, permission: PermissionId) -> bool {
+        self.0.permissions.contains(permission)
+    }
+
+    /// Expiry as seconds since the Unix epoch, if the credential expires.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.0.expires_at
+    }
+
+    /// Whether the credential has expired at `now`.
+    pub fn is_expired_at(&self, now: SystemTime) -> bool {
+        let now = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        self.0.expires_at.is_some_and(|exp| now >= exp)
+    }
+
+    /// How the principal authenticated.
+    pub fn auth_method(&self) -> AuthMethod {
+        self.0.auth_method
+    }
+
+    /// The custom claims, deserialised into the type the authenticator was configured with.
+    pub fn claims<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.0.claims.as_deref().and_then(|c| c.downcast_ref::<T>())
+    }
+}
+
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Principal")
+            .field("subject", &self.0.subject)
+            .field("issuer", &self.0.issuer)
+            .field("tenant", &self.0.tenant)
+            .field("roles", &self.0.roles)
+            .field("scopes", &self.0.scopes)
+            .field("permissions", &self.0.permissions)
+            .field("expires_at", &self.0.expires_at)
+            .field("auth_method", &self.0.auth_method)
+            .finish_non_exhaustive()
+    }
+}
