@@ -1,1 +1,130 @@
-//! placeholder
+//! # authz-axum
+//!
+//! Authentication and authorization for axum handlers, declared where it is read:
+//!
+//! ```
+//! use authz_axum::prelude::*;
+//! use axum::extract::Path;
+//!
+//! authz_axum::catalog! {
+//!     /// Every permission this service knows.
+//!     pub struct Catalog {
+//!         permissions: ["data:read", "data:write", "model:run"],
+//!         roles: ["admin"],
+//!     }
+//! }
+//!
+//! #[require_permission("model:run")]
+//! async fn run_model(Path(id): Path<String>) -> String {
+//!     format!("running {id}")
+//! }
+//!
+//! #[require_permission(any("data:write", all("data:read", not("model:run"))))]
+//! async fn odd_rule() {}
+//!
+//! #[require_role("admin")]
+//! #[require_permission("data:write")] // stacked attributes all apply (AND)
+//! async fn admin_write(principal: Principal) -> String {
+//!     principal.subject().to_string()
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! Permission and role literals are checked against the catalog **at compile time**:
+//!
+//! ```compile_fail
+//! use authz_axum::prelude::*;
+//! authz_axum::catalog! { pub struct Catalog { permissions: ["model:run"] } }
+//!
+//! #[require_permission("model:runn")] // error: unknown permission "model:runn" … did you mean "model:run"?
+//! async fn run_model() {}
+//! # fn main() {}
+//! ```
+//!
+//! ## What the macro generates
+//!
+//! `#[require_permission("model:run")] async fn run_model(Path(id): Path<String>)` becomes
+//!
+//! ```text
+//! async fn run_model(
+//!     _: ::authz_axum::__private::Guard<crate::Catalog,
+//!            ::authz_axum::__private::Perm<{ /* index of "model:run" in Catalog */ }>>,
+//!     Path(id): Path<String>,
+//! )
+//! ```
+//!
+//! One guard argument is added **in first position**, so authorization happens during
+//! extraction, before any other extractor runs and before the request body is read. The return
+//! type is untouched (`impl IntoResponse`, `Result<_, _>` work). Several attributes on one
+//! handler are merged into one guard that requires all of them. Options:
+//! `catalog = path::to::Catalog` (default `crate::Catalog`; name the catalog where `catalog!`
+//! declared it, not through a `use` alias) and `crate = path` (default `::authz_axum`).
+//! With axum's `#[debug_handler]`, put the authz attribute **first** (above it): axum's macro
+//! re-emits the handler inside its own checks and calls it with the original arity.
+//!
+//! ## Runtime
+//!
+//! - [`AuthLayer`] authenticates each request once (bearer JWT from the `Authorization`
+//!   header only) and leaves the outcome for the extractors.
+//! - [`Principal`] and the guards answer 401 (`WWW-Authenticate: Bearer realm=..,
+//!   error="invalid_token"`), 403 (`error="insufficient_scope"`) or 503 (key source down), with
+//!   `application/problem+json` bodies that never echo the credential ([`rejection`]).
+//! - [`jwks::RemoteJwks`] fetches and caches a provider's keys; [`cors::CorsPolicy`] builds
+//!   CORS that cannot be made permissive by accident; [`routing::AuditedRouter`] records the
+//!   route → requirement table.
+
+pub mod authenticator;
+pub mod cors;
+pub mod extract;
+pub mod jwks;
+pub mod layer;
+pub mod rejection;
+pub mod routing;
+
+/// The framework-independent core (permission model, policy, JWT verification).
+pub use authz_core as core;
+
+#[doc(inline)]
+pub use authenticator::{AuthFailure, Authenticator, KeySource};
+#[doc(inline)]
+pub use authz_macros::{catalog, require_any_permission, require_permission, require_role};
+#[doc(inline)]
+pub use extract::{Guard, Principal};
+#[doc(inline)]
+pub use layer::{AuthLayer, AuthService, bearer_token};
+#[doc(inline)]
+pub use rejection::{AuthRejection, RejectionConfig, RejectionInfo};
+#[doc(inline)]
+pub use routing::{AuditedRouter, RouteTable};
+
+/// A configuration value that would be unsafe or cannot work; the message says which and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Marks `Authorization`, `Cookie`, `Set-Cookie` and `Proxy-Authorization` sensitive for every
+/// layer below (tower-http), so tracing and logging layers print them as `Sensitive`.
+pub fn sensitive_headers_layer() -> tower_http::sensitive_headers::SetSensitiveHeadersLayer {
+    use axum::http::header;
+    tower_http::sensitive_headers::SetSensitiveHeadersLayer::new([
+        header::AUTHORIZATION,
+        header::PROXY_AUTHORIZATION,
+        header::COOKIE,
+        header::SET_COOKIE,
+    ])
+}
+
+/// The names every handler file needs.
+pub mod prelude {
+    pub use crate::{
+        AuthLayer, Principal, catalog, require_any_permission, require_permission, require_role,
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::extract::Guard;
+    pub use authz_core::requirement::{All, AnyOf, Not, Perm, Role};
+    pub use authz_core::{Catalog, PermissionCatalog, PermissionId};
+    pub use authz_macros::{__unknown_permission as unknown_permission, __unknown_role as unknown_role};
+}

@@ -1,0 +1,117 @@
+//! Extractors: [`Principal`] (any authenticated caller) and [`Guard`] (the argument the
+//! macros add, which checks a requirement before any other extractor runs).
+
+use std::marker::PhantomData;
+use std::ops::Deref;
+
+use authz_core::{Catalog, Requirement};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::request::Parts;
+
+use crate::layer::AuthState;
+use crate::rejection::AuthRejection;
+
+fn state(parts: &Parts) -> Result<&AuthState, AuthRejection> {
+    parts
+        .extensions
+        .get::<AuthState>()
+        .ok_or(AuthRejection::LayerMissing)
+}
+
+/// The authenticated caller, as an extractor: 401 when the request carries no valid
+/// credential, 503 when no key can be had, and a clear 500 when the auth layer is missing.
+///
+/// Dereferences to [`authz_core::Principal`]. `Option<Principal>` yields `None` for a request
+/// without credentials, but still refuses an *invalid* credential.
+#[derive(Clone, Debug)]
+pub struct Principal(pub authz_core::Principal);
+
+impl Principal {
+    /// The core principal.
+    pub fn into_inner(self) -> authz_core::Principal {
+        self.0
+    }
+}
+
+impl Deref for Principal {
+    type Target = authz_core::Principal;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Principal(state(parts)?.principal()?.clone()))
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        let state = state(parts)?;
+        match state.outcome {
+            crate::layer::Outcome::Anonymous => Ok(None),
+            _ => Ok(Some(Principal(state.principal()?.clone()))),
+        }
+    }
+}
+
+/// The guard the `#[require_*]` macros put first in a handler's arguments: authenticates (401),
+/// then checks the requirement `R` with the indices of catalog `C` (403).
+pub struct Guard<C, R> {
+    principal: authz_core::Principal,
+    _marker: PhantomData<fn() -> (C, R)>,
+}
+
+impl<C, R> Guard<C, R> {
+    /// The principal that passed the guard.
+    pub fn principal(&self) -> &authz_core::Principal {
+        &self.principal
+    }
+}
+
+impl<C, R> std::fmt::Debug for Guard<C, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("principal", &self.principal)
+            .finish()
+    }
+}
+
+impl<S, C, R> FromRequestParts<S> for Guard<C, R>
+where
+    S: Send + Sync,
+    C: Catalog,
+    R: Requirement,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let state = state(parts)?;
+        let principal = state.principal()?;
+        if principal.permissions().fingerprint() != C::FINGERPRINT {
+            tracing::error!(
+                "authz: the principal's permissions were resolved with another catalog than the one this \
+                 handler was compiled against; denying. Build the policy from the same `catalog!`."
+            );
+            return Err(AuthRejection::Forbidden(
+                state.config.clone(),
+                R::describe::<C>().to_string(),
+            ));
+        }
+        if R::is_met::<C>(principal) {
+            Ok(Guard {
+                principal: principal.clone(),
+                _marker: PhantomData,
+            })
+        } else {
+            let requirement = R::describe::<C>().to_string();
+            tracing::debug!(subject = %principal.subject(), %requirement, "request denied: requirement not met");
+            Err(AuthRejection::Forbidden(state.config.clone(), requirement))
+        }
+    }
+}

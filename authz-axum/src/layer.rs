@@ -1,0 +1,235 @@
+//! [`AuthLayer`]: authenticates each request once, before any handler or extractor, and leaves
+//! the outcome in the request's extensions for the extractors.
+//!
+//! The layer never rejects by itself (public routes stay public); the extractors that need a
+//! principal — [`Principal`](crate::Principal), the guards the macros add — turn a missing or
+//! invalid credential into 401, a key-source outage into 503. A bad credential is never treated
+//! as "anonymous".
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, header};
+use tower::{Layer, Service};
+
+use crate::authenticator::{AuthFailure, Authenticator};
+use crate::rejection::{AuthRejection, RejectionConfig};
+
+/// The outcome of authentication for one request.
+#[derive(Clone, Debug)]
+pub(crate) enum Outcome {
+    Anonymous,
+    Authenticated(authz_core::Principal),
+    InvalidRequest(&'static str),
+    InvalidToken,
+    Unavailable,
+}
+
+/// What the layer leaves in the request extensions.
+#[derive(Clone, Debug)]
+pub(crate) struct AuthState {
+    pub(crate) outcome: Outcome,
+    pub(crate) config: Arc<RejectionConfig>,
+}
+
+impl AuthState {
+    /// The principal, or the rejection an extractor that needs one must return.
+    pub(crate) fn principal(&self) -> Result<&authz_core::Principal, AuthRejection> {
+        let c = || self.config.clone();
+        match &self.outcome {
+            Outcome::Authenticated(p) => Ok(p),
+            Outcome::Anonymous => Err(AuthRejection::MissingCredentials(c())),
+            Outcome::InvalidRequest(why) => Err(AuthRejection::InvalidRequest(c(), why)),
+            Outcome::InvalidToken => Err(AuthRejection::InvalidToken(c())),
+            Outcome::Unavailable => Err(AuthRejection::KeySourceUnavailable(c())),
+        }
+    }
+}
+
+/// Reads the bearer token from the request's one `Authorization` header.
+///
+/// Returns `Ok(None)` when there is no `Authorization` header. The scheme is matched
+/// case-insensitively; the token must be an RFC 6750 `b64token`. Tokens in the query string or
+/// a body are never looked at.
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err("send exactly one Authorization header");
+    }
+    let bytes = value.as_bytes();
+    let Some(space) = bytes.iter().position(|&b| b == b' ') else {
+        return Err("the Authorization header must be `Bearer <token>`");
+    };
+    if !bytes[..space].eq_ignore_ascii_case(b"bearer") {
+        return Err("only the Bearer authorization scheme is accepted");
+    }
+    let token = &bytes[space + 1..];
+    let token = {
+        let start = token.iter().position(|&b| b != b' ').unwrap_or(token.len());
+        &token[start..]
+    };
+    let is_b64token = !token.is_empty() && {
+        let end = token.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
+        end > 0
+            && token[..end]
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+    };
+    if !is_b64token {
+        return Err("the bearer token is malformed");
+    }
+    // Only ASCII passed the check above.
+    std::str::from_utf8(token)
+        .map(Some)
+        .map_err(|_| "the bearer token is malformed")
+}
+
+/// Authenticates every request once and stores the outcome for the extractors.
+#[derive(Clone, Debug)]
+pub struct AuthLayer {
+    authenticator: Arc<Authenticator>,
+    config: Arc<RejectionConfig>,
+}
+
+impl AuthLayer {
+    /// A layer using `authenticator`, with the default rejection configuration (realm `api`).
+    pub fn new(authenticator: Arc<Authenticator>) -> Self {
+        Self {
+            authenticator,
+            config: Arc::new(RejectionConfig::default()),
+        }
+    }
+
+    /// Uses `config` for realm and body shaping.
+    pub fn with_rejections(mut self, config: RejectionConfig) -> Self {
+        self.config = Arc::new(config);
+        self
+    }
+
+    /// The authenticator.
+    pub fn authenticator(&self) -> &Arc<Authenticator> {
+        &self.authenticator
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            authenticator: self.authenticator.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service [`AuthLayer`] produces.
+#[derive(Clone, Debug)]
+pub struct AuthService<S> {
+    inner: S,
+    authenticator: Arc<Authenticator>,
+    config: Arc<RejectionConfig>,
+}
+
+impl<S> AuthService<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+    /// Unwraps the service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S> Service<Request> for AuthService<S>
+where
+    S: Service<Request> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        // The clone that was driven to readiness handles this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let authenticator = self.authenticator.clone();
+        let config = self.config.clone();
+        Box::pin(async move {
+            let outcome = authenticate(&authenticator, &mut req).await;
+            req.extensions_mut().insert(AuthState { outcome, config });
+            inner.call(req).await
+        })
+    }
+}
+
+async fn authenticate(authenticator: &Authenticator, req: &mut Request) -> Outcome {
+    // Mark the credential sensitive so that no logging layer prints it.
+    if let Some(v) = req.headers_mut().get_mut(header::AUTHORIZATION) {
+        v.set_sensitive(true);
+    }
+    let token = match bearer_token(req.headers()) {
+        Ok(None) => return Outcome::Anonymous,
+        Ok(Some(t)) => t,
+        Err(why) => {
+            tracing::debug!(reason = why, "authorization header refused");
+            return Outcome::InvalidRequest(why);
+        }
+    };
+    match authenticator.authenticate(token).await {
+        Ok(p) => Outcome::Authenticated(p),
+        Err(AuthFailure::Invalid(kind)) => {
+            tracing::debug!(reason = %kind, "bearer token refused");
+            Outcome::InvalidToken
+        }
+        Err(AuthFailure::Unavailable) => {
+            tracing::warn!("bearer token not verifiable: no signing key available (key source down)");
+            Outcome::Unavailable
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn parse(values: &[&[u8]]) -> Result<Option<String>, &'static str> {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
+        }
+        bearer_token(&h).map(|t| t.map(str::to_string))
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(parse(&[]), Ok(None));
+        assert_eq!(parse(&[b"Bearer abc.def.ghi"]), Ok(Some("abc.def.ghi".into())));
+        assert_eq!(parse(&[b"bEaReR abc"]), Ok(Some("abc".into())));
+        assert_eq!(parse(&[b"Bearer abc=="]), Ok(Some("abc==".into())));
+        assert!(parse(&[b"Basic dXNlcjpwYXNz"]).is_err());
+        assert!(parse(&[b"Bearer"]).is_err());
+        assert!(parse(&[b"Bearer "]).is_err());
+        assert!(parse(&[b"Bearer a b"]).is_err());
+        assert!(parse(&[b"Bearer ="]).is_err());
+        assert!(parse(&[b"Bearer a\xffb"]).is_err());
+        assert!(parse(&[b"Bearer a", b"Bearer b"]).is_err());
+    }
+}

@@ -1,0 +1,219 @@
+//! Rejections as responses: 401 and 403 as RFC 6750 says, 503 when no key can be had, bodies in
+//! `application/problem+json` (RFC 9457) that never echo the credential.
+
+use std::fmt;
+use std::sync::Arc;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// What went wrong, as a shaping hook sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RejectionInfo {
+    /// The status about to be sent.
+    pub status: StatusCode,
+    /// The RFC 6750 error code, if any (`invalid_request`, `invalid_token`, `insufficient_scope`).
+    pub error: Option<&'static str>,
+    /// A short human title.
+    pub title: &'static str,
+    /// A sentence for the caller; never contains credential material.
+    pub detail: String,
+}
+
+type Shaper = Arc<dyn Fn(&RejectionInfo) -> Response + Send + Sync>;
+
+/// How rejections are rendered: the realm, and an optional hook that shapes every body.
+#[derive(Clone)]
+pub struct RejectionConfig {
+    realm: String,
+    shaper: Option<Shaper>,
+}
+
+impl fmt::Debug for RejectionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RejectionConfig")
+            .field("realm", &self.realm)
+            .field("shaper", &self.shaper.is_some())
+            .finish()
+    }
+}
+
+impl Default for RejectionConfig {
+    fn default() -> Self {
+        Self {
+            realm: "api".into(),
+            shaper: None,
+        }
+    }
+}
+
+impl RejectionConfig {
+    /// Rejections naming `realm` in `WWW-Authenticate`. The realm must be printable ASCII
+    /// without `"` or `\`.
+    pub fn new(realm: impl Into<String>) -> Result<Self, crate::ConfigError> {
+        let realm = realm.into();
+        if realm.is_empty()
+            || !realm
+                .bytes()
+                .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+        {
+            return Err(crate::ConfigError(format!(
+                "realm {realm:?} must be non-empty printable ASCII without quotes or backslashes"
+            )));
+        }
+        Ok(Self { realm, shaper: None })
+    }
+
+    /// Shapes every rejection's response (status and `WWW-Authenticate` are set afterwards and
+    /// cannot be changed by the hook, so the RFC 6750 contract holds).
+    pub fn shape_with(mut self, f: impl Fn(&RejectionInfo) -> Response + Send + Sync + 'static) -> Self {
+        self.shaper = Some(Arc::new(f));
+        self
+    }
+
+    /// The realm.
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum AuthRejection {
+    /// No credentials.
+    MissingCredentials(Arc<RejectionConfig>),
+    /// Credentials presented in a way we do not accept (several `Authorization` headers,
+    /// another scheme, a malformed header).
+    InvalidRequest(Arc<RejectionConfig>, &'static str),
+    /// A credential was presented and is not valid.
+    InvalidToken(Arc<RejectionConfig>),
+    /// Authenticated, but the requirement is not met.
+    Forbidden(Arc<RejectionConfig>, String),
+    /// No key could be obtained: the key source is down.
+    KeySourceUnavailable(Arc<RejectionConfig>),
+    /// No auth layer ran: a server configuration error.
+    LayerMissing,
+}
+
+impl AuthRejection {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AuthRejection::MissingCredentials(_)
+            | AuthRejection::InvalidRequest(..)
+            | AuthRejection::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            AuthRejection::Forbidden(..) => StatusCode::FORBIDDEN,
+            AuthRejection::KeySourceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AuthRejection::LayerMissing => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn info(&self) -> RejectionInfo {
+        let (error, title, detail): (Option<&'static str>, &'static str, String) = match self {
+            AuthRejection::MissingCredentials(_) => (
+                None,
+                "Unauthorized",
+                "this resource needs a bearer token in the Authorization header".into(),
+            ),
+            AuthRejection::InvalidRequest(_, why) => {
+                (Some("invalid_request"), "Unauthorized", (*why).to_string())
+            }
+            AuthRejection::InvalidToken(_) => (
+                Some("invalid_token"),
+                "Unauthorized",
+                "the access token is invalid or expired".into(),
+            ),
+            AuthRejection::Forbidden(_, requirement) => (
+                Some("insufficient_scope"),
+                "Forbidden",
+                format!("the caller lacks the permission this resource requires: {requirement}"),
+            ),
+            AuthRejection::KeySourceUnavailable(_) => (
+                None,
+                "Service Unavailable",
+                "the token cannot be verified right now because no signing key is available; retry later"
+                    .into(),
+            ),
+            AuthRejection::LayerMissing => (
+                None,
+                "Internal Server Error",
+                "no authentication ran for this route: did you add the auth layer (authz_axum::AuthLayer)?"
+                    .into(),
+            ),
+        };
+        RejectionInfo {
+            status: self.status(),
+            error,
+            title,
+            detail,
+        }
+    }
+
+    fn config(&self) -> Option<&RejectionConfig> {
+        match self {
+            AuthRejection::MissingCredentials(c)
+            | AuthRejection::InvalidRequest(c, _)
+            | AuthRejection::InvalidToken(c)
+            | AuthRejection::Forbidden(c, _)
+            | AuthRejection::KeySourceUnavailable(c) => Some(c),
+            AuthRejection::LayerMissing => None,
+        }
+    }
+}
+
+impl fmt::Display for AuthRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.info().detail)
+    }
+}
+
+impl std::error::Error for AuthRejection {}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        let info = self.info();
+        let default = RejectionConfig::default();
+        let config = self.config().unwrap_or(&default);
+        if matches!(self, AuthRejection::LayerMissing) {
+            tracing::error!("authz: a guarded route ran without the auth layer; add AuthLayer to the router");
+        }
+        let mut response = match &config.shaper {
+            Some(shape) => shape(&info),
+            None => {
+                let body = serde_json::json!({
+                    "type": "about:blank",
+                    "title": info.title,
+                    "status": info.status.as_u16(),
+                    "detail": info.detail,
+                });
+                let mut r = body.to_string().into_response();
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/problem+json"),
+                );
+                r
+            }
+        };
+        *response.status_mut() = info.status;
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match info.status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                let mut challenge = format!("Bearer realm=\"{}\"", config.realm);
+                if let Some(e) = info.error {
+                    challenge.push_str(&format!(", error=\"{e}\""));
+                }
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    headers.insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
+        }
+        response
+    }
+}

@@ -1,0 +1,282 @@
+//! A router that records, for every route, what it requires: the audit table behind
+//! `GET /routes`, and a lint of the policy against it.
+//!
+//! ```ignore
+//! let (router, table) = AuditedRouter::new()
+//!     .public(Method::GET, "/healthz", healthz)
+//!     .get("/datasets", list_datasets)        // its guard says: "data:read"
+//!     .post("/models/{id}/run", run_model)    // "model:run"
+//!     .into_parts();
+//! for finding in table.lint(&policy) { eprintln!("{finding}"); }
+//! ```
+
+use std::fmt;
+
+use authz_core::{Catalog, Policy, Requirement, RequirementExpr};
+use axum::Router;
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{MethodFilter, on};
+
+use crate::extract::{Guard, Principal};
+
+/// A handler whose first argument says what it requires: a [`Guard`] (added by the macros) or a
+/// [`Principal`] (any authenticated caller). Implemented for every such async function.
+pub trait Describe<Args> {
+    /// The requirement.
+    fn requirement() -> RequirementExpr;
+}
+
+macro_rules! describe {
+    ($($t:ident),*) => {
+        impl<F, Fut, C, R, $($t,)*> Describe<(Guard<C, R>, $($t,)*)> for F
+        where
+            F: FnOnce(Guard<C, R>, $($t,)*) -> Fut,
+            C: Catalog,
+            R: Requirement,
+        {
+            fn requirement() -> RequirementExpr {
+                R::describe::<C>()
+            }
+        }
+        impl<F, Fut, $($t,)*> Describe<(Principal, $($t,)*)> for F
+        where
+            F: FnOnce(Principal, $($t,)*) -> Fut,
+        {
+            fn requirement() -> RequirementExpr {
+                RequirementExpr::Authenticated
+            }
+        }
+    };
+}
+describe!();
+describe!(T1);
+describe!(T1, T2);
+describe!(T1, T2, T3);
+describe!(T1, T2, T3, T4);
+describe!(T1, T2, T3, T4, T5);
+describe!(T1, T2, T3, T4, T5, T6);
+describe!(T1, T2, T3, T4, T5, T6, T7);
+describe!(T1, T2, T3, T4, T5, T6, T7, T8);
+describe!(T1, T2, T3, T4, T5, T6, T7, T8, T9);
+describe!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10);
+describe!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11);
+describe!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12);
+describe!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13);
+describe!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13, T14);
+describe!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13, T14, T15);
+
+/// One row of the audit table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteEntry {
+    /// The HTTP method.
+    pub method: Method,
+    /// The route path, as registered.
+    pub path: String,
+    /// What the route requires.
+    pub requirement: RequirementExpr,
+}
+
+/// Route → requirement, for every route registered through an [`AuditedRouter`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteTable {
+    entries: Vec<RouteEntry>,
+}
+
+/// A problem [`RouteTable::lint`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LintFinding {
+    /// A declared permission that no route requires (dead weight in roles that grant it).
+    UnusedPermission(String),
+    /// A route whose requirement no single role of the policy meets.
+    Unsatisfiable {
+        /// The method.
+        method: Method,
+        /// The path.
+        path: String,
+        /// The requirement.
+        requirement: String,
+    },
+}
+
+impl fmt::Display for LintFinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LintFinding::UnusedPermission(p) => {
+                write!(f, "permission `{p}` is declared but no route requires it")
+            }
+            LintFinding::Unsatisfiable {
+                method,
+                path,
+                requirement,
+            } => {
+                write!(
+                    f,
+                    "{method} {path} requires {requirement}, which no role of the policy satisfies"
+                )
+            }
+        }
+    }
+}
+
+impl RouteTable {
+    /// The rows, in registration order.
+    pub fn entries(&self) -> &[RouteEntry] {
+        &self.entries
+    }
+
+    /// Checks the policy against the routes: permissions no route requires, and routes whose
+    /// requirement no role can satisfy.
+    pub fn lint(&self, policy: &Policy) -> Vec<LintFinding> {
+        let mut findings = Vec::new();
+        let required: std::collections::HashSet<&str> = self
+            .entries
+            .iter()
+            .flat_map(|e| e.requirement.permissions())
+            .collect();
+        for p in policy.catalog().permissions() {
+            if !required.contains(p.as_str()) {
+                findings.push(LintFinding::UnusedPermission(p.to_string()));
+            }
+        }
+        for e in &self.entries {
+            if matches!(
+                e.requirement,
+                RequirementExpr::Public | RequirementExpr::Authenticated
+            ) {
+                continue;
+            }
+            if !policy
+                .role_names()
+                .any(|r| e.requirement.satisfied_by_role(policy, r))
+            {
+                findings.push(LintFinding::Unsatisfiable {
+                    method: e.method.clone(),
+                    path: e.path.clone(),
+                    requirement: e.requirement.to_string(),
+                });
+            }
+        }
+        findings
+    }
+
+    /// The table as JSON rows `{method, path, requires}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Array(
+            self.entries
+                .iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "method": e.method.as_str(),
+                        "path": e.path,
+                        "requires": e.requirement.to_string(),
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
+/// An axum [`Router`] that records each route's requirement as it is added.
+#[derive(Debug)]
+pub struct AuditedRouter<S = ()> {
+    router: Router<S>,
+    table: RouteTable,
+}
+
+impl<S: Clone + Send + Sync + 'static> Default for AuditedRouter<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn filter(method: &Method) -> MethodFilter {
+    MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET)
+}
+
+impl<S: Clone + Send + Sync + 'static> AuditedRouter<S> {
+    /// An empty router.
+    pub fn new() -> Self {
+        Self {
+            router: Router::new(),
+            table: RouteTable::default(),
+        }
+    }
+
+    /// Adds a guarded (or `Principal`-taking) handler; its requirement is read from its type.
+    pub fn route<H, T, D>(mut self, method: Method, path: &str, handler: H) -> Self
+    where
+        H: Handler<T, S> + Describe<D>,
+        T: 'static,
+    {
+        self.table.entries.push(RouteEntry {
+            method: method.clone(),
+            path: path.to_string(),
+            requirement: H::requirement(),
+        });
+        self.router = self.router.route(path, on(filter(&method), handler));
+        self
+    }
+
+    /// Adds a handler that needs no authentication, recorded as public.
+    pub fn public<H, T>(mut self, method: Method, path: &str, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.table.entries.push(RouteEntry {
+            method: method.clone(),
+            path: path.to_string(),
+            requirement: RequirementExpr::Public,
+        });
+        self.router = self.router.route(path, on(filter(&method), handler));
+        self
+    }
+
+    /// `route(Method::GET, ..)`.
+    pub fn get<H, T, D>(self, path: &str, handler: H) -> Self
+    where
+        H: Handler<T, S> + Describe<D>,
+        T: 'static,
+    {
+        self.route(Method::GET, path, handler)
+    }
+
+    /// `route(Method::POST, ..)`.
+    pub fn post<H, T, D>(self, path: &str, handler: H) -> Self
+    where
+        H: Handler<T, S> + Describe<D>,
+        T: 'static,
+    {
+        self.route(Method::POST, path, handler)
+    }
+
+    /// `route(Method::PUT, ..)`.
+    pub fn put<H, T, D>(self, path: &str, handler: H) -> Self
+    where
+        H: Handler<T, S> + Describe<D>,
+        T: 'static,
+    {
+        self.route(Method::PUT, path, handler)
+    }
+
+    /// `route(Method::DELETE, ..)`.
+    pub fn delete<H, T, D>(self, path: &str, handler: H) -> Self
+    where
+        H: Handler<T, S> + Describe<D>,
+        T: 'static,
+    {
+        self.route(Method::DELETE, path, handler)
+    }
+
+    /// The table recorded so far.
+    pub fn table(&self) -> &RouteTable {
+        &self.table
+    }
+
+    /// The router and the table.
+    pub fn into_parts(self) -> (Router<S>, RouteTable) {
+        (self.router, self.table)
+    }
+}

@@ -1,0 +1,169 @@
+//! The attribute's arguments: one requirement plus `catalog = path` and `crate = path`, each
+//! set at most once.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::{ParseStream, Parser};
+use syn::{LitStr, Path, Token};
+
+use crate::expr::{self, Expr};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Permission,
+    AnyPermission,
+    Role,
+}
+
+impl Kind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Permission => "require_permission",
+            Kind::AnyPermission => "require_any_permission",
+            Kind::Role => "require_role",
+        }
+    }
+
+    pub(crate) fn from_attr_name(name: &str) -> Option<Kind> {
+        match name {
+            "require_permission" => Some(Kind::Permission),
+            "require_any_permission" => Some(Kind::AnyPermission),
+            "require_role" => Some(Kind::Role),
+            _ => None,
+        }
+    }
+
+    fn example(self) -> &'static str {
+        match self {
+            Kind::Permission => "#[require_permission(\"model:run\")]",
+            Kind::AnyPermission => "#[require_any_permission(\"data:write\", \"model:deploy\")]",
+            Kind::Role => "#[require_role(\"admin\")]",
+        }
+    }
+}
+
+mod kw {
+    syn::custom_keyword!(catalog);
+}
+
+pub(crate) struct Args {
+    pub(crate) requirement: Expr,
+    pub(crate) catalog: Option<Path>,
+    pub(crate) krate: Option<Path>,
+}
+
+fn set_once<T>(slot: &mut Option<T>, value: T, name: &str, span: Span) -> syn::Result<()> {
+    if slot.is_some() {
+        return Err(syn::Error::new(
+            span,
+            format!("duplicate argument `{name}`: it may be given once"),
+        ));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+const VALID: &str = "`catalog = path::to::Catalog` and `crate = path`";
+
+impl Args {
+    pub(crate) fn parse(kind: Kind, tokens: TokenStream, call_site: Span) -> syn::Result<Self> {
+        let parser = move |input: ParseStream<'_>| Self::parse_inner(kind, input, call_site);
+        parser.parse2(tokens)
+    }
+
+    fn parse_inner(kind: Kind, input: ParseStream<'_>, call_site: Span) -> syn::Result<Self> {
+        let mut requirements: Vec<Expr> = Vec::new();
+        let mut catalog = None;
+        let mut krate = None;
+        while !input.is_empty() {
+            if input.peek(kw::catalog) && input.peek2(Token![=]) {
+                let key: kw::catalog = input.parse()?;
+                input.parse::<Token![=]>()?;
+                let path: Path = input.parse()?;
+                set_once(&mut catalog, path, "catalog", key.span)?;
+            } else if input.peek(Token![crate]) && input.peek2(Token![=]) {
+                let key: Token![crate] = input.parse()?;
+                input.parse::<Token![=]>()?;
+                let path: Path = input.parse()?;
+                set_once(&mut krate, path, "crate", key.span)?;
+            } else if input.peek(syn::Ident) && input.peek2(Token![=]) {
+                let key: syn::Ident = input.parse()?;
+                return Err(syn::Error::new(
+                    key.span(),
+                    format!(
+                        "unknown argument `{key}`: `{}` takes a requirement, {VALID}",
+                        kind.name()
+                    ),
+                ));
+            } else {
+                match kind {
+                    Kind::Role => {
+                        let lit: LitStr = input.parse().map_err(|e| {
+                            syn::Error::new(
+                                e.span(),
+                                format!("expected a role name string, as in {}", kind.example()),
+                            )
+                        })?;
+                        if let Err(m) = crate::grammar::check_role_name(&lit.value()) {
+                            return Err(syn::Error::new_spanned(&lit, m));
+                        }
+                        requirements.push(Expr::Role(lit));
+                    }
+                    Kind::AnyPermission => {
+                        let lit: LitStr = input.parse().map_err(|e| {
+                            syn::Error::new(
+                                e.span(),
+                                format!("expected a permission string, as in {}", kind.example()),
+                            )
+                        })?;
+                        expr::check_permission(&lit)?;
+                        requirements.push(Expr::Permission(lit));
+                    }
+                    Kind::Permission => {
+                        let e: Expr = input.parse()?;
+                        if !requirements.is_empty() {
+                            return Err(syn::Error::new(
+                                e.span(),
+                                "`require_permission` takes one requirement: combine several with \
+                                 `all(..)` or `any(..)`, or stack attributes (they all apply)",
+                            ));
+                        }
+                        requirements.push(e);
+                    }
+                }
+            }
+            if input.is_empty() {
+                break;
+            }
+            input.parse::<Token![,]>()?;
+        }
+        let requirement = match (kind, requirements.len()) {
+            (_, 0) => {
+                return Err(syn::Error::new(
+                    call_site,
+                    format!("`{}` needs a requirement, as in {}", kind.name(), kind.example()),
+                ));
+            }
+            (Kind::AnyPermission, n) if n > expr::MAX_OPERANDS => {
+                return Err(syn::Error::new(
+                    call_site,
+                    format!("at most {} permissions", expr::MAX_OPERANDS),
+                ));
+            }
+            (Kind::AnyPermission, _) => Expr::Any(call_site, requirements),
+            (Kind::Role, 1) => requirements.pop().expect("one"),
+            (Kind::Role, _) => {
+                return Err(syn::Error::new(
+                    requirements[1].span(),
+                    "`require_role` takes one role: stack attributes to require several, or use \
+                     `require_permission(any(role(\"a\"), role(\"b\")))`",
+                ));
+            }
+            (Kind::Permission, _) => requirements.pop().expect("one"),
+        };
+        Ok(Args {
+            requirement,
+            catalog,
+            krate,
+        })
+    }
+}
