@@ -126,7 +126,14 @@ fn generate(decl: &CatalogDecl) -> syn::Result<TokenStream> {
     for lit in &decl.permissions {
         let value = lit.value();
         if let Err(e) = grammar::parse(&value, false) {
-            push(syn::Error::new(lit.span(), e.message(&value)));
+            let message = if e.kind == grammar::GrammarErrorKind::WildcardNotAllowed {
+                format!(
+                    "`{value}` is a wildcard: a catalog declares concrete permissions; grant `{value}` to a role in the policy instead"
+                )
+            } else {
+                e.message(&value)
+            };
+            push(syn::Error::new(lit.span(), message));
             continue;
         }
         if seen.insert(value.clone(), lit).is_some() {
