@@ -47,7 +47,7 @@
 //!
 //! ```text
 //! async fn run_model(
-//!     _: ::authz_axum::__private::Guard<crate::Catalog,
+//!     _: ::authz_axum::__private::Guard<Catalog,
 //!            ::authz_axum::__private::Perm<{ /* index of "model:run" in Catalog */ }>>,
 //!     Path(id): Path<String>,
 //! )
@@ -57,8 +57,9 @@
 //! extraction, before any other extractor runs and before the request body is read. The return
 //! type is untouched (`impl IntoResponse`, `Result<_, _>` work). Several attributes on one
 //! handler are merged into one guard that requires all of them. Options:
-//! `catalog = path::to::Catalog` (default `crate::Catalog`; name the catalog where `catalog!`
-//! declared it, not through a `use` alias) and `crate = path` (default `::authz_axum`).
+//! `catalog = path::to::Catalog` (default: `Catalog`, whatever that name means where the handler
+//! is: `use crate::auth::Catalog;` is enough) and `crate = path` (default `::authz_axum`). The
+//! catalog must be declared in the same crate as the handlers.
 //! With axum's `#[debug_handler]`, put the authz attribute **first** (above it): axum's macro
 //! re-emits the handler inside its own checks and calls it with the original arity.
 //!

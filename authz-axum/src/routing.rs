@@ -81,6 +81,7 @@ pub struct RouteEntry {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteTable {
     entries: Vec<RouteEntry>,
+    checked_in_handlers: Vec<String>,
 }
 
 /// A problem [`RouteTable::lint`] found.
@@ -268,6 +269,17 @@ impl<S: Clone + Send + Sync + 'static> AuditedRouter<S> {
         T: 'static,
     {
         self.route(Method::DELETE, path, handler)
+    }
+
+    /// Records permissions that handlers check themselves (resource-level checks such as
+    /// "owner, or `report:read_any`"), so that the lint does not report them as unused.
+    pub fn checked_in_handlers<I, P>(mut self, permissions: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        self.table.checked_in_handlers.extend(permissions.into_iter().map(Into::into));
+        self
     }
 
     /// The table recorded so far.

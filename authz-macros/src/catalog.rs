@@ -234,8 +234,10 @@ fn generate(decl: &CatalogDecl) -> syn::Result<TokenStream> {
                 #krate::__private::unknown_role!($other, [#(#role_names),*])
             };
         }
+        // The checker shares the catalog's name (macro namespace), so whatever path or `use`
+        // names the catalog also names its checker.
         #[doc(hidden)]
         #[allow(unused_imports)]
-        pub(crate) use #checker;
+        pub(crate) use #checker as #name;
     })
 }

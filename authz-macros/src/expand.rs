@@ -8,18 +8,19 @@
 //! ```ignore
 //! async fn run_model(
 //!     _: ::authz_axum::__private::Guard<
-//!         crate::Catalog,
-//!         ::authz_axum::__private::Perm<{ crate::__authz_catalog_Catalog!(@permission "model:run") }>,
+//!         Catalog,
+//!         ::authz_axum::__private::Perm<{ Catalog!(@permission "model:run") }>,
 //!     >,
 //!     Path(id): Path<String>,
 //! ) -> impl IntoResponse { .. }
 //! ```
 //! The guard is the first extractor, so it runs before any other (and before the body is read).
-//! The catalog's checker macro turns the literal into its index, or into a compile error with a
-//! suggestion when the catalog does not declare it.
+//! The catalog's checker macro (which `catalog!` declares under the catalog's own name, in the
+//! macro namespace) turns the literal into its index, or into a compile error with a suggestion
+//! when the catalog does not declare it.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{quote, quote_spanned};
 use syn::{Attribute, ItemFn, Path, parse_quote};
 
 use crate::ast;
@@ -114,9 +115,11 @@ fn build(kind: Kind, args: TokenStream, item: &mut ItemFn) -> syn::Result<TokenS
     if let Some(e) = errors {
         return Err(e);
     }
-    let catalog: Path = catalog.unwrap_or_else(|| parse_quote!(crate::Catalog));
+    let catalog: Path = catalog.unwrap_or_else(|| parse_quote!(Catalog));
     let krate: Path = krate.unwrap_or_else(|| parse_quote!(::authz_axum));
-    let checker = checker_path(&catalog);
+    // `catalog!` puts its checker macro in the macro namespace under the catalog's own name, so
+    // the path (or `use`) that names the catalog type names the checker too.
+    let checker = catalog.clone();
     let mut requirements: Vec<TokenStream> = parsed
         .iter()
         .map(|a| requirement_type(&a.requirement, &checker, &krate))
@@ -131,16 +134,6 @@ fn build(kind: Kind, args: TokenStream, item: &mut ItemFn) -> syn::Result<TokenS
     };
     item.sig.inputs.insert(0, guard);
     Ok(quote!(#item))
-}
-
-/// `crate::auth::Catalog` → `crate::auth::__authz_catalog_Catalog`.
-fn checker_path(catalog: &Path) -> Path {
-    let mut path = catalog.clone();
-    if let Some(last) = path.segments.last_mut() {
-        last.ident = format_ident!("__authz_catalog_{}", last.ident);
-        last.arguments = syn::PathArguments::None;
-    }
-    path
 }
 
 fn requirement_type(expr: &Expr, checker: &Path, krate: &Path) -> TokenStream {

@@ -37,7 +37,7 @@ pub fn catalog(input: TokenStream) -> TokenStream {
 }
 
 /// Requires a permission expression: `"resource:action"`, `any(...)`, `all(...)`, `not(...)`,
-/// `role("name")`, nested. Options: `catalog = path` (default `crate::Catalog`),
+/// `role("name")`, nested. Options: `catalog = path` (default: `Catalog`, as in scope),
 /// `crate = path` (default `::authz_axum`).
 #[proc_macro_attribute]
 pub fn require_permission(args: TokenStream, item: TokenStream) -> TokenStream {

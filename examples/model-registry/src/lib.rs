@@ -1,0 +1,203 @@
+//! The model registry as a library, so that tests can start it in-process on `127.0.0.1:0`.
+//! The binary (`src/main.rs`) is a thin wrapper around [`start`].
+
+pub mod catalog;
+pub mod config;
+pub mod handlers;
+pub mod issuer;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use authz_axum::core::jwt::{Algorithm, AlgorithmSet, JwtAuthenticator, JwtVerifier};
+use authz_axum::core::{Catalog as _, Policy};
+use authz_axum::cors::CorsPolicy;
+use authz_axum::jwks::{JwksOptions, RemoteJwks};
+use authz_axum::{AuditedRouter, AuthLayer, Authenticator, KeySource, RejectionConfig};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Method;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub use config::Config;
+pub use issuer::DemoClient;
+
+use crate::catalog::Catalog;
+use crate::handlers::AppState;
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Why the service did not start; the message names the setting.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A running service.
+pub struct Server {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The `iss` it expects.
+    pub issuer: String,
+    /// The built-in dev issuer's demo clients (empty with an outside identity provider).
+    pub clients: Vec<DemoClient>,
+    /// The authenticator (for its cache counters).
+    pub authenticator: Arc<Authenticator>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// `http://{addr}`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The demo client with this id.
+    pub fn client(&self, id: &str) -> Option<&DemoClient> {
+        self.clients.iter().find(|c| c.id == id)
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    /// Waits until the server stops (it stops on Ctrl-C in the binary).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, StartError> {
+    names
+        .iter()
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            n.parse::<Algorithm>().map_err(|e| StartError(format!("AUTHZ_ALGORITHMS: {n:?}: {e}")))
+        })
+        .collect()
+}
+
+/// Loads the policy: `path` if given, else the built-in `policy.toml`.
+pub fn load_policy(path: Option<&std::path::Path>) -> Result<Policy, StartError> {
+    let catalog = Arc::new(Catalog::catalog().clone());
+    let policy = match path {
+        Some(p) => Policy::from_toml_file(p, catalog),
+        None => Policy::from_toml_str(
+            include_str!("../policy.toml"),
+            catalog,
+            Some("examples/model-registry/policy.toml (built in)".into()),
+        ),
+    };
+    policy.map_err(|e| StartError(e.to_string()))
+}
+
+/// Binds, builds and starts the service; returns once it accepts requests and (with the dev
+/// issuer) its own keys are loaded.
+pub async fn start(config: Config) -> Result<Server, StartError> {
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| StartError(format!("AUTHZ_BIND {}: cannot listen: {e}", config.bind)))?;
+    let mut addr = listener.local_addr().map_err(|e| StartError(e.to_string()))?;
+    let local = if addr.ip().is_unspecified() { SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()) } else { addr };
+    let algorithms = parse_algorithms(&config.algorithms)?;
+    let allowed: AlgorithmSet = algorithms.iter().copied().collect();
+    let dev = config.jwks_url.is_none();
+    let issuer_url = match (&config.issuer, dev) {
+        (Some(i), _) => i.clone(),
+        (None, true) => format!("http://{local}"),
+        (None, false) => {
+            return Err(StartError("AUTHZ_ISSUER is required when AUTHZ_JWKS_URL names an outside provider".into()));
+        }
+    };
+    if dev && !allowed.contains(Algorithm::ES256) {
+        return Err(StartError("the built-in dev issuer signs with ES256: keep ES256 in AUTHZ_ALGORITHMS".into()));
+    }
+    let policy = Arc::new(load_policy(config.policy.as_deref())?);
+    let verifier = JwtVerifier::builder(issuer_url.clone(), config.audience.clone(), algorithms)
+        .build()
+        .map_err(|e| StartError(format!("token verification settings: {e}")))?;
+    let jwks_url = config.jwks_url.clone().unwrap_or_else(|| format!("http://{local}/.well-known/jwks.json"));
+    let jwks = RemoteJwks::new(&jwks_url, allowed, JwksOptions::default())
+        .map_err(|e| StartError(format!("AUTHZ_JWKS_URL: {e}")))?;
+    let authenticator =
+        Arc::new(Authenticator::new(JwtAuthenticator::new(verifier, policy.clone()), KeySource::Remote(jwks.clone())));
+
+    let state = AppState::new();
+    let (api, table) = AuditedRouter::new()
+        .public(Method::GET, "/healthz", handlers::healthz)
+        .get("/me", handlers::me)
+        .get("/datasets", handlers::list_datasets)
+        .post("/datasets", handlers::create_dataset)
+        .post("/models/{id}/run", handlers::run_model)
+        .post("/models/{id}/deploy", handlers::deploy_model)
+        .post("/reports", handlers::create_report)
+        .get("/reports/{id}", handlers::get_report)
+        .post("/payments", handlers::create_payment)
+        .post("/payments/{id}/approve", handlers::approve_payment)
+        .get("/routes", handlers::routes)
+        .checked_in_handlers(["report:read_any"])
+        .into_parts();
+    for finding in table.lint(&policy) {
+        tracing::warn!(%finding, "policy lint");
+    }
+    *state.inner.routes.write().expect("lock") = table;
+
+    let mut app: Router = api.with_state(state);
+    let mut clients = Vec::new();
+    if dev {
+        let (issuer, demo) = issuer::DevIssuer::new(issuer_url.clone(), config.audience.clone());
+        clients = demo;
+        let issuer_routes = Router::new()
+            .route("/.well-known/openid-configuration", get(issuer::discovery))
+            .route("/.well-known/jwks.json", get(issuer::jwks))
+            .route("/oauth/token", post(issuer::token))
+            .with_state(Arc::new(issuer));
+        app = app.merge(issuer_routes);
+    }
+    let mut app = app
+        .layer(AuthLayer::new(authenticator.clone()).with_rejections(
+            RejectionConfig::new("model-registry").map_err(|e| StartError(e.to_string()))?,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+    if !config.cors_origins.is_empty() {
+        let cors = CorsPolicy::new()
+            .allow_origins(config.cors_origins.iter().filter(|o| !o.trim().is_empty()).cloned())
+            .build()
+            .map_err(|e| StartError(format!("AUTHZ_CORS_ORIGINS: {e}")))?;
+        app = app.layer(cors);
+    }
+    let app = app.layer(authz_axum::sensitive_headers_layer());
+
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = rx.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    });
+    addr.set_ip(local.ip());
+    if let Err(e) = jwks.start().await {
+        if dev {
+            return Err(StartError(format!("the dev issuer's own JWKS could not be loaded: {e}")));
+        }
+        tracing::warn!(error = %e, url = %jwks_url, "JWKS not loaded yet: requests get 503 until it is");
+    }
+    Ok(Server { addr, issuer: issuer_url, clients, authenticator, shutdown: Some(tx), task })
+}
