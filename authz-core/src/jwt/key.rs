@@ -28,7 +28,7 @@ const JWK_B64: GeneralPurpose = GeneralPurpose::new(
 );
 
 enum Material {
-    Hmac(hmac::Key),
+    Hmac(Box<hmac::Key>),
     Public(signature::ParsedPublicKey),
 }
 
@@ -116,7 +116,7 @@ impl VerificationKey {
         Ok(Self {
             kid: None,
             alg,
-            material: Material::Hmac(hmac::Key::new(h, secret)),
+            material: Material::Hmac(Box::new(hmac::Key::new(h, secret))),
         })
     }
 

@@ -211,7 +211,7 @@ impl JwtVerifier {
             Some(Value::String(s)) => s.clone(),
             Some(_) => return Err(E::InvalidClaim("iss").into()),
         };
-        if !self.issuers.iter().any(|i| *i == iss) {
+        if !self.issuers.contains(&iss) {
             return Err(E::InvalidIssuer.into());
         }
         let audience_ok = match claims.get("aud") {

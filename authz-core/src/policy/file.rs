@@ -146,14 +146,18 @@ impl Policy {
         builder.build()
     }
 
-    /// The policy as a TOML document that [`Policy::from_toml_str`] reads back.
+    /// The policy as a TOML document that [`Policy::from_toml_str`] reads back (roles sorted by
+    /// name, grants and inheritance as declared).
     pub fn to_toml(&self) -> String {
         fn list(items: &[String]) -> String {
             let quoted: Vec<String> = items.iter().map(|s| toml_string(s)).collect();
             format!("[{}]", quoted.join(", "))
         }
         let mut out = String::new();
-        for role in &self.roles {
+        // Roles sorted by name: the canonical form does not depend on declaration order.
+        let mut roles: Vec<_> = self.roles.iter().collect();
+        roles.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        for role in roles {
             let spec = &role.spec;
             out.push_str(&format!("[roles.{}]\n", toml_string(&spec.name)));
             if let Some(d) = &spec.description {
