@@ -278,7 +278,9 @@ impl<S: Clone + Send + Sync + 'static> AuditedRouter<S> {
         I: IntoIterator<Item = P>,
         P: Into<String>,
     {
-        self.table.checked_in_handlers.extend(permissions.into_iter().map(Into::into));
+        self.table
+            .checked_in_handlers
+            .extend(permissions.into_iter().map(Into::into));
         self
     }
 

@@ -17,7 +17,11 @@ fn seed_policy() -> (Arc<PermissionCatalog>, Policy) {
     let policy = Policy::builder(catalog.clone())
         .role(RoleSpec::new("viewer").grant("data:read"))
         .role(RoleSpec::new("analyst").inherits("viewer").grant("model:run"))
-        .role(RoleSpec::new("admin").inherits("analyst").grants(["data:write", "model:deploy"]))
+        .role(
+            RoleSpec::new("admin")
+                .inherits("analyst")
+                .grants(["data:write", "model:deploy"]),
+        )
         .build()
         .expect("policy");
     (catalog, policy)
@@ -29,12 +33,17 @@ fn naive_table() -> HashMap<String, HashSet<String>> {
     let set = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<HashSet<_>>();
     m.insert("viewer".to_string(), set(&["data:read"]));
     m.insert("analyst".to_string(), set(&["data:read", "model:run"]));
-    m.insert("admin".to_string(), set(&["data:read", "data:write", "model:run", "model:deploy"]));
+    m.insert(
+        "admin".to_string(),
+        set(&["data:read", "data:write", "model:run", "model:deploy"]),
+    );
     m
 }
 
 fn naive_check(table: &HashMap<String, HashSet<String>>, roles: &[String], permission: &str) -> bool {
-    roles.iter().any(|r| table.get(r).is_some_and(|s| s.contains(permission)))
+    roles
+        .iter()
+        .any(|r| table.get(r).is_some_and(|s| s.contains(permission)))
 }
 
 fn check(c: &mut Criterion) {
@@ -45,8 +54,12 @@ fn check(c: &mut Criterion) {
     let table = naive_table();
     let roles = vec!["analyst".to_string(), "viewer".to_string()];
     let mut g = c.benchmark_group("permission_check");
-    g.bench_function("authz_bitset/allowed", |b| b.iter(|| black_box(&principal).can(black_box(run))));
-    g.bench_function("authz_bitset/denied", |b| b.iter(|| black_box(&principal).can(black_box(deploy))));
+    g.bench_function("authz_bitset/allowed", |b| {
+        b.iter(|| black_box(&principal).can(black_box(run)))
+    });
+    g.bench_function("authz_bitset/denied", |b| {
+        b.iter(|| black_box(&principal).can(black_box(deploy)))
+    });
     g.bench_function("naive_hashmap/allowed", |b| {
         b.iter(|| naive_check(black_box(&table), black_box(&roles), black_box("model:run")))
     });
@@ -60,7 +73,9 @@ fn resolution(c: &mut Criterion) {
     let (_, policy) = seed_policy();
     let roles = ["analyst", "viewer"];
     let mut g = c.benchmark_group("role_resolution");
-    g.bench_function("resolve(analyst, viewer)", |b| b.iter(|| policy.resolve(black_box(roles))));
+    g.bench_function("resolve(analyst, viewer)", |b| {
+        b.iter(|| policy.resolve(black_box(roles)))
+    });
     g.bench_function("principal_from_roles", |b| {
         b.iter(|| Principal::for_testing("u", black_box(roles), &policy))
     });
@@ -76,7 +91,9 @@ fn policy_load(c: &mut Criterion) {
         if r > 0 {
             toml.push_str(&format!("inherits = [\"role{}\"]\n", r / 2));
         }
-        let grants: Vec<String> = (0..5).map(|k| format!("\"{}\"", permissions[(r * 7 + k * 13) % 200])).collect();
+        let grants: Vec<String> = (0..5)
+            .map(|k| format!("\"{}\"", permissions[(r * 7 + k * 13) % 200]))
+            .collect();
         toml.push_str(&format!("grants = [{}]\n\n", grants.join(", ")));
     }
     let mut g = c.benchmark_group("policy_load");

@@ -28,12 +28,27 @@ fn multiple_inheritance_and_wildcards() {
     let policy = Policy::builder(seed())
         .role(RoleSpec::new("viewer").grant("data:read"))
         .role(RoleSpec::new("runner").grant("model:run"))
-        .role(RoleSpec::new("analyst").inherits("viewer").inherits("runner").grant("report:create"))
-        .role(RoleSpec::new("admin").inherits("analyst").grants(["data:*", "model:*"]))
+        .role(
+            RoleSpec::new("analyst")
+                .inherits("viewer")
+                .inherits("runner")
+                .grant("report:create"),
+        )
+        .role(
+            RoleSpec::new("admin")
+                .inherits("analyst")
+                .grants(["data:*", "model:*"]),
+        )
         .build()
         .unwrap();
     let admin = policy.resolve(["admin"]);
-    for p in ["data:read", "data:write", "model:run", "model:deploy", "report:create"] {
+    for p in [
+        "data:read",
+        "data:write",
+        "model:run",
+        "model:deploy",
+        "report:create",
+    ] {
         assert!(admin.contains_name(p), "{p}");
     }
     assert!(!admin.contains_name("payment:initiate"));
@@ -70,8 +85,20 @@ fn separation_of_duties_names_role_pair_and_paths() {
     assert_eq!(problem.role.as_deref(), Some("supervisor"));
     match &problem.kind {
         ProblemKind::SeparationOfDuties { first, second } => {
-            assert_eq!(first, &("payment:initiate".to_string(), vec!["supervisor".into(), "clerk".into()]));
-            assert_eq!(second, &("payment:approve".to_string(), vec!["supervisor".into(), "approver".into()]));
+            assert_eq!(
+                first,
+                &(
+                    "payment:initiate".to_string(),
+                    vec!["supervisor".into(), "clerk".into()]
+                )
+            );
+            assert_eq!(
+                second,
+                &(
+                    "payment:approve".to_string(),
+                    vec!["supervisor".into(), "approver".into()]
+                )
+            );
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -90,7 +117,10 @@ fn principal_combining_conflicting_roles_gets_neither_side() {
     let r = policy.resolve(["clerk", "approver", "viewer"]);
     assert!(!r.contains_name("payment:initiate") && !r.contains_name("payment:approve"));
     assert!(r.contains_name("data:read"));
-    assert_eq!(r.withheld, vec![("payment:initiate".to_string(), "payment:approve".to_string())]);
+    assert_eq!(
+        r.withheld,
+        vec![("payment:initiate".to_string(), "payment:approve".to_string())]
+    );
 }
 
 #[test]
@@ -102,18 +132,33 @@ fn toml_errors_name_file_line_role_and_permission() {
     assert!(msg.contains("policy.toml:5: role `analyst`: inherits `viewr`, which is not a role of this policy (did you mean `viewer`?)"), "{msg}");
     assert_eq!(err.problems().len(), 2);
 
-    let dup = Policy::from_toml_str("[roles.a]\ngrants = []\n[roles.a]\ngrants = []\n", seed(), Some("p.toml".into()))
-        .unwrap_err();
+    let dup = Policy::from_toml_str(
+        "[roles.a]\ngrants = []\n[roles.a]\ngrants = []\n",
+        seed(),
+        Some("p.toml".into()),
+    )
+    .unwrap_err();
     assert!(dup.to_string().contains("p.toml:3"), "{dup}");
 
-    let unknown_field = Policy::from_toml_str("[roles.a]\ngrant = [\"data:read\"]\n", seed(), None).unwrap_err();
+    let unknown_field =
+        Policy::from_toml_str("[roles.a]\ngrant = [\"data:read\"]\n", seed(), None).unwrap_err();
     assert!(unknown_field.to_string().contains("line 2"), "{unknown_field}");
 
-    let twice = Policy::from_toml_str("[roles.a]\ngrants = [\"data:read\", \"data:read\"]\n", seed(), None).unwrap_err();
+    let twice = Policy::from_toml_str(
+        "[roles.a]\ngrants = [\"data:read\", \"data:read\"]\n",
+        seed(),
+        None,
+    )
+    .unwrap_err();
     assert!(twice.to_string().contains("grants `data:read` twice"), "{twice}");
 
     let bad_wild = Policy::from_toml_str("[roles.a]\ngrants = [\"nothing:*\"]\n", seed(), None).unwrap_err();
-    assert!(bad_wild.to_string().contains("no permission of resource `nothing`"), "{bad_wild}");
+    assert!(
+        bad_wild
+            .to_string()
+            .contains("no permission of resource `nothing`"),
+        "{bad_wild}"
+    );
 }
 
 #[test]
@@ -141,18 +186,41 @@ fn explain_and_redundancy() {
     let p = Principal::for_testing("u", ["analyst", "reader"], &policy);
     let e = policy.explain(p.roles(), "data:read");
     assert!(e.granted);
-    assert_eq!(e.via, vec![vec!["analyst".to_string(), "viewer".into()], vec!["reader".into()]]);
+    assert_eq!(
+        e.via,
+        vec![
+            vec!["analyst".to_string(), "viewer".into()],
+            vec!["reader".into()]
+        ]
+    );
     assert!(!policy.explain(p.roles(), "model:deploy").granted);
     let findings = policy.redundant_roles();
-    assert!(findings.contains(&Redundancy::Duplicate { role: "reader".into(), of: "viewer".into() }));
-    assert!(findings.contains(&Redundancy::Superset { role: "power".into(), of: "analyst".into(), inherits: false }));
-    assert!(findings.contains(&Redundancy::Superset { role: "analyst".into(), of: "viewer".into(), inherits: true }));
+    assert!(findings.contains(&Redundancy::Duplicate {
+        role: "reader".into(),
+        of: "viewer".into()
+    }));
+    assert!(findings.contains(&Redundancy::Superset {
+        role: "power".into(),
+        of: "analyst".into(),
+        inherits: false
+    }));
+    assert!(findings.contains(&Redundancy::Superset {
+        role: "analyst".into(),
+        of: "viewer".into(),
+        inherits: true
+    }));
 }
 
 #[test]
 fn constraints_must_name_declared_permissions() {
-    let err = Policy::builder(seed()).separation_of_duties("payment:initate", "payment:approve").build().unwrap_err();
-    assert!(err.to_string().contains("did you mean `payment:initiate`"), "{err}");
+    let err = Policy::builder(seed())
+        .separation_of_duties("payment:initate", "payment:approve")
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("did you mean `payment:initiate`"),
+        "{err}"
+    );
 }
 
 // ---- property tests --------------------------------------------------------------------------
@@ -168,7 +236,11 @@ fn model() -> impl Strategy<Value = Model> {
     (1usize..150, 1usize..25).prop_flat_map(|(np, nr)| {
         let roles = (0..nr)
             .map(|i| {
-                let parents = if i == 0 { Just(vec![]).boxed() } else { prop::collection::vec(0..i, 0..3).boxed() };
+                let parents = if i == 0 {
+                    Just(vec![]).boxed()
+                } else {
+                    prop::collection::vec(0..i, 0..3).boxed()
+                };
                 (parents, prop::collection::vec(0..np, 0..6))
             })
             .collect::<Vec<_>>();

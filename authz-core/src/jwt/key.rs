@@ -120,6 +120,28 @@ impl VerificationKey {
         })
     }
 
+    pub(crate) fn hmac_unchecked(alg: Algorithm, secret: &[u8]) -> Result<Self, KeyError> {
+        let h = match alg {
+            Algorithm::HS256 => hmac::HMAC_SHA256,
+            Algorithm::HS384 => hmac::HMAC_SHA384,
+            Algorithm::HS512 => hmac::HMAC_SHA512,
+            _ => {
+                return Err(KeyError::Mismatch {
+                    alg,
+                    reason: "an HMAC secret needs HS256, HS384 or HS512".into(),
+                });
+            }
+        };
+        if secret.is_empty() {
+            return Err(KeyError::ShortSecret { alg, len: 0, min: 1 });
+        }
+        Ok(Self {
+            kid: None,
+            alg,
+            material: Material::Hmac(Box::new(hmac::Key::new(h, secret))),
+        })
+    }
+
     /// A public key in PEM (`PUBLIC KEY`, `RSA PUBLIC KEY`, or an X.509 certificate's key is not
     /// accepted: extract it first).
     pub fn from_pem(alg: Algorithm, pem: &[u8]) -> Result<Self, KeyError> {

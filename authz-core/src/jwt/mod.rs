@@ -23,6 +23,18 @@ mod key;
 mod mapping;
 mod verifier;
 
+/// Escape hatches that weaken a check. Never the default; each says what it costs.
+pub mod dangerous {
+    use super::{Algorithm, KeyError, VerificationKey};
+
+    /// An HMAC key shorter than RFC 7518 §3.2 requires (but not empty). A short secret can be
+    /// brute-forced offline from any one token; use this only to interoperate with test data
+    /// you cannot change.
+    pub fn short_hmac_key(alg: Algorithm, secret: &[u8]) -> Result<VerificationKey, KeyError> {
+        VerificationKey::hmac_unchecked(alg, secret)
+    }
+}
+
 pub use algorithm::{Algorithm, AlgorithmSet, KeyFamily, UnsupportedAlgorithm};
 pub use authenticator::{CacheStats, DEFAULT_CACHE_ENTRIES, JwtAuthenticator};
 pub use error::{ConfigError, JwtError, JwtErrorKind};

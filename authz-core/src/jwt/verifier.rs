@@ -165,6 +165,21 @@ impl JwtVerifier {
         ))
     }
 
+    /// Checks everything up to and including the signature (size, structure, `alg`, `crit`, key,
+    /// signature) but reads no claims: for JWS whose payload is not a JWT claim set. It returns
+    /// no claims, so it cannot be used to authenticate anyone.
+    pub fn verify_signature(&self, token: &str, keys: &KeySet) -> Result<TokenHeader, JwtError> {
+        let (parts, header) = self.split(token)?;
+        let key = keys.find(header.kid.as_deref(), header.alg)?;
+        let sig = b64(parts.signature)?;
+        if !key.verify(parts.signing_input.as_bytes(), &sig) {
+            return Err(E::InvalidSignature.into());
+        }
+        // The payload must still be strict base64url, even though it is not read.
+        b64(parts.payload)?;
+        Ok(header)
+    }
+
     /// Verifies `token` as of `now` (seconds since the Unix epoch).
     pub fn verify_at(&self, token: &str, keys: &KeySet, now: u64) -> Result<VerifiedToken, JwtError> {
         let (parts, header) = self.split(token)?;

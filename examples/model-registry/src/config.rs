@@ -27,7 +27,12 @@ pub struct Config {
     pub jwks_url: Option<String>,
 
     /// Comma-separated algorithm allowlist.
-    #[arg(long, env = "AUTHZ_ALGORITHMS", default_value = "ES256", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "AUTHZ_ALGORITHMS",
+        default_value = "ES256",
+        value_delimiter = ','
+    )]
     pub algorithms: Vec<String>,
 
     /// A policy file (TOML) replacing the built-in one.

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use authz_axum::RouteTable;
 use authz_axum::core::Catalog as _;
 use authz_axum::prelude::*;
-use authz_axum::RouteTable;
 use axum::Json;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{StatusCode, header};
@@ -33,7 +33,11 @@ impl AppState {
     pub(crate) fn new() -> Self {
         Self {
             inner: Arc::new(Inner {
-                datasets: RwLock::new(vec![Dataset { id: Uuid::new_v4(), name: "iris".into(), owner: "seed".into() }]),
+                datasets: RwLock::new(vec![Dataset {
+                    id: Uuid::new_v4(),
+                    name: "iris".into(),
+                    owner: "seed".into(),
+                }]),
                 reports: RwLock::new(HashMap::new()),
                 payments: RwLock::new(HashMap::new()),
                 routes: RwLock::new(RouteTable::default()),
@@ -71,20 +75,31 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonBody<
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let json_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap_or("").trim().to_ascii_lowercase().starts_with("application/json"));
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+        let json_type = req.headers().get(header::CONTENT_TYPE).map(|v| {
+            v.to_str()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonBody(T::default()));
         }
         if json_type == Some(false) {
-            return Err(problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send the body as application/json"));
+            return Err(problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the body as application/json",
+            ));
         }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|_| problem(StatusCode::BAD_REQUEST, "the body is not the expected JSON object"))
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|_| {
+            problem(
+                StatusCode::BAD_REQUEST,
+                "the body is not the expected JSON object",
+            )
+        })
     }
 }
 
@@ -96,7 +111,10 @@ pub(crate) fn problem(status: StatusCode, detail: &str) -> Response {
         "detail": detail,
     });
     let mut r = (status, body.to_string()).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, "application/problem+json".parse().expect("static"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        "application/problem+json".parse().expect("static"),
+    );
     r
 }
 
@@ -108,7 +126,11 @@ pub async fn healthz() -> &'static str {
 /// `GET /me`: any authenticated caller.
 pub async fn me(principal: Principal) -> Json<serde_json::Value> {
     let catalog = Catalog::catalog();
-    let permissions: Vec<&str> = principal.permissions().iter().map(|id| catalog.name(id)).collect();
+    let permissions: Vec<&str> = principal
+        .permissions()
+        .iter()
+        .map(|id| catalog.name(id))
+        .collect();
     Json(serde_json::json!({
         "subject": principal.subject(),
         "issuer": principal.issuer(),
@@ -160,7 +182,8 @@ pub struct RunRequest {
 /// `POST /models/{id}/run`
 #[require_permission("model:run")]
 pub async fn run_model(Path(id): Path<String>, JsonBody(body): JsonBody<RunRequest>) -> impl IntoResponse {
-    let run = serde_json::json!({ "model": id, "run": Uuid::new_v4(), "status": "queued", "input": body.input });
+    let run =
+        serde_json::json!({ "model": id, "run": Uuid::new_v4(), "status": "queued", "input": body.input });
     (StatusCode::ACCEPTED, Json(run))
 }
 
@@ -173,9 +196,15 @@ pub struct DeployRequest {
 
 /// `POST /models/{id}/deploy`
 #[require_permission("model:deploy")]
-pub async fn deploy_model(Path(id): Path<String>, JsonBody(body): JsonBody<DeployRequest>) -> impl IntoResponse {
+pub async fn deploy_model(
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<DeployRequest>,
+) -> impl IntoResponse {
     let env = body.environment.unwrap_or_else(|| "staging".into());
-    (StatusCode::ACCEPTED, Json(serde_json::json!({ "model": id, "environment": env, "status": "deploying" })))
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "model": id, "environment": env, "status": "deploying" })),
+    )
 }
 
 /// Body of `POST /reports`.
@@ -197,18 +226,30 @@ pub async fn create_report(
         owner: principal.subject().to_string(),
         title: body.title.unwrap_or_else(|| "untitled".into()),
     };
-    app.inner.reports.write().expect("lock").insert(report.id, report.clone());
+    app.inner
+        .reports
+        .write()
+        .expect("lock")
+        .insert(report.id, report.clone());
     (StatusCode::CREATED, Json(serde_json::json!({ "id": report.id })))
 }
 
 /// `GET /reports/{id}`: the owner, or `report:read_any`. Anyone else gets the same 404 as for
 /// a report that does not exist (no existence leak: the IDOR defence).
-pub async fn get_report(principal: Principal, State(app): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn get_report(
+    principal: Principal,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
     let not_found = || problem(StatusCode::NOT_FOUND, "no such report");
-    let Ok(id) = Uuid::parse_str(&id) else { return not_found() };
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return not_found();
+    };
     let report = app.inner.reports.read().expect("lock").get(&id).cloned();
     match report {
-        Some(r) if r.owner == principal.subject() || principal.can(Catalog::REPORT_READ_ANY) => Json(r).into_response(),
+        Some(r) if r.owner == principal.subject() || principal.can(Catalog::REPORT_READ_ANY) => {
+            Json(r).into_response()
+        }
         _ => not_found(),
     }
 }
@@ -233,19 +274,34 @@ pub async fn create_payment(
         amount: body.amount.unwrap_or(0),
         approved_by: None,
     };
-    app.inner.payments.write().expect("lock").insert(payment.id, payment.clone());
+    app.inner
+        .payments
+        .write()
+        .expect("lock")
+        .insert(payment.id, payment.clone());
     (StatusCode::CREATED, Json(serde_json::json!({ "id": payment.id })))
 }
 
 /// `POST /payments/{id}/approve`: dynamic separation of duties, the initiator may not approve.
 #[require_permission("payment:approve")]
-pub async fn approve_payment(principal: Principal, State(app): State<AppState>, Path(id): Path<String>) -> Response {
-    let Ok(id) = Uuid::parse_str(&id) else { return problem(StatusCode::NOT_FOUND, "no such payment") };
+pub async fn approve_payment(
+    principal: Principal,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return problem(StatusCode::NOT_FOUND, "no such payment");
+    };
     let mut payments = app.inner.payments.write().expect("lock");
-    let Some(payment) = payments.get_mut(&id) else { return problem(StatusCode::NOT_FOUND, "no such payment") };
+    let Some(payment) = payments.get_mut(&id) else {
+        return problem(StatusCode::NOT_FOUND, "no such payment");
+    };
     if payment.initiator == principal.subject() {
         tracing::debug!(subject = %principal.subject(), "approval denied: separation of duties");
-        return problem(StatusCode::FORBIDDEN, "separation of duties: whoever initiated a payment may not approve it");
+        return problem(
+            StatusCode::FORBIDDEN,
+            "separation of duties: whoever initiated a payment may not approve it",
+        );
     }
     if payment.approved_by.is_some() {
         return problem(StatusCode::CONFLICT, "the payment is already approved");

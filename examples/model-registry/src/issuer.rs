@@ -34,7 +34,11 @@ pub struct DemoClient {
 
 impl std::fmt::Debug for DemoClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DemoClient").field("id", &self.id).field("secret", &"<redacted>").field("roles", &self.roles).finish()
+        f.debug_struct("DemoClient")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .field("roles", &self.roles)
+            .finish()
     }
 }
 
@@ -62,7 +66,9 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 
 fn random_secret() -> String {
     let mut bytes = [0u8; 32];
-    aws_lc_rs::rand::SystemRandom::new().fill(&mut bytes).expect("the OS random generator works");
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the OS random generator works");
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
@@ -71,8 +77,10 @@ impl DevIssuer {
     /// role (plus `alice`, who holds both payment roles and must pick one per token).
     pub fn new(issuer: String, audience: String) -> (Self, Vec<DemoClient>) {
         let rng = aws_lc_rs::rand::SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("P-256 key generation");
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).expect("fresh key parses");
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .expect("P-256 key generation");
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+            .expect("fresh key parses");
         let point = pair.public_key().as_ref().to_vec(); // 0x04 || x || y
         let (x, y) = (&point[1..33], &point[33..65]);
         let kid = URL_SAFE_NO_PAD.encode(&sha256(&point)[..12]);
@@ -101,9 +109,27 @@ impl DevIssuer {
             .collect();
         let clients = demo
             .iter()
-            .map(|c| (c.id.clone(), RegisteredClient { secret_hash: sha256(c.secret.as_bytes()), roles: c.roles.clone() }))
+            .map(|c| {
+                (
+                    c.id.clone(),
+                    RegisteredClient {
+                        secret_hash: sha256(c.secret.as_bytes()),
+                        roles: c.roles.clone(),
+                    },
+                )
+            })
             .collect();
-        (Self { issuer, audience, kid, signing_key, jwks, clients }, demo)
+        (
+            Self {
+                issuer,
+                audience,
+                kid,
+                signing_key,
+                jwks,
+                clients,
+            },
+            demo,
+        )
     }
 
     /// The issuer URL (`iss`).
@@ -131,7 +157,10 @@ impl DevIssuer {
 
     /// Signs an access token for `subject` with `roles`.
     pub fn issue(&self, subject: &str, roles: &[String]) -> String {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
         header.kid = Some(self.kid.clone());
         header.typ = Some("at+jwt".into());
@@ -164,7 +193,10 @@ pub async fn discovery(State(issuer): State<Arc<DevIssuer>>) -> Json<serde_json:
 /// `GET /.well-known/jwks.json`
 pub async fn jwks(State(issuer): State<Arc<DevIssuer>>) -> Response {
     let mut r = Json(issuer.jwks.clone()).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     r
 }
 
@@ -178,16 +210,26 @@ pub struct TokenRequest {
 }
 
 fn oauth_error(status: StatusCode, error: &'static str, description: &'static str, basic: bool) -> Response {
-    let mut r = (status, Json(serde_json::json!({ "error": error, "error_description": description }))).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let mut r = (
+        status,
+        Json(serde_json::json!({ "error": error, "error_description": description })),
+    )
+        .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if basic {
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"model-registry\""));
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"model-registry\""),
+        );
     }
     r
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, ()> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
     let value = value.to_str().map_err(|_| ())?;
     let (scheme, rest) = value.split_once(' ').ok_or(())?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -222,10 +264,21 @@ fn form_urlencoded_decode(s: &str) -> String {
 
 /// `POST /oauth/token`: the client-credentials grant. Client authentication by HTTP Basic or
 /// by form fields (never both); secrets compared in constant time; responses `no-store`.
-pub async fn token(State(issuer): State<Arc<DevIssuer>>, headers: HeaderMap, Form(req): Form<TokenRequest>) -> Response {
+pub async fn token(
+    State(issuer): State<Arc<DevIssuer>>,
+    headers: HeaderMap,
+    Form(req): Form<TokenRequest>,
+) -> Response {
     let basic = match basic_credentials(&headers) {
         Ok(b) => b,
-        Err(()) => return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "malformed client authentication", true),
+        Err(()) => {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "malformed client authentication",
+                true,
+            );
+        }
     };
     let used_basic = basic.is_some();
     let (id, secret) = match (basic, req.client_id, req.client_secret) {
@@ -239,11 +292,23 @@ pub async fn token(State(issuer): State<Arc<DevIssuer>>, headers: HeaderMap, For
         }
         (Some(pair), None, None) => pair,
         (None, Some(id), Some(secret)) => (id, secret),
-        _ => return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication required", true),
+        _ => {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication required",
+                true,
+            );
+        }
     };
     let Some(client) = issuer.authenticate_client(&id, &secret) else {
         tracing::debug!(client_id = %id, "token request refused: bad client credentials");
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed", used_basic);
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+            used_basic,
+        );
     };
     if req.grant_type.as_deref() != Some("client_credentials") {
         return oauth_error(
@@ -256,9 +321,18 @@ pub async fn token(State(issuer): State<Arc<DevIssuer>>, headers: HeaderMap, For
     let roles: Vec<String> = match req.scope.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => client.roles.clone(),
         Some(scope) => {
-            let asked: Vec<String> = scope.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect();
+            let asked: Vec<String> = scope
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
             if asked.iter().any(|r| !client.roles.contains(r)) {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", "the client may not receive that role", false);
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    "the client may not receive that role",
+                    false,
+                );
             }
             asked
         }
@@ -271,7 +345,9 @@ pub async fn token(State(issuer): State<Arc<DevIssuer>>, headers: HeaderMap, For
         "scope": roles.join(" "),
     }))
     .into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     r
 }

@@ -87,7 +87,8 @@ fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, StartError> {
         .map(|n| n.trim())
         .filter(|n| !n.is_empty())
         .map(|n| {
-            n.parse::<Algorithm>().map_err(|e| StartError(format!("AUTHZ_ALGORITHMS: {n:?}: {e}")))
+            n.parse::<Algorithm>()
+                .map_err(|e| StartError(format!("AUTHZ_ALGORITHMS: {n:?}: {e}")))
         })
         .collect()
 }
@@ -113,7 +114,11 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         .await
         .map_err(|e| StartError(format!("AUTHZ_BIND {}: cannot listen: {e}", config.bind)))?;
     let mut addr = listener.local_addr().map_err(|e| StartError(e.to_string()))?;
-    let local = if addr.ip().is_unspecified() { SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()) } else { addr };
+    let local = if addr.ip().is_unspecified() {
+        SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
     let algorithms = parse_algorithms(&config.algorithms)?;
     let allowed: AlgorithmSet = algorithms.iter().copied().collect();
     let dev = config.jwks_url.is_none();
@@ -121,21 +126,30 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         (Some(i), _) => i.clone(),
         (None, true) => format!("http://{local}"),
         (None, false) => {
-            return Err(StartError("AUTHZ_ISSUER is required when AUTHZ_JWKS_URL names an outside provider".into()));
+            return Err(StartError(
+                "AUTHZ_ISSUER is required when AUTHZ_JWKS_URL names an outside provider".into(),
+            ));
         }
     };
     if dev && !allowed.contains(Algorithm::ES256) {
-        return Err(StartError("the built-in dev issuer signs with ES256: keep ES256 in AUTHZ_ALGORITHMS".into()));
+        return Err(StartError(
+            "the built-in dev issuer signs with ES256: keep ES256 in AUTHZ_ALGORITHMS".into(),
+        ));
     }
     let policy = Arc::new(load_policy(config.policy.as_deref())?);
     let verifier = JwtVerifier::builder(issuer_url.clone(), config.audience.clone(), algorithms)
         .build()
         .map_err(|e| StartError(format!("token verification settings: {e}")))?;
-    let jwks_url = config.jwks_url.clone().unwrap_or_else(|| format!("http://{local}/.well-known/jwks.json"));
+    let jwks_url = config
+        .jwks_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}/.well-known/jwks.json"));
     let jwks = RemoteJwks::new(&jwks_url, allowed, JwksOptions::default())
         .map_err(|e| StartError(format!("AUTHZ_JWKS_URL: {e}")))?;
-    let authenticator =
-        Arc::new(Authenticator::new(JwtAuthenticator::new(verifier, policy.clone()), KeySource::Remote(jwks.clone())));
+    let authenticator = Arc::new(Authenticator::new(
+        JwtAuthenticator::new(verifier, policy.clone()),
+        KeySource::Remote(jwks.clone()),
+    ));
 
     let state = AppState::new();
     let (api, table) = AuditedRouter::new()
@@ -170,13 +184,21 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         app = app.merge(issuer_routes);
     }
     let mut app = app
-        .layer(AuthLayer::new(authenticator.clone()).with_rejections(
-            RejectionConfig::new("model-registry").map_err(|e| StartError(e.to_string()))?,
-        ))
+        .layer(
+            AuthLayer::new(authenticator.clone()).with_rejections(
+                RejectionConfig::new("model-registry").map_err(|e| StartError(e.to_string()))?,
+            ),
+        )
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
     if !config.cors_origins.is_empty() {
         let cors = CorsPolicy::new()
-            .allow_origins(config.cors_origins.iter().filter(|o| !o.trim().is_empty()).cloned())
+            .allow_origins(
+                config
+                    .cors_origins
+                    .iter()
+                    .filter(|o| !o.trim().is_empty())
+                    .cloned(),
+            )
             .build()
             .map_err(|e| StartError(format!("AUTHZ_CORS_ORIGINS: {e}")))?;
         app = app.layer(cors);
@@ -195,9 +217,18 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     addr.set_ip(local.ip());
     if let Err(e) = jwks.start().await {
         if dev {
-            return Err(StartError(format!("the dev issuer's own JWKS could not be loaded: {e}")));
+            return Err(StartError(format!(
+                "the dev issuer's own JWKS could not be loaded: {e}"
+            )));
         }
         tracing::warn!(error = %e, url = %jwks_url, "JWKS not loaded yet: requests get 503 until it is");
     }
-    Ok(Server { addr, issuer: issuer_url, clients, authenticator, shutdown: Some(tx), task })
+    Ok(Server {
+        addr,
+        issuer: issuer_url,
+        clients,
+        authenticator,
+        shutdown: Some(tx),
+        task,
+    })
 }

@@ -38,12 +38,20 @@ async fn main() {
         ] {
             let c = server.client(client).expect("demo client");
             let (method, path) = route.split_once(' ').expect("route");
-            println!("\n# {} (roles: {}) → {route}: expect {expect}", c.id, c.roles.join(", "));
+            println!(
+                "\n# {} (roles: {}) → {route}: expect {expect}",
+                c.id,
+                c.roles.join(", ")
+            );
             println!(
                 "TOKEN=$(curl -s -u '{}:{}' -d grant_type=client_credentials {url}/oauth/token | {extract})",
                 c.id, c.secret
             );
-            let body = if method == "POST" { " -H 'content-type: application/json' -d '{}'" } else { "" };
+            let body = if method == "POST" {
+                " -H 'content-type: application/json' -d '{}'"
+            } else {
+                ""
+            };
             println!("curl -si -X {method}{body} -H \"Authorization: Bearer $TOKEN\" {url}{path}");
         }
         let alice = server.client("alice").expect("demo client");
