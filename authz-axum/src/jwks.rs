@@ -71,8 +71,9 @@ struct Inner {
     keys: ArcSwapOption<KeySet>,
     fetch_lock: Mutex<()>,
     started: Instant,
-    /// Milliseconds since `started` of the last fetch attempt (u64::MAX: never).
-    last_attempt_ms: AtomicU64,
+    /// Milliseconds since `started` of the last fetch caused by an unknown `kid` (u64::MAX: never).
+    /// Scheduled refreshes do not count: the cool-down limits what callers can trigger.
+    last_kid_fetch_ms: AtomicU64,
     /// Incremented by every fetch attempt, successful or not.
     attempts: AtomicU64,
     /// Result of the latest attempt.
@@ -198,7 +199,7 @@ impl RemoteJwks {
                 keys: ArcSwapOption::empty(),
                 fetch_lock: Mutex::new(()),
                 started: Instant::now(),
-                last_attempt_ms: AtomicU64::new(u64::MAX),
+                last_kid_fetch_ms: AtomicU64::new(u64::MAX),
                 attempts: AtomicU64::new(0),
                 last_ok: std::sync::atomic::AtomicBool::new(false),
                 removals: AtomicU64::new(0),
@@ -290,18 +291,16 @@ impl RemoteJwks {
             };
         }
         if respect_cooldown {
-            let last = inner.last_attempt_ms.load(Ordering::Acquire);
+            let last = inner.last_kid_fetch_ms.load(Ordering::Acquire);
             let now = inner.started.elapsed().as_millis() as u64;
             if last != u64::MAX
                 && now.saturating_sub(last) < inner.options.unknown_kid_cooldown.as_millis() as u64
             {
                 return Err(FetchError::CoolingDown);
             }
+            inner.last_kid_fetch_ms.store(now, Ordering::Release);
         }
         let result = self.fetch().await;
-        inner
-            .last_attempt_ms
-            .store(inner.started.elapsed().as_millis() as u64, Ordering::Release);
         inner.last_ok.store(result.is_ok(), Ordering::Release);
         inner.attempts.fetch_add(1, Ordering::AcqRel);
         if let Err(e) = &result {

@@ -37,3 +37,184 @@ pub fn now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+// ---- tracing capture -------------------------------------------------------------------------
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+static CAPTURED: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+#[derive(Clone)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures every tracing event of the whole test binary, at debug level and above.
+pub fn init_tracing() {
+    CAPTURED.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = Capture(buf.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "debug,hyper=info,hyper_util=info,reqwest=info,h2=info,rustls=info",
+            ))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        buf
+    });
+}
+
+/// Everything logged so far.
+pub fn captured_logs() -> String {
+    init_tracing();
+    String::from_utf8_lossy(&CAPTURED.get().unwrap().lock().unwrap()).into_owned()
+}
+
+/// Remembers a credential so that the leakage test can look for it in the logs.
+pub fn remember_secret(secret: &str) {
+    SECRETS.lock().unwrap().push(secret.to_string());
+}
+
+/// Every credential remembered so far.
+pub fn remembered_secrets() -> Vec<String> {
+    SECRETS.lock().unwrap().clone()
+}
+
+// ---- a signing key and a JWKS server of our own ------------------------------------------------
+
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// An ES256 key that signs test tokens, with its public JWK.
+pub struct SigningKey {
+    pub kid: String,
+    key: jsonwebtoken::EncodingKey,
+    pub jwk: serde_json::Value,
+}
+
+impl SigningKey {
+    pub fn es256(kid: &str) -> Self {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        let point = pair.public_key().as_ref();
+        let jwk = serde_json::json!({
+            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        });
+        Self {
+            kid: kid.into(),
+            key: jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()),
+            jwk,
+        }
+    }
+
+    /// Signs `claims` with this key (header `alg: ES256`, this `kid`).
+    pub fn sign(&self, claims: &serde_json::Value) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        let t = jsonwebtoken::encode(&header, claims, &self.key).unwrap();
+        remember_secret(&t);
+        t
+    }
+}
+
+/// Standard claims for `iss`/`aud`, valid for ten minutes.
+pub fn claims(iss: &str, aud: &str, sub: &str, roles: &[&str]) -> serde_json::Value {
+    let now = now();
+    serde_json::json!({ "iss": iss, "aud": aud, "sub": sub, "iat": now, "exp": now + 600, "roles": roles })
+}
+
+/// How the test JWKS server behaves.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    Up,
+    Down,
+    Slow(std::time::Duration),
+}
+
+struct JwksState {
+    keys: Mutex<Vec<serde_json::Value>>,
+    mode: Mutex<Mode>,
+    hits: std::sync::atomic::AtomicUsize,
+    max_age: Mutex<u64>,
+}
+
+/// A JWKS endpoint on 127.0.0.1 that tests can rotate, slow down or take down.
+#[derive(Clone)]
+pub struct JwksServer {
+    state: Arc<JwksState>,
+    pub url: String,
+}
+
+impl JwksServer {
+    pub async fn start(keys: Vec<serde_json::Value>) -> Self {
+        use axum::response::IntoResponse;
+        let state = Arc::new(JwksState {
+            keys: Mutex::new(keys),
+            mode: Mutex::new(Mode::Up),
+            hits: Default::default(),
+            max_age: Mutex::new(300),
+        });
+        let s = state.clone();
+        let app = axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                let s = s.clone();
+                async move {
+                    s.hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let mode = *s.mode.lock().unwrap();
+                    match mode {
+                        Mode::Down => return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                        Mode::Slow(d) => tokio::time::sleep(d).await,
+                        Mode::Up => {}
+                    }
+                    let body = serde_json::json!({ "keys": *s.keys.lock().unwrap() });
+                    let max_age = *s.max_age.lock().unwrap();
+                    (
+                        [("cache-control", format!("max-age={max_age}"))],
+                        axum::Json(body),
+                    )
+                        .into_response()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { state, url }
+    }
+
+    pub fn set_keys(&self, keys: Vec<serde_json::Value>) {
+        *self.state.keys.lock().unwrap() = keys;
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        *self.state.mode.lock().unwrap() = mode;
+    }
+
+    pub fn set_max_age(&self, secs: u64) {
+        *self.state.max_age.lock().unwrap() = secs;
+    }
+
+    pub fn hits(&self) -> usize {
+        self.state.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A plain HTTP client (no connection reuse surprises, no proxies).
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
