@@ -3,6 +3,9 @@
 //! Every group measures authz next to the baseline it replaces, in the same run, so that
 //! BENCHMARKS.md can report ratios.
 
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
 use std::collections::{HashMap, HashSet};
 use std::hint::black_box;
 use std::sync::Arc;

@@ -187,11 +187,12 @@ fn generate(decl: &CatalogDecl) -> syn::Result<TokenStream> {
     let fingerprint = grammar::fingerprint(names.iter().map(String::as_str));
     let checker = format_ident!("__authz_catalog_{}", name);
     let const_items = names.iter().enumerate().map(|(i, n)| {
+        let vis = vis.clone();
         let ident = format_ident!("{}", grammar::const_name(n), span = permissions[i].span());
         let doc = format!("The permission `{n}`.");
         quote! {
             #[doc = #doc]
-            pub const #ident: #krate::__private::PermissionId = #krate::__private::PermissionId::new(#i);
+            #vis const #ident: #krate::__private::PermissionId = #krate::__private::PermissionId::new(#i);
         }
     });
     let permission_arms = names

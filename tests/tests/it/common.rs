@@ -121,6 +121,20 @@ impl SigningKey {
         }
     }
 
+    /// Signs `claims` under an arbitrary header (for header-manipulation tests).
+    pub fn sign_with_header(&self, header: &serde_json::Value, claims: &serde_json::Value) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let sig =
+            jsonwebtoken::crypto::sign(input.as_bytes(), &self.key, jsonwebtoken::Algorithm::ES256).unwrap();
+        let t = format!("{input}.{sig}");
+        remember_secret(&t);
+        t
+    }
+
     /// Signs `claims` with this key (header `alg: ES256`, this `kid`).
     pub fn sign(&self, claims: &serde_json::Value) -> String {
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);

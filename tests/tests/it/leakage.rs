@@ -1,1 +1,107 @@
-//! leakage
+//! Secrets never leak: no token, client secret or key material in the captured tracing output
+//! of the whole test binary, in `Debug` output, or in response bodies.
+
+use std::sync::Arc;
+
+use authz_axum::core::jwt::{Algorithm, JwtAuthenticator, JwtVerifier, KeySet, VerificationKey};
+use authz_axum::core::{PermissionCatalog, Policy, RoleSpec};
+use authz_axum::{AuthLayer, Authenticator, KeySource, Principal};
+use axum::Router;
+use axum::routing::get;
+use model_registry::{Config, start};
+
+use crate::common::{
+    SigningKey, captured_logs, claims, http, init_tracing, remember_secret, remembered_secrets,
+};
+
+async fn whoami(p: Principal) -> String {
+    p.subject().to_string()
+}
+
+#[tokio::test]
+async fn no_credential_material_in_logs_debug_output_or_bodies() {
+    init_tracing();
+    // Produce every kind of rejection at debug level, with recognisable credentials.
+    let key = SigningKey::es256("k1");
+    let catalog = Arc::new(PermissionCatalog::new(["data:read"]).unwrap());
+    let policy = Arc::new(
+        Policy::builder(catalog)
+            .role(RoleSpec::new("viewer").grant("data:read"))
+            .build()
+            .unwrap(),
+    );
+    let verifier = JwtVerifier::builder("https://leak.test", "leak", [Algorithm::ES256])
+        .build()
+        .unwrap();
+    let keys = KeySet::new(vec![
+        VerificationKey::from_jwk(&key.jwk, Default::default())
+            .unwrap()
+            .unwrap(),
+    ])
+    .unwrap();
+    let auth = Arc::new(Authenticator::new(
+        JwtAuthenticator::new(verifier, policy),
+        KeySource::Static(Arc::new(keys)),
+    ));
+    let app = Router::new()
+        .route("/", get(whoami))
+        .layer(AuthLayer::new(auth.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let good = key.sign(&claims("https://leak.test", "leak", "u", &["viewer"]));
+    let expired = key.sign(&{
+        let mut c = claims("https://leak.test", "leak", "u", &["viewer"]);
+        c["exp"] = 1.into();
+        c
+    });
+    let wrong_aud = key.sign(&claims("https://leak.test", "other", "u", &["viewer"]));
+    let garbage = "eyJhbGciOiJFUzI1NiJ9.bm90LWpzb24.c2lnbmF0dXJlLW1hdGVyaWFs";
+    remember_secret(garbage);
+    for t in [&good, &expired, &wrong_aud, &garbage.to_string()] {
+        let r = http().get(&url).bearer_auth(t).send().await.unwrap();
+        let body = r.text().await.unwrap();
+        assert!(!body.contains(t.as_str()), "response body echoes the token");
+    }
+    // The model registry's own flows, including bad client secrets.
+    let server = start(Config::with_bind("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let c = server.client("admin-client").unwrap().clone();
+    remember_secret(&c.secret);
+    let r = http()
+        .post(format!("{}/oauth/token", server.url()))
+        .basic_auth(&c.id, Some(format!("{}x", c.secret)))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(!r.text().await.unwrap().contains(&c.secret));
+    assert!(
+        !format!("{:?}", server.clients).contains(&c.secret),
+        "DemoClient Debug shows the secret"
+    );
+    let p = auth.authenticate(&good).await.unwrap();
+    assert!(!format!("{p:?}").contains(&good));
+    server.stop().await;
+
+    let logs = captured_logs();
+    assert!(
+        logs.contains("bearer token refused"),
+        "the capture works and saw the rejections"
+    );
+    for secret in remembered_secrets() {
+        // Any 24-character window of a credential is enough to call it leaked.
+        let probe: String = secret
+            .chars()
+            .rev()
+            .take(24)
+            .collect::<String>()
+            .chars()
+            .rev()
+            .collect();
+        assert!(!logs.contains(&probe), "credential material found in the logs");
+    }
+}

@@ -1,5 +1,9 @@
 //! End-to-end tests of the authz workspace: one binary, one module per concern.
 
+// Helpers are `pub` for the modules of this binary; nothing here is a public API.
+#![allow(unreachable_pub)]
+
+mod checklist;
 mod common;
 mod e2e;
 mod guards;

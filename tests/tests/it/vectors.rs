@@ -196,11 +196,6 @@ fn wycheproof_primitives_for_every_algorithm() {
     eprintln!("wycheproof primitives: {total} verdicts agree");
 }
 
-fn jws_parts(compact: &str) -> (&str, &str) {
-    let last = compact.rfind('.').unwrap();
-    (&compact[..last], &compact[last + 1..])
-}
-
 #[test]
 fn rfc_examples() {
     let Some(dir) = vectors_dir() else { return };
