@@ -9,6 +9,7 @@ use authz_axum::core::jwt::{
 use authz_axum::core::{PermissionCatalog, Policy, RoleSpec};
 use authz_axum::{AuthLayer, Authenticator, KeySource, Principal};
 use axum::Router;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::{Value, json};
 
@@ -433,4 +434,105 @@ async fn verified_tokens_are_cached_and_counted() {
     let after = h.auth.cache_stats();
     assert_eq!(after.misses - before.misses, 1);
     assert_eq!(after.hits - before.hits, 2);
+}
+
+#[tokio::test]
+async fn claim_mapping_reads_nested_roles_scopes_and_permissions() {
+    use authz_axum::core::jwt::ClaimMapping;
+    init_tracing();
+    let key = SigningKey::es256("k1");
+    let catalog = Arc::new(PermissionCatalog::new(["data:read", "data:write", "model:run"]).unwrap());
+    let policy = Arc::new(
+        Policy::builder(catalog.clone())
+            .role(RoleSpec::new("viewer").grant("data:read"))
+            .build()
+            .unwrap(),
+    );
+    let verifier = JwtVerifier::builder(ISS, AUD, [Algorithm::ES256])
+        .build()
+        .unwrap();
+    let keys = KeySet::new(vec![
+        VerificationKey::from_jwk(&key.jwk, Default::default())
+            .unwrap()
+            .unwrap(),
+    ])
+    .unwrap();
+    let mapping = ClaimMapping::default()
+        .roles_from("realm_access.roles")
+        .permissions_from("perms")
+        .tenant_from("tid");
+    let auth = JwtAuthenticator::new(verifier, policy).with_mapping(mapping);
+    let mut c = claims(ISS, AUD, "svc", &[]);
+    c["realm_access"] = json!({"roles": ["viewer", "offline_access"]});
+    c["perms"] = json!(["model:run", "not:declared"]);
+    c["scp"] = json!(["read", "write"]);
+    c["tid"] = "tenant-1".into();
+    let p = auth.authenticate(&key.sign(&c), &keys).unwrap();
+    assert_eq!(p.roles(), ["viewer", "offline_access"]);
+    assert_eq!(p.scopes(), ["read", "write"]);
+    assert_eq!(p.tenant(), Some("tenant-1"));
+    assert!(p.can(catalog.id("data:read").unwrap()) && p.can(catalog.id("model:run").unwrap()));
+    assert!(!p.can(catalog.id("data:write").unwrap()));
+    c["scope"] = "a b".into();
+    c.as_object_mut().unwrap().remove("scp");
+    let p = auth.authenticate(&key.sign(&c), &keys).unwrap();
+    assert_eq!(p.scopes(), ["a", "b"]);
+    c["realm_access"] = json!({"roles": "viewer admin"});
+    let p = auth.authenticate(&key.sign(&c), &keys).unwrap();
+    assert_eq!(
+        p.roles(),
+        ["viewer admin"],
+        "a string is one role, never split into grants"
+    );
+    assert!(!p.can(catalog.id("data:read").unwrap()));
+}
+
+#[tokio::test]
+async fn one_hook_shapes_every_rejection_body_but_not_the_challenge() {
+    use authz_axum::RejectionConfig;
+    init_tracing();
+    let h = harness(|b| b).await;
+    let config = RejectionConfig::new("shaped").unwrap().shape_with(|info| {
+        axum::Json(json!({"code": info.status.as_u16(), "error": info.error})).into_response()
+    });
+    let app = Router::new()
+        .route("/whoami", get(whoami))
+        .layer(AuthLayer::new(h.auth.clone()).with_rejections(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/whoami", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let r = http().get(&url).bearer_auth("not.a.token").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        r#"Bearer realm="shaped", error="invalid_token""#
+    );
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"code": 401, "error": "invalid_token"})
+    );
+    assert!(RejectionConfig::new("bad\"realm").is_err());
+}
+
+#[tokio::test]
+async fn oidc_discovery_finds_the_jwks_and_checks_the_issuer() {
+    use authz_axum::jwks::{JwksOptions, RemoteJwks};
+    init_tracing();
+    let server = model_registry::start(model_registry::Config::with_bind("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let all = Algorithm::ALL.into_iter().collect();
+    let jwks = RemoteJwks::discover(&server.issuer, all, JwksOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(jwks.url(), format!("{}/.well-known/jwks.json", server.issuer));
+    jwks.refresh_now().await.unwrap();
+    assert_eq!(jwks.current().unwrap().len(), 1);
+    // A discovery document that names another issuer is refused (OIDC Discovery §4.3).
+    let other = format!("http://localhost:{}", server.addr.port());
+    let err = RemoteJwks::discover(&other, all, JwksOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("names issuer"), "{err}");
+    server.stop().await;
 }
