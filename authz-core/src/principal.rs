@@ -44,9 +44,10 @@ struct Inner {
     issuer: Option<String>,
     tenant: Option<String>,
     roles: Vec<String>,
-    effective_roles: Vec<Arc<str>>,
+    resolved: Arc<Resolution>,
+    /// Set only when the credential adds permissions beyond its roles.
+    extended: Option<PermissionSet>,
     scopes: Vec<String>,
-    permissions: PermissionSet,
     expires_at: Option<u64>,
     auth_method: AuthMethod,
     claims: Option<Arc<dyn Any + Send + Sync>>,
@@ -67,30 +68,29 @@ pub(crate) struct PrincipalParts {
 
 impl Principal {
     pub(crate) fn new(parts: PrincipalParts, policy: &Policy) -> Self {
-        let Resolution {
-            mut permissions,
-            effective_roles,
-            withheld,
-            ..
-        } = policy.resolve(&parts.roles);
-        for id in parts.extra_permissions {
-            permissions.insert(id);
-        }
-        if !withheld.is_empty() {
+        let resolved = policy.resolve_cached(&parts.roles);
+        if !resolved.withheld.is_empty() {
             tracing::warn!(
                 subject = %parts.subject,
-                ?withheld,
+                withheld = ?resolved.withheld,
                 "the principal's roles combine both sides of a separation-of-duty pair; both sides withheld"
             );
         }
+        let extended = (!parts.extra_permissions.is_empty()).then(|| {
+            let mut set = resolved.permissions.clone();
+            for id in parts.extra_permissions {
+                set.insert(id);
+            }
+            set
+        });
         Principal(Arc::new(Inner {
             subject: parts.subject,
             issuer: parts.issuer,
             tenant: parts.tenant,
             roles: parts.roles,
-            effective_roles,
+            resolved,
+            extended,
             scopes: parts.scopes,
-            permissions,
             expires_at: parts.expires_at,
             auth_method: parts.auth_method,
             claims: parts.claims,
@@ -144,12 +144,12 @@ impl Principal {
 
     /// Whether the principal holds `role`, directly or by inheritance in the policy.
     pub fn has_role(&self, role: &str) -> bool {
-        self.0.effective_roles.iter().any(|r| &**r == role)
+        self.0.resolved.effective_roles.iter().any(|r| &**r == role)
     }
 
     /// Roles held directly or by inheritance, that the policy knows.
     pub fn effective_roles(&self) -> impl Iterator<Item = &str> {
-        self.0.effective_roles.iter().map(|r| &**r)
+        self.0.resolved.effective_roles.iter().map(|r| &**r)
     }
 
     /// OAuth scopes presented (`scope` / `scp`).
@@ -160,13 +160,13 @@ impl Principal {
     /// The effective permission set.
     #[inline]
     pub fn permissions(&self) -> &PermissionSet {
-        &self.0.permissions
+        self.0.extended.as_ref().unwrap_or(&self.0.resolved.permissions)
     }
 
     /// Whether the principal may do `permission`: one bit test.
     #[inline]
     pub fn can(&self, permission: PermissionId) -> bool {
-        self.0.permissions.contains(permission)
+        self.permissions().contains(permission)
     }
 
     /// Expiry as seconds since the Unix epoch, if the credential expires.
@@ -199,7 +199,7 @@ impl fmt::Debug for Principal {
             .field("tenant", &self.0.tenant)
             .field("roles", &self.0.roles)
             .field("scopes", &self.0.scopes)
-            .field("permissions", &self.0.permissions)
+            .field("permissions", self.permissions())
             .field("expires_at", &self.0.expires_at)
             .field("auth_method", &self.0.auth_method)
             .finish_non_exhaustive()

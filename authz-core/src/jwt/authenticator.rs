@@ -24,6 +24,8 @@ pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
 pub struct JwtAuthenticator {
     verifier: JwtVerifier,
     mapping: ClaimMapping,
+    /// Top-level claims the mapping reads, computed once.
+    wanted: Vec<String>,
     policy: Arc<Policy>,
     cache: Option<TokenCache>,
 }
@@ -89,9 +91,11 @@ impl JwtAuthenticator {
     /// An authenticator with the default claim mapping and a cache of
     /// [`DEFAULT_CACHE_ENTRIES`] tokens.
     pub fn new(verifier: JwtVerifier, policy: Arc<Policy>) -> Self {
+        let mapping = ClaimMapping::default();
         Self {
             verifier,
-            mapping: ClaimMapping::default(),
+            wanted: mapping.top_level_claims(),
+            mapping,
             policy,
             cache: Some(TokenCache::new(DEFAULT_CACHE_ENTRIES)),
         }
@@ -99,6 +103,7 @@ impl JwtAuthenticator {
 
     /// Replaces the claim mapping.
     pub fn with_mapping(mut self, mapping: ClaimMapping) -> Self {
+        self.wanted = mapping.top_level_claims();
         self.mapping = mapping;
         self
     }
@@ -157,20 +162,19 @@ impl JwtAuthenticator {
         if let Some(c) = &self.cache {
             c.misses.fetch_add(1, Ordering::Relaxed);
         }
-        let verified = self.verifier.verify_at(token, keys, now)?;
-        let mapped = self.mapping.map(&verified.claims)?;
-        let subject = verified
-            .registered
-            .sub
-            .clone()
-            .ok_or(JwtErrorKind::MissingClaim("sub"))?;
+        let (_, registered, (_, mapped)) =
+            self.verifier
+                .verify_with(token, keys, now, &self.wanted, |claims, payload| {
+                    self.mapping.map(claims, payload).map_err(JwtError::from)
+                })?;
+        let subject = registered.sub.clone().ok_or(JwtErrorKind::MissingClaim("sub"))?;
         let catalog = self.policy.catalog();
         let extra_permissions = mapped.permissions.iter().filter_map(|p| catalog.id(p)).collect();
-        let exp = verified.registered.exp;
+        let exp = registered.exp;
         let principal = Principal::new(
             PrincipalParts {
                 subject,
-                issuer: Some(verified.registered.iss),
+                issuer: Some(registered.iss),
                 tenant: mapped.tenant,
                 roles: mapped.roles,
                 scopes: mapped.scopes,

@@ -6,11 +6,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use super::capture::Captured;
 
 use super::error::JwtErrorKind;
 
-type CustomParser = Arc<dyn Fn(&Map<String, Value>) -> Option<Arc<dyn Any + Send + Sync>> + Send + Sync>;
+type CustomParser = Arc<dyn Fn(&[u8]) -> Option<Arc<dyn Any + Send + Sync>> + Send + Sync>;
 
 /// Where the principal's facts come from in the token's claims.
 ///
@@ -62,13 +64,26 @@ fn path(p: &str) -> Vec<String> {
     p.split('.').map(str::to_string).collect()
 }
 
-fn lookup<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
-    let (first, rest) = path.split_first()?;
-    let mut v = claims.get(first)?;
+/// The value at `path`: the first segment from the captured claims, the rest by descending
+/// into that (small) value.
+fn lookup(claims: &Captured<'_>, path: &[String]) -> Result<Option<Value>, JwtErrorKind> {
+    let Some((first, rest)) = path.split_first() else {
+        return Ok(None);
+    };
+    let Some(raw) = claims.get(first) else {
+        return Ok(None);
+    };
+    let mut v: Value = serde_json::from_str(raw.get()).map_err(|_| JwtErrorKind::InvalidMappedClaim)?;
     for seg in rest {
-        v = v.as_object()?.get(seg)?;
+        match v {
+            Value::Object(mut m) => match m.remove(seg) {
+                Some(inner) => v = inner,
+                None => return Ok(None),
+            },
+            _ => return Ok(None),
+        }
     }
-    Some(v)
+    Ok(Some(v))
 }
 
 /// A JSON value that must be a list of strings (or one string).
@@ -120,8 +135,8 @@ impl ClaimMapping {
     /// Deserialises all claims into `T`, available as [`Principal::claims`](crate::Principal::claims).
     /// A token whose claims do not deserialise is invalid.
     pub fn custom_claims<T: DeserializeOwned + Send + Sync + 'static>(mut self) -> Self {
-        let parser: CustomParser = Arc::new(|claims: &Map<String, Value>| {
-            T::deserialize(claims)
+        let parser: CustomParser = Arc::new(|payload: &[u8]| {
+            serde_json::from_slice::<T>(payload)
                 .ok()
                 .map(|t| Arc::new(t) as Arc<dyn Any + Send + Sync>)
         });
@@ -129,9 +144,33 @@ impl ClaimMapping {
         self
     }
 
-    pub(crate) fn map(&self, claims: &Map<String, Value>) -> Result<Mapped, JwtErrorKind> {
-        let roles = strings(lookup(claims, &self.roles))?;
-        let mut scopes = match claims.get("scope") {
+    /// Top-level claims the mapping reads (besides the registered ones).
+    pub(crate) fn top_level_claims(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for path in std::iter::once(&self.roles)
+            .chain(self.permissions.iter())
+            .chain(self.tenant.iter())
+        {
+            if let Some(first) = path.first()
+                && !out.contains(first)
+            {
+                out.push(first.clone());
+            }
+        }
+        out
+    }
+
+    pub(crate) fn map(&self, claims: &Captured<'_>, payload: &[u8]) -> Result<Mapped, JwtErrorKind> {
+        let roles = strings(lookup(claims, &self.roles)?.as_ref())?;
+        let parse = |name: &str| -> Result<Option<Value>, JwtErrorKind> {
+            claims
+                .get(name)
+                .map(|raw| {
+                    serde_json::from_str::<Value>(raw.get()).map_err(|_| JwtErrorKind::InvalidMappedClaim)
+                })
+                .transpose()
+        };
+        let mut scopes = match parse("scope")? {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::String(s)) => s
                 .split(' ')
@@ -140,32 +179,32 @@ impl ClaimMapping {
                 .collect(),
             Some(_) => return Err(JwtErrorKind::InvalidMappedClaim),
         };
-        if let Some(scp) = claims.get("scp") {
+        if let Some(scp) = parse("scp")? {
             let list = match scp {
                 Value::String(s) => s
                     .split(' ')
                     .filter(|s| !s.is_empty())
                     .map(str::to_string)
                     .collect(),
-                other => strings(Some(other))?,
+                other => strings(Some(&other))?,
             };
             scopes.extend(list);
         }
         let permissions = match &self.permissions {
-            Some(p) => strings(lookup(claims, p))?,
+            Some(p) => strings(lookup(claims, p)?.as_ref())?,
             None => Vec::new(),
         };
         let tenant = match &self.tenant {
             None => None,
-            Some(p) => match lookup(claims, p) {
+            Some(p) => match lookup(claims, p)? {
                 None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::String(s)) => Some(s),
                 Some(_) => return Err(JwtErrorKind::InvalidMappedClaim),
             },
         };
         let custom = match &self.custom {
             None => None,
-            Some((parse, _)) => Some(parse(claims).ok_or(JwtErrorKind::InvalidMappedClaim)?),
+            Some((parse, _)) => Some(parse(payload).ok_or(JwtErrorKind::InvalidMappedClaim)?),
         };
         Ok(Mapped {
             roles,

@@ -18,6 +18,7 @@
 
 mod algorithm;
 mod authenticator;
+mod capture;
 mod error;
 mod key;
 mod mapping;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::algorithm::{Algorithm, AlgorithmSet};
+use super::capture::Captured;
 use super::error::{ConfigError, JwtError, JwtErrorKind as E};
 use super::key::KeySet;
 
@@ -182,6 +183,24 @@ impl JwtVerifier {
 
     /// Verifies `token` as of `now` (seconds since the Unix epoch).
     pub fn verify_at(&self, token: &str, keys: &KeySet, now: u64) -> Result<VerifiedToken, JwtError> {
+        let (header, registered, payload) = self.verify_with(token, keys, now, &[], |_, _| Ok(()))?;
+        Ok(VerifiedToken {
+            header,
+            registered,
+            payload: payload.0,
+        })
+    }
+
+    /// The request path: verifies, then hands the captured claims (registered ones plus
+    /// `wanted`) and the payload bytes to `map`, without building a JSON tree.
+    pub(crate) fn verify_with<R>(
+        &self,
+        token: &str,
+        keys: &KeySet,
+        now: u64,
+        wanted: &[String],
+        map: impl FnOnce(&Captured<'_>, &[u8]) -> Result<R, JwtError>,
+    ) -> Result<(TokenHeader, RegisteredClaims, (Vec<u8>, R)), JwtError> {
         let (parts, header) = self.split(token)?;
         let key = keys.find(header.kid.as_deref(), header.alg)?;
         let sig = b64(parts.signature)?;
@@ -189,17 +208,22 @@ impl JwtVerifier {
             return Err(E::InvalidSignature.into());
         }
         let payload = b64(parts.payload)?;
-        let claims: Map<String, Value> =
-            serde_json::from_slice(&payload).map_err(|_| JwtError::from(E::InvalidPayload))?;
-        let registered = self.validate_claims(&claims, now)?;
-        Ok(VerifiedToken {
-            header,
-            registered,
-            claims,
-        })
+        let (registered, mapped) = {
+            let captured = if self.required_claims.is_empty() {
+                Captured::parse(&payload, wanted)
+            } else {
+                let mut all = wanted.to_vec();
+                all.extend(self.required_claims.iter().cloned());
+                Captured::parse(&payload, &all)
+            }
+            .map_err(|_| JwtError::from(E::InvalidPayload))?;
+            let registered = self.validate_claims(&captured, now)?;
+            (registered, map(&captured, &payload)?)
+        };
+        Ok((header, registered, (payload, mapped)))
     }
 
-    fn validate_claims(&self, claims: &Map<String, Value>, now: u64) -> Result<RegisteredClaims, JwtError> {
+    fn validate_claims(&self, claims: &Captured<'_>, now: u64) -> Result<RegisteredClaims, JwtError> {
         let exp = numeric_date(claims, "exp")?.ok_or(E::MissingClaim("exp"))?;
         if (now as f64) >= exp + self.leeway as f64 {
             return Err(E::Expired.into());
@@ -221,37 +245,34 @@ impl JwtVerifier {
                 return Err(E::TooOld.into());
             }
         }
-        let iss = match claims.get("iss") {
+        let iss: String = match claims.get("iss") {
             None => return Err(E::MissingClaim("iss").into()),
-            Some(Value::String(s)) => s.clone(),
-            Some(_) => return Err(E::InvalidClaim("iss").into()),
+            Some(raw) => {
+                serde_json::from_str(raw.get()).map_err(|_| JwtError::from(E::InvalidClaim("iss")))?
+            }
         };
         if !self.issuers.contains(&iss) {
             return Err(E::InvalidIssuer.into());
         }
         let audience_ok = match claims.get("aud") {
             None => return Err(E::MissingClaim("aud").into()),
-            Some(Value::String(s)) => self.audiences.contains(s),
-            Some(Value::Array(list)) => {
-                let mut any = false;
-                for a in list {
-                    let a = a.as_str().ok_or(E::InvalidClaim("aud"))?;
-                    any |= self.audiences.iter().any(|x| x == a);
-                }
-                any
-            }
-            Some(_) => return Err(E::InvalidClaim("aud").into()),
+            Some(raw) => match serde_json::from_str::<Audience<'_>>(raw.get()) {
+                Ok(Audience::One(a)) => self.audiences.iter().any(|x| *x == *a),
+                Ok(Audience::Many(list)) => list.iter().any(|a| self.audiences.iter().any(|x| *x == **a)),
+                Err(_) => return Err(E::InvalidClaim("aud").into()),
+            },
         };
         if !audience_ok {
             return Err(E::InvalidAudience.into());
         }
-        let sub = match claims.get("sub") {
+        let sub: Option<String> = match claims.get("sub") {
             None => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => return Err(E::InvalidClaim("sub").into()),
+            Some(raw) => {
+                Some(serde_json::from_str(raw.get()).map_err(|_| JwtError::from(E::InvalidClaim("sub")))?)
+            }
         };
         for name in &self.required_claims {
-            if claims.get(name).is_none_or(Value::is_null) {
+            if claims.get(name).is_none_or(|raw| raw.get() == "null") {
                 return Err(E::MissingCustomClaim.into());
             }
         }
@@ -262,6 +283,15 @@ impl JwtVerifier {
             iat: iat.map(|i| i.max(0.0) as u64),
         })
     }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience<'a> {
+    #[serde(borrow)]
+    One(std::borrow::Cow<'a, str>),
+    #[serde(borrow)]
+    Many(Vec<std::borrow::Cow<'a, str>>),
 }
 
 impl JwtVerifierBuilder {
@@ -378,22 +408,32 @@ pub struct VerifiedToken {
     pub header: TokenHeader,
     /// The registered claims.
     pub registered: RegisteredClaims,
-    /// Every claim, as JSON.
-    pub claims: Map<String, Value>,
+    payload: Vec<u8>,
+}
+
+impl VerifiedToken {
+    /// Every claim, as JSON (parsed on demand; the request path never builds this tree).
+    pub fn claims(&self) -> Map<String, Value> {
+        serde_json::from_slice(&self.payload).unwrap_or_default()
+    }
+
+    /// The payload's JSON bytes.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
 }
 
 fn b64(segment: &str) -> Result<Vec<u8>, JwtError> {
     URL_SAFE_NO_PAD.decode(segment).map_err(|_| E::Malformed.into())
 }
 
-fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Option<f64>, JwtError> {
+fn numeric_date(claims: &Captured<'_>, name: &'static str) -> Result<Option<f64>, JwtError> {
     match claims.get(name) {
         None => Ok(None),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(f) if f.is_finite() => Ok(Some(f)),
+        Some(raw) => match serde_json::from_str::<f64>(raw.get()) {
+            Ok(f) if f.is_finite() => Ok(Some(f)),
             _ => Err(E::InvalidClaim(name).into()),
         },
-        Some(_) => Err(E::InvalidClaim(name).into()),
     }
 }
 

@@ -170,6 +170,49 @@ pub struct Policy {
     constraints: Vec<Constraint>,
     pairs: Vec<Pair>,
     source: Option<PathBuf>,
+    resolved: Arc<RoleSetCache>,
+}
+
+/// Most distinct role sets whose resolution is kept.
+const ROLE_SET_CACHE_ENTRIES: usize = 4096;
+
+/// Resolutions by distinct role list (as presented, in order).
+struct RoleSetCache(quick_cache::sync::Cache<RoleKey, Arc<Resolution>>);
+
+impl fmt::Debug for RoleSetCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RoleSetCache({} entries)", self.0.len())
+    }
+}
+
+#[derive(PartialEq, Eq)]
+struct RoleKey(Box<[Box<str>]>);
+
+impl std::hash::Hash for RoleKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_usize(self.0.len());
+        for r in &self.0 {
+            r.hash(state);
+        }
+    }
+}
+
+/// Looks a `&[S]` up without building a [`RoleKey`].
+struct RoleQuery<'a, S>(&'a [S]);
+
+impl<S: AsRef<str>> std::hash::Hash for RoleQuery<'_, S> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_usize(self.0.len());
+        for r in self.0 {
+            r.as_ref().hash(state);
+        }
+    }
+}
+
+impl<S: AsRef<str>> quick_cache::Equivalent<RoleKey> for RoleQuery<'_, S> {
+    fn equivalent(&self, key: &RoleKey) -> bool {
+        key.0.len() == self.0.len() && key.0.iter().zip(self.0).all(|(k, q)| **k == *q.as_ref())
+    }
 }
 
 /// The permissions and effective roles of a list of role names.
@@ -278,6 +321,21 @@ impl Policy {
             withheld,
             catalog: self.catalog.clone(),
         }
+    }
+
+    /// Like [`Policy::resolve`], but each distinct role list is resolved once and then shared:
+    /// a principal's roles cost one hash lookup (bounded cache of 4096 role sets; beyond that,
+    /// resolutions are computed without being kept).
+    pub fn resolve_cached<S: AsRef<str>>(&self, roles: &[S]) -> Arc<Resolution> {
+        if let Some(r) = self.resolved.0.get(&RoleQuery(roles)) {
+            return r;
+        }
+        let resolution = Arc::new(self.resolve(roles));
+        if self.resolved.0.len() < ROLE_SET_CACHE_ENTRIES {
+            let key = RoleKey(roles.iter().map(|r| Box::from(r.as_ref())).collect());
+            self.resolved.0.insert(key, resolution.clone());
+        }
+        resolution
     }
 
     /// Which of `roles` grant `permission`, and through which inheritance path.
@@ -519,6 +577,9 @@ impl Policy {
             constraints,
             pairs,
             source,
+            resolved: Arc::new(RoleSetCache(quick_cache::sync::Cache::new(
+                ROLE_SET_CACHE_ENTRIES,
+            ))),
         };
 
         // Separation of duties, role by role, naming the path to each side.

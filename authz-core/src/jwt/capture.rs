@@ -1,0 +1,119 @@
+//! One pass over a token's payload that keeps only the claims someone will read, borrowed from
+//! the payload bytes: no JSON tree is built on the request path.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserializer;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use smallvec::SmallVec;
+
+/// Claims the verifier always reads.
+pub(crate) const REGISTERED: [&str; 8] = ["iss", "sub", "aud", "exp", "nbf", "iat", "scope", "scp"];
+
+/// The captured claims of one payload.
+pub(crate) struct Captured<'p> {
+    entries: SmallVec<[(Cow<'p, str>, &'p RawValue); 12]>,
+}
+
+impl<'p> Captured<'p> {
+    pub(crate) fn get(&self, name: &str) -> Option<&'p RawValue> {
+        self.entries.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+
+    /// Parses the payload, keeping [`REGISTERED`] and `wanted`. A captured claim that appears
+    /// twice makes the payload invalid (two `exp`s are an ambiguity an attacker could use).
+    pub(crate) fn parse(payload: &'p [u8], wanted: &[String]) -> Result<Self, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_slice(payload);
+        let captured = CaptureSeed { wanted }.deserialize(&mut de)?;
+        de.end()?;
+        Ok(captured)
+    }
+}
+
+struct CaptureSeed<'w> {
+    wanted: &'w [String],
+}
+
+impl<'de> DeserializeSeed<'de> for CaptureSeed<'_> {
+    type Value = Captured<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CaptureSeed<'_> {
+    type Value = Captured<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object of claims")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entries = SmallVec::new();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let wanted = REGISTERED.contains(&&*key) || self.wanted.iter().any(|w| *w == *key);
+            if wanted {
+                if entries
+                    .iter()
+                    .any(|(k, _): &(Cow<'de, str>, &RawValue)| *k == key)
+                {
+                    return Err(de::Error::custom("duplicate claim"));
+                }
+                let value: &'de RawValue = map.next_value()?;
+                entries.push((key, value));
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(Captured { entries })
+    }
+}
+
+/// A claim name, borrowed unless it contains escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a claim name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captures_only_what_is_read_and_refuses_duplicates() {
+        let payload = br#"{"iss":"a","exp":1,"big":{"nested":[1,2,3]},"roles":["x"],"esc\u0061ped":2}"#;
+        let c = Captured::parse(payload, &["roles".to_string()]).unwrap();
+        assert_eq!(c.get("iss").unwrap().get(), "\"a\"");
+        assert_eq!(c.get("roles").unwrap().get(), "[\"x\"]");
+        assert!(c.get("big").is_none());
+        assert!(
+            Captured::parse(br#"{"exp":1,"exp":99999999999}"#, &[]).is_err(),
+            "two exp claims"
+        );
+        assert!(Captured::parse(br#"{"exp":1} trailing"#, &[]).is_err());
+        assert!(Captured::parse(br#"["not","an","object"]"#, &[]).is_err());
+        // A duplicate of a claim nobody reads is harmless and allowed.
+        assert!(Captured::parse(br#"{"x":1,"x":2}"#, &[]).is_ok());
+    }
+}
