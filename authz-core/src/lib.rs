@@ -32,8 +32,11 @@
 //!   reports, from code or a TOML file.
 //! - [`Principal`]: the verified caller.
 //! - [`jwt`]: a verifier that enforces the whole JWT validation checklist by construction.
+//! - [`apikey`] and [`keystore`]: API keys that feed the same `Principal`, stored only as hashes.
 
+pub mod apikey;
 pub mod catalog;
+pub mod keystore;
 pub mod grammar;
 pub mod jwt;
 pub mod permission;

@@ -45,8 +45,9 @@ struct Inner {
     tenant: Option<String>,
     roles: Vec<String>,
     resolved: Arc<Resolution>,
-    /// Set only when the credential adds permissions beyond its roles.
-    extended: Option<PermissionSet>,
+    /// The effective permissions: the roles' (shared resolution) plus any the credential adds.
+    /// Kept inline so that a check is one bit test with no pointer chase.
+    permissions: PermissionSet,
     scopes: Vec<String>,
     expires_at: Option<u64>,
     auth_method: AuthMethod,
@@ -76,20 +77,17 @@ impl Principal {
                 "the principal's roles combine both sides of a separation-of-duty pair; both sides withheld"
             );
         }
-        let extended = (!parts.extra_permissions.is_empty()).then(|| {
-            let mut set = resolved.permissions.clone();
-            for id in parts.extra_permissions {
-                set.insert(id);
-            }
-            set
-        });
+        let mut permissions = resolved.permissions.clone();
+        for id in parts.extra_permissions {
+            permissions.insert(id);
+        }
         Principal(Arc::new(Inner {
             subject: parts.subject,
             issuer: parts.issuer,
             tenant: parts.tenant,
             roles: parts.roles,
             resolved,
-            extended,
+            permissions,
             scopes: parts.scopes,
             expires_at: parts.expires_at,
             auth_method: parts.auth_method,
@@ -160,7 +158,7 @@ impl Principal {
     /// The effective permission set.
     #[inline]
     pub fn permissions(&self) -> &PermissionSet {
-        self.0.extended.as_ref().unwrap_or(&self.0.resolved.permissions)
+        &self.0.permissions
     }
 
     /// Whether the principal may do `permission`: one bit test.

@@ -4,7 +4,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::borrow::Cow;
+
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 
 use super::algorithm::{Algorithm, AlgorithmSet};
@@ -130,7 +133,7 @@ impl JwtVerifier {
             return Err(E::Malformed.into());
         };
         let header_json = b64(h)?;
-        let raw: RawHeader =
+        let raw: RawHeader<'_> =
             serde_json::from_slice(&header_json).map_err(|_| JwtError::from(E::InvalidHeader))?;
         if raw.crit.is_some() {
             return Err(E::UnsupportedCritical.into());
@@ -256,7 +259,7 @@ impl JwtVerifier {
         }
         let audience_ok = match claims.get("aud") {
             None => return Err(E::MissingClaim("aud").into()),
-            Some(raw) => match serde_json::from_str::<Audience<'_>>(raw.get()) {
+            Some(raw) => match Audience::parse(raw.get()) {
                 Ok(Audience::One(a)) => self.audiences.iter().any(|x| *x == *a),
                 Ok(Audience::Many(list)) => list.iter().any(|a| self.audiences.iter().any(|x| *x == **a)),
                 Err(_) => return Err(E::InvalidClaim("aud").into()),
@@ -285,14 +288,25 @@ impl JwtVerifier {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// `aud`: one string or an array of strings (parsed without serde's buffering `untagged`).
 enum Audience<'a> {
-    #[serde(borrow)]
-    One(std::borrow::Cow<'a, str>),
-    #[serde(borrow)]
-    Many(Vec<std::borrow::Cow<'a, str>>),
+    One(Cow<'a, str>),
+    Many(Vec<Cow<'a, str>>),
 }
+
+impl<'a> Audience<'a> {
+    fn parse(raw: &'a str) -> Result<Self, serde_json::Error> {
+        if raw.starts_with('[') {
+            serde_json::from_str::<Vec<Borrowed<'a>>>(raw).map(|v| Audience::Many(v.into_iter().map(|b| b.0).collect()))
+        } else {
+            serde_json::from_str::<Borrowed<'a>>(raw).map(|b| Audience::One(b.0))
+        }
+    }
+}
+
+/// A JSON string, borrowed unless it has escapes.
+#[derive(Deserialize)]
+struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
 
 impl JwtVerifierBuilder {
     /// Accepts another issuer too.
@@ -367,16 +381,17 @@ struct Parts<'t> {
 }
 
 #[derive(Deserialize)]
-struct RawHeader {
-    alg: String,
+struct RawHeader<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
     #[serde(default)]
     kid: Option<String>,
+    #[serde(default, borrow)]
+    typ: Option<Cow<'a, str>>,
     #[serde(default)]
-    typ: Option<String>,
+    crit: Option<IgnoredAny>,
     #[serde(default)]
-    crit: Option<Value>,
-    #[serde(default)]
-    b64: Option<Value>,
+    b64: Option<IgnoredAny>,
 }
 
 /// What the verifier read from a token's header.
