@@ -5,6 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use authz_core::Principal;
+use authz_core::apikey::ApiKeyError;
+
+use crate::apikeys::{ApiKeys, KeyFailure};
 use authz_core::jwt::{CacheStats, JwtAuthenticator, JwtErrorKind, KeySet};
 
 use crate::jwks::{FetchError, RemoteJwks};
@@ -20,10 +23,13 @@ pub enum KeySource {
 
 /// Why authentication failed (internal: callers only ever see 401 or 503).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AuthFailure {
     /// The token was refused for this reason.
     Invalid(JwtErrorKind),
-    /// No key could be obtained.
+    /// The API key was refused for this reason.
+    InvalidKey(ApiKeyError),
+    /// No key could be obtained (JWKS down, key store down).
     Unavailable,
 }
 
@@ -33,6 +39,7 @@ pub enum AuthFailure {
 pub struct Authenticator {
     jwt: JwtAuthenticator,
     keys: KeySource,
+    api_keys: Option<Arc<ApiKeys>>,
     seen_removals: AtomicU64,
 }
 
@@ -42,8 +49,22 @@ impl Authenticator {
         Self {
             jwt,
             keys,
+            api_keys: None,
             seen_removals: AtomicU64::new(0),
         }
+    }
+
+    /// Also accepts API keys. A bearer credential that starts with the key prefix and `_` is
+    /// judged as an API key only; anything else as a JWT only. A malformed credential of
+    /// either kind is refused, never retried as the other kind.
+    pub fn with_api_keys(mut self, api_keys: Arc<ApiKeys>) -> Self {
+        self.api_keys = Some(api_keys);
+        self
+    }
+
+    /// The API keys, if enabled.
+    pub fn api_keys(&self) -> Option<&Arc<ApiKeys>> {
+        self.api_keys.as_ref()
     }
 
     /// The JWT authenticator (verifier, mapping, policy).
@@ -63,6 +84,14 @@ impl Authenticator {
 
     /// Authenticates one bearer token.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthFailure> {
+        if let Some(keys) = &self.api_keys
+            && keys.format().claims(token)
+        {
+            return keys.authenticate(token).await.map_err(|e| match e {
+                KeyFailure::Invalid(e) => AuthFailure::InvalidKey(e),
+                KeyFailure::Unavailable => AuthFailure::Unavailable,
+            });
+        }
         if let KeySource::Remote(remote) = &self.keys {
             // Keys were removed at the provider: drop tokens verified with them.
             let removals = remote.removals();

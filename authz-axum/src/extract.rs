@@ -115,3 +115,50 @@ where
         }
     }
 }
+
+/// Marks which credential a [`Via`] extractor demands.
+pub trait CredentialKind: Send + Sync + 'static {
+    /// The method.
+    const METHOD: authz_core::AuthMethod;
+}
+
+/// A bearer JWT.
+#[derive(Debug)]
+pub struct Jwt;
+/// An API key.
+#[derive(Debug)]
+pub struct ApiKey;
+
+impl CredentialKind for Jwt {
+    const METHOD: authz_core::AuthMethod = authz_core::AuthMethod::Jwt;
+}
+impl CredentialKind for ApiKey {
+    const METHOD: authz_core::AuthMethod = authz_core::AuthMethod::ApiKey;
+}
+
+/// The principal, if it authenticated with credential kind `K` (else 403): for handlers that
+/// must be reached by one kind only, e.g. key management only with a person's JWT.
+pub struct Via<K>(pub authz_core::Principal, PhantomData<fn() -> K>);
+
+impl<K> std::fmt::Debug for Via<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Via").field(&self.0).finish()
+    }
+}
+
+impl<S: Send + Sync, K: CredentialKind> FromRequestParts<S> for Via<K> {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let state = state(parts)?;
+        let principal = state.principal()?;
+        if principal.auth_method() == K::METHOD {
+            Ok(Via(principal.clone(), PhantomData))
+        } else {
+            Err(AuthRejection::Forbidden(
+                state.config.clone(),
+                format!("authentication by {}", K::METHOD),
+            ))
+        }
+    }
+}

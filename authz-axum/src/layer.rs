@@ -198,8 +198,12 @@ async fn authenticate(authenticator: &Authenticator, req: &mut Request) -> Outco
             tracing::debug!(reason = %kind, "bearer token refused");
             Outcome::InvalidToken
         }
+        Err(AuthFailure::InvalidKey(kind)) => {
+            tracing::debug!(reason = %kind, "API key refused");
+            Outcome::InvalidToken
+        }
         Err(AuthFailure::Unavailable) => {
-            tracing::warn!("bearer token not verifiable: no signing key available (key source down)");
+            tracing::warn!("bearer credential not verifiable: key source unavailable");
             Outcome::Unavailable
         }
     }

@@ -73,7 +73,10 @@
 //! - [`jwks::RemoteJwks`] fetches and caches a provider's keys; [`cors::CorsPolicy`] builds
 //!   CORS that cannot be made permissive by accident; [`routing::AuditedRouter`] records the
 //!   route → requirement table.
+//! - [`ApiKeys`] adds API keys as a second credential feeding the same `Principal`; with the
+//!   `sqlx` feature, [`sql`] stores them in SQLite or PostgreSQL.
 
+pub mod apikeys;
 pub mod authenticator;
 pub mod cors;
 pub mod extract;
@@ -81,16 +84,20 @@ pub mod jwks;
 pub mod layer;
 pub mod rejection;
 pub mod routing;
+#[cfg(feature = "sqlx")]
+pub mod sql;
 
 /// The framework-independent core (permission model, policy, JWT verification).
 pub use authz_core as core;
 
 #[doc(inline)]
+pub use apikeys::ApiKeys;
+#[doc(inline)]
 pub use authenticator::{AuthFailure, Authenticator, KeySource};
 #[doc(inline)]
 pub use authz_macros::{catalog, require_any_permission, require_permission, require_role};
 #[doc(inline)]
-pub use extract::{Guard, Principal};
+pub use extract::{ApiKey, Guard, Jwt, Principal, Via};
 #[doc(inline)]
 pub use layer::{AuthLayer, AuthService, bearer_token};
 #[doc(inline)]

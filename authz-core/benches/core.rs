@@ -76,7 +76,9 @@ fn resolution(c: &mut Criterion) {
     let (_, policy) = seed_policy();
     let roles = ["analyst", "viewer"];
     let mut g = c.benchmark_group("role_resolution");
-    g.bench_function("cold/resolve(analyst,viewer)", |b| b.iter(|| policy.resolve(black_box(roles))));
+    g.bench_function("cold/resolve(analyst,viewer)", |b| {
+        b.iter(|| policy.resolve(black_box(roles)))
+    });
     g.bench_function("cached/resolve_cached(analyst,viewer)", |b| {
         b.iter(|| policy.resolve_cached(black_box(&roles)))
     });

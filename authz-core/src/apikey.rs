@@ -87,11 +87,15 @@ fn base62(bytes: &[u8], len: usize) -> String {
 
 fn random(n: usize) -> Vec<u8> {
     let mut buf = vec![0u8; n];
-    aws_lc_rs::rand::SystemRandom::new().fill(&mut buf).expect("the OS random generator works");
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut buf)
+        .expect("the OS random generator works");
     buf
 }
 
-fn checksum(body: &str) -> String {
+/// The six check characters of a key body (`prefix_id_secret`): CRC-32 in base62. Not a
+/// secret: it only catches typos without a lookup.
+pub fn checksum(body: &str) -> String {
     base62(&crc32fast::hash(body.as_bytes()).to_be_bytes(), CHECKSUM_LEN)
 }
 
@@ -117,7 +121,10 @@ impl GeneratedKey {
 
 impl fmt::Debug for GeneratedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GeneratedKey").field("id", &self.id).field("raw", &"<redacted>").finish()
+        f.debug_struct("GeneratedKey")
+            .field("id", &self.id)
+            .field("raw", &"<redacted>")
+            .finish()
     }
 }
 
@@ -137,7 +144,9 @@ impl<'a> ParsedKey<'a> {
 
 impl fmt::Debug for ParsedKey<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ParsedKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("ParsedKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -147,8 +156,14 @@ impl ApiKeyFormat {
         let prefix = prefix.into();
         let ok = (2..=16).contains(&prefix.len())
             && prefix.starts_with(|c: char| c.is_ascii_lowercase())
-            && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-        if ok { Ok(Self { prefix }) } else { Err(ApiKeyError::BadPrefix) }
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if ok {
+            Ok(Self { prefix })
+        } else {
+            Err(ApiKeyError::BadPrefix)
+        }
     }
 
     /// The prefix.
@@ -159,7 +174,9 @@ impl ApiKeyFormat {
     /// Whether `presented` claims to be one of our keys (starts with `prefix_`). Such a
     /// credential is then judged only as an API key: never retried as a JWT.
     pub fn claims(&self, presented: &str) -> bool {
-        presented.len() > self.prefix.len() && presented.starts_with(&self.prefix) && presented.as_bytes()[self.prefix.len()] == b'_'
+        presented.len() > self.prefix.len()
+            && presented.starts_with(&self.prefix)
+            && presented.as_bytes()[self.prefix.len()] == b'_'
     }
 
     /// A new key from the OS CSPRNG: 256 bits of secret.
@@ -168,7 +185,11 @@ impl ApiKeyFormat {
         let secret = base62(&random(32), SECRET_LEN);
         let body = format!("{}_{id}_{secret}", self.prefix);
         let raw = format!("{body}{}", checksum(&body));
-        GeneratedKey { hash: KeyHash::of(&raw), id, raw }
+        GeneratedKey {
+            hash: KeyHash::of(&raw),
+            id,
+            raw,
+        }
     }
 
     /// Checks the structure and checksum, without any lookup.
@@ -179,7 +200,9 @@ impl ApiKeyFormat {
         }
         let rest = &presented[self.prefix.len() + 1..];
         let (id, rest) = rest.split_at(ID_LEN);
-        let Some(rest) = rest.strip_prefix('_') else { return Err(ApiKeyError::Malformed) };
+        let Some(rest) = rest.strip_prefix('_') else {
+            return Err(ApiKeyError::Malformed);
+        };
         let (secret, sum) = rest.split_at(SECRET_LEN);
         if !is_base62(id) || !is_base62(secret) || !is_base62(sum) {
             return Err(ApiKeyError::Malformed);
@@ -256,7 +279,12 @@ pub struct ApiKeyRecord {
 
 impl ApiKeyRecord {
     /// A record for a freshly generated key.
-    pub fn new(key: &GeneratedKey, owner: impl Into<String>, roles: Vec<String>, expires_at: Option<u64>) -> Self {
+    pub fn new(
+        key: &GeneratedKey,
+        owner: impl Into<String>,
+        roles: Vec<String>,
+        expires_at: Option<u64>,
+    ) -> Self {
         Self {
             id: key.id.clone(),
             owner: owner.into(),
@@ -321,7 +349,10 @@ pub fn authenticate(
 }
 
 pub(crate) fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -67,7 +67,8 @@ impl KeyStore for MemoryKeyStore {
 
     fn list(&self) -> StoreFuture<'_, Vec<ApiKeyRecord>> {
         Box::pin(async move {
-            let mut all: Vec<ApiKeyRecord> = self.records.read().map_err(poisoned)?.values().cloned().collect();
+            let mut all: Vec<ApiKeyRecord> =
+                self.records.read().map_err(poisoned)?.values().cloned().collect();
             all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
             Ok(all)
         })

@@ -36,9 +36,9 @@
 
 pub mod apikey;
 pub mod catalog;
-pub mod keystore;
 pub mod grammar;
 pub mod jwt;
+pub mod keystore;
 pub mod permission;
 pub mod policy;
 pub mod principal;

@@ -162,11 +162,13 @@ impl JwtAuthenticator {
         if let Some(c) = &self.cache {
             c.misses.fetch_add(1, Ordering::Relaxed);
         }
-        let (_, registered, (_, mapped)) =
-            self.verifier
-                .verify_with(token, keys, now, &self.wanted, |claims, payload| {
-                    self.mapping.map(claims, payload).map_err(JwtError::from)
-                })?;
+        let super::verifier::Verified {
+            registered, mapped, ..
+        } = self
+            .verifier
+            .verify_with(token, keys, now, &self.wanted, |claims, payload| {
+                self.mapping.map(claims, payload).map_err(JwtError::from)
+            })?;
         let subject = registered.sub.clone().ok_or(JwtErrorKind::MissingClaim("sub"))?;
         let catalog = self.policy.catalog();
         let extra_permissions = mapped.permissions.iter().filter_map(|p| catalog.id(p)).collect();

@@ -186,11 +186,11 @@ impl JwtVerifier {
 
     /// Verifies `token` as of `now` (seconds since the Unix epoch).
     pub fn verify_at(&self, token: &str, keys: &KeySet, now: u64) -> Result<VerifiedToken, JwtError> {
-        let (header, registered, payload) = self.verify_with(token, keys, now, &[], |_, _| Ok(()))?;
+        let v = self.verify_with(token, keys, now, &[], |_, _| Ok(()))?;
         Ok(VerifiedToken {
-            header,
-            registered,
-            payload: payload.0,
+            header: v.header,
+            registered: v.registered,
+            payload: v.payload,
         })
     }
 
@@ -203,7 +203,7 @@ impl JwtVerifier {
         now: u64,
         wanted: &[String],
         map: impl FnOnce(&Captured<'_>, &[u8]) -> Result<R, JwtError>,
-    ) -> Result<(TokenHeader, RegisteredClaims, (Vec<u8>, R)), JwtError> {
+    ) -> Result<Verified<R>, JwtError> {
         let (parts, header) = self.split(token)?;
         let key = keys.find(header.kid.as_deref(), header.alg)?;
         let sig = b64(parts.signature)?;
@@ -223,7 +223,12 @@ impl JwtVerifier {
             let registered = self.validate_claims(&captured, now)?;
             (registered, map(&captured, &payload)?)
         };
-        Ok((header, registered, (payload, mapped)))
+        Ok(Verified {
+            header,
+            registered,
+            payload,
+            mapped,
+        })
     }
 
     fn validate_claims(&self, claims: &Captured<'_>, now: u64) -> Result<RegisteredClaims, JwtError> {
@@ -288,6 +293,14 @@ impl JwtVerifier {
     }
 }
 
+/// What [`JwtVerifier::verify_with`] produces.
+pub(crate) struct Verified<R> {
+    pub(crate) header: TokenHeader,
+    pub(crate) registered: RegisteredClaims,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) mapped: R,
+}
+
 /// `aud`: one string or an array of strings (parsed without serde's buffering `untagged`).
 enum Audience<'a> {
     One(Cow<'a, str>),
@@ -297,7 +310,8 @@ enum Audience<'a> {
 impl<'a> Audience<'a> {
     fn parse(raw: &'a str) -> Result<Self, serde_json::Error> {
         if raw.starts_with('[') {
-            serde_json::from_str::<Vec<Borrowed<'a>>>(raw).map(|v| Audience::Many(v.into_iter().map(|b| b.0).collect()))
+            serde_json::from_str::<Vec<Borrowed<'a>>>(raw)
+                .map(|v| Audience::Many(v.into_iter().map(|b| b.0).collect()))
         } else {
             serde_json::from_str::<Borrowed<'a>>(raw).map(|b| Audience::One(b.0))
         }

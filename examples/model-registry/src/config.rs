@@ -42,10 +42,18 @@ pub struct Config {
     /// Comma-separated origins allowed by CORS (none by default).
     #[arg(long, env = "AUTHZ_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+
+    /// Where API keys are stored: a SQLite file (created on first use) or PostgreSQL.
+    #[arg(long, env = "AUTHZ_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: Option<String>,
 }
 
+/// The binary's default key store: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://model-registry.db";
+
 impl Config {
-    /// The defaults, as if no flag and no variable were given, listening on `bind`.
+    /// The defaults, as if no flag and no variable were given, listening on `bind`, except that
+    /// API keys are kept in memory (`database_url: None`) unless a database is named.
     pub fn with_bind(bind: SocketAddr) -> Self {
         Config {
             bind,
@@ -55,6 +63,7 @@ impl Config {
             algorithms: vec!["ES256".into()],
             policy: None,
             cors_origins: Vec::new(),
+            database_url: None,
         }
     }
 }

@@ -3,9 +3,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use authz_axum::RouteTable;
 use authz_axum::core::Catalog as _;
+use authz_axum::core::apikey::ApiKeyRecord;
 use authz_axum::prelude::*;
+use authz_axum::{ApiKeys, RouteTable};
 use axum::Json;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{StatusCode, header};
@@ -23,6 +24,7 @@ pub struct AppState {
 }
 
 pub(crate) struct Inner {
+    pub(crate) api_keys: Arc<ApiKeys>,
     pub(crate) datasets: RwLock<Vec<Dataset>>,
     pub(crate) reports: RwLock<HashMap<Uuid, Report>>,
     pub(crate) payments: RwLock<HashMap<Uuid, Payment>>,
@@ -30,9 +32,10 @@ pub(crate) struct Inner {
 }
 
 impl AppState {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(api_keys: Arc<ApiKeys>) -> Self {
         Self {
             inner: Arc::new(Inner {
+                api_keys,
                 datasets: RwLock::new(vec![Dataset {
                     id: Uuid::new_v4(),
                     name: "iris".into(),
@@ -314,4 +317,122 @@ pub async fn approve_payment(
 #[require_role("admin")]
 pub async fn routes(State(app): State<AppState>) -> Json<serde_json::Value> {
     Json(app.inner.routes.read().expect("lock").to_json())
+}
+
+/// Body of `POST /api-keys`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct NewApiKey {
+    owner: Option<String>,
+    roles: Option<Vec<String>>,
+    expires_in: Option<u64>,
+    description: Option<String>,
+}
+
+fn key_view(r: &ApiKeyRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": r.id,
+        "owner": r.owner,
+        "roles": r.roles,
+        "created_at": r.created_at,
+        "expires_at": r.expires_at,
+        "last_used_at": r.last_used_at,
+        "revoked_at": r.revoked_at,
+        "description": r.description,
+        "rotated_from": r.rotated_from,
+    })
+}
+
+fn no_store(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, "no-store".parse().expect("static"));
+    r
+}
+
+fn store_unavailable(e: impl std::fmt::Display) -> Response {
+    tracing::warn!(error = %e, "key store failed");
+    problem(StatusCode::SERVICE_UNAVAILABLE, "the key store is unavailable")
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `POST /api-keys`: issues a key; the raw key is in this response and nowhere else, ever.
+#[require_role("admin")]
+pub async fn create_api_key(
+    principal: Principal,
+    State(app): State<AppState>,
+    JsonBody(body): JsonBody<NewApiKey>,
+) -> Response {
+    let owner = body.owner.unwrap_or_else(|| principal.subject().to_string());
+    let roles = body.roles.unwrap_or_else(|| vec!["viewer".to_string()]);
+    let expires_at = body.expires_in.map(|s| now() + s);
+    let keys = &app.inner.api_keys;
+    if let Some(unknown) = roles.iter().find(|r| !keys.has_role(r)) {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            &format!("`{unknown}` is not a role of the policy"),
+        );
+    }
+    match keys.create(&owner, roles, expires_at, body.description).await {
+        Ok(issued) => {
+            let mut view = key_view(&issued.record);
+            view["key"] = issued.key.expose_raw().into();
+            no_store((StatusCode::CREATED, Json(view)).into_response())
+        }
+        Err(e) => store_unavailable(e),
+    }
+}
+
+/// `GET /api-keys`: every key's metadata, never a secret.
+#[require_role("admin")]
+pub async fn list_api_keys(State(app): State<AppState>) -> Response {
+    match app.inner.api_keys.list().await {
+        Ok(list) => {
+            Json(serde_json::json!({ "keys": list.iter().map(key_view).collect::<Vec<_>>() })).into_response()
+        }
+        Err(e) => store_unavailable(e),
+    }
+}
+
+/// `POST /api-keys/{id}/revoke`: the key stops working at once.
+#[require_role("admin")]
+pub async fn revoke_api_key(State(app): State<AppState>, Path(id): Path<String>) -> Response {
+    match app.inner.api_keys.revoke(&id).await {
+        Ok(true) => Json(serde_json::json!({ "id": id, "revoked": true })).into_response(),
+        Ok(false) => problem(StatusCode::NOT_FOUND, "no such API key"),
+        Err(e) => store_unavailable(e),
+    }
+}
+
+/// Body of `POST /api-keys/{id}/rotate`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RotateRequest {
+    overlap_seconds: Option<u64>,
+}
+
+/// `POST /api-keys/{id}/rotate`: a new key now; the old one keeps working for the overlap
+/// window (default one hour), then stops.
+#[require_role("admin")]
+pub async fn rotate_api_key(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<RotateRequest>,
+) -> Response {
+    let overlap = std::time::Duration::from_secs(body.overlap_seconds.unwrap_or(3600));
+    match app.inner.api_keys.rotate(&id, overlap).await {
+        Ok(Some(issued)) => {
+            let mut view = key_view(&issued.record);
+            view["key"] = issued.key.expose_raw().into();
+            view["replaces"] = id.into();
+            no_store((StatusCode::CREATED, Json(view)).into_response())
+        }
+        Ok(None) => problem(StatusCode::NOT_FOUND, "no such active API key"),
+        Err(e) => store_unavailable(e),
+    }
 }

@@ -9,11 +9,13 @@ pub mod issuer;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use authz_axum::core::apikey::ApiKeyFormat;
 use authz_axum::core::jwt::{Algorithm, AlgorithmSet, JwtAuthenticator, JwtVerifier};
+use authz_axum::core::keystore::{KeyStore, MemoryKeyStore};
 use authz_axum::core::{Catalog as _, Policy};
 use authz_axum::cors::CorsPolicy;
 use authz_axum::jwks::{JwksOptions, RemoteJwks};
-use authz_axum::{AuditedRouter, AuthLayer, Authenticator, KeySource, RejectionConfig};
+use authz_axum::{ApiKeys, AuditedRouter, AuthLayer, Authenticator, KeySource, RejectionConfig};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
@@ -26,6 +28,28 @@ pub use issuer::DemoClient;
 
 use crate::catalog::Catalog;
 use crate::handlers::AppState;
+
+/// The prefix of this service's API keys (`mr_…`).
+pub const API_KEY_PREFIX: &str = "mr";
+
+/// Connects the key store `url` names (or an in-memory store for `None`).
+pub async fn key_store(url: Option<&str>) -> Result<Arc<dyn KeyStore>, StartError> {
+    match url {
+        None => Ok(Arc::new(MemoryKeyStore::new())),
+        Some(url) => authz_axum::sql::connect(url)
+            .await
+            .map_err(|e| StartError(format!("AUTHZ_DATABASE_URL: {e}"))),
+    }
+}
+
+/// The API key service over `store`.
+pub fn api_keys(store: Arc<dyn KeyStore>, policy: Arc<Policy>) -> Arc<ApiKeys> {
+    ApiKeys::new(
+        ApiKeyFormat::new(API_KEY_PREFIX).expect("valid prefix"),
+        store,
+        policy,
+    )
+}
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -146,12 +170,17 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         .unwrap_or_else(|| format!("http://{local}/.well-known/jwks.json"));
     let jwks = RemoteJwks::new(&jwks_url, allowed, JwksOptions::default())
         .map_err(|e| StartError(format!("AUTHZ_JWKS_URL: {e}")))?;
-    let authenticator = Arc::new(Authenticator::new(
-        JwtAuthenticator::new(verifier, policy.clone()),
-        KeySource::Remote(jwks.clone()),
-    ));
+    let keys = api_keys(key_store(config.database_url.as_deref()).await?, policy.clone());
+    keys.start_flusher(std::time::Duration::from_secs(5));
+    let authenticator = Arc::new(
+        Authenticator::new(
+            JwtAuthenticator::new(verifier, policy.clone()),
+            KeySource::Remote(jwks.clone()),
+        )
+        .with_api_keys(keys.clone()),
+    );
 
-    let state = AppState::new();
+    let state = AppState::new(keys);
     let (api, table) = AuditedRouter::new()
         .public(Method::GET, "/healthz", handlers::healthz)
         .get("/me", handlers::me)
@@ -164,6 +193,10 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         .post("/payments", handlers::create_payment)
         .post("/payments/{id}/approve", handlers::approve_payment)
         .get("/routes", handlers::routes)
+        .post("/api-keys", handlers::create_api_key)
+        .get("/api-keys", handlers::list_api_keys)
+        .post("/api-keys/{id}/revoke", handlers::revoke_api_key)
+        .post("/api-keys/{id}/rotate", handlers::rotate_api_key)
         .checked_in_handlers(["report:read_any"])
         .into_parts();
     for finding in table.lint(&policy) {

@@ -3,9 +3,90 @@
 //! An ML model registry protected by authz. Without configuration it runs its own dev issuer
 //! and prints, for each demo client, a `curl` line that fetches a token and calls a route.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use model_registry::{Config, start};
 use tracing_subscriber::EnvFilter;
+
+/// The command line: serve (default), or manage API keys.
+#[derive(Parser)]
+#[command(
+    name = "model-registry",
+    version,
+    about = "An ML model registry protected by authz"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage API keys in the key store (AUTHZ_DATABASE_URL).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create a key and print it once (bootstrap an admin key, for example).
+    Create {
+        /// Who the key acts as (the principal's subject).
+        #[arg(long)]
+        owner: String,
+        /// A role of the policy; repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Seconds until the key expires (never, if omitted).
+        #[arg(long)]
+        expires_in: Option<u64>,
+        /// A description kept with the key.
+        #[arg(long)]
+        description: Option<String>,
+    },
+}
+
+async fn keys_create(
+    config: &Config,
+    owner: String,
+    roles: Vec<String>,
+    expires_in: Option<u64>,
+    description: Option<String>,
+) -> Result<(), String> {
+    let policy = std::sync::Arc::new(
+        model_registry::load_policy(config.policy.as_deref()).map_err(|e| e.to_string())?,
+    );
+    if let Some(unknown) = roles.iter().find(|r| !policy.has_role(r)) {
+        return Err(format!(
+            "`{unknown}` is not a role of the policy (roles: {})",
+            policy.role_names().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let store = model_registry::key_store(config.database_url.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    let keys = model_registry::api_keys(store, policy);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let issued = keys
+        .create(&owner, roles, expires_in.map(|s| now + s), description)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "created API key {} for {} (roles: {})",
+        issued.record.id,
+        issued.record.owner,
+        issued.record.roles.join(", ")
+    );
+    println!("{}", issued.key.expose_raw());
+    eprintln!("This is the only time the key is shown; only its SHA-256 is stored.");
+    Ok(())
+}
 
 #[tokio::main]
 async fn main() {
@@ -13,7 +94,24 @@ async fn main() {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_target(false)
         .init();
-    let config = Config::parse();
+    let cli = Cli::parse();
+    let config = cli.config;
+    if let Some(Command::Keys {
+        action:
+            KeysAction::Create {
+                owner,
+                roles,
+                expires_in,
+                description,
+            },
+    }) = cli.command
+    {
+        if let Err(e) = keys_create(&config, owner, roles, expires_in, description).await {
+            eprintln!("model-registry keys create: {e}");
+            std::process::exit(2);
+        }
+        return;
+    }
     let server = match start(config).await {
         Ok(s) => s,
         Err(e) => {

@@ -1,0 +1,193 @@
+//! API keys as a second credential: issuance, rotation with an overlap window, revocation, and
+//! verification that yields the same [`Principal`](authz_core::Principal) as a JWT.
+//!
+//! The request path reads the key's record by id on every request, so a revocation takes effect
+//! at once; `last_used_at` is recorded in memory and written in batches by a background task,
+//! never on the request's critical path.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use authz_core::apikey::{self, ApiKeyError, ApiKeyFormat, ApiKeyRecord, GeneratedKey};
+use authz_core::keystore::{KeyStore, StoreError};
+use authz_core::{Policy, Principal};
+
+/// Why an API key did not authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyFailure {
+    /// The key is malformed, unknown, wrong, revoked or expired (401).
+    Invalid(ApiKeyError),
+    /// The key store could not be read (503).
+    Unavailable,
+}
+
+/// API key issuance and verification over a [`KeyStore`].
+pub struct ApiKeys {
+    format: ApiKeyFormat,
+    store: Arc<dyn KeyStore>,
+    policy: Arc<Policy>,
+    pending: Mutex<HashMap<String, u64>>,
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeys")
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The key shown once at creation or rotation, with its stored record.
+#[derive(Debug)]
+pub struct Issued {
+    /// What is stored (no secret in it).
+    pub record: ApiKeyRecord,
+    /// The raw key: show it to the caller once, then drop it.
+    pub key: GeneratedKey,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl ApiKeys {
+    /// Keys of `format`, stored in `store`, whose roles resolve through `policy`.
+    pub fn new(format: ApiKeyFormat, store: Arc<dyn KeyStore>, policy: Arc<Policy>) -> Arc<Self> {
+        Arc::new(Self {
+            format,
+            store,
+            policy,
+            pending: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Writes `last_used_at` every `every` from a background task (which ends when the last
+    /// `Arc` is dropped). Needs a Tokio runtime.
+    pub fn start_flusher(self: &Arc<Self>, every: Duration) {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(keys) = weak.upgrade() else { return };
+                if let Err(e) = keys.flush_last_used().await {
+                    tracing::warn!(error = %e, "could not record API key use; will retry");
+                }
+            }
+        });
+    }
+
+    /// The key format.
+    pub fn format(&self) -> &ApiKeyFormat {
+        &self.format
+    }
+
+    /// Whether `role` is a role of the policy keys are resolved with.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.policy.has_role(role)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn KeyStore> {
+        &self.store
+    }
+
+    /// Issues a key for `owner` with `roles` (each must be a role of the policy).
+    pub async fn create(
+        &self,
+        owner: &str,
+        roles: Vec<String>,
+        expires_at: Option<u64>,
+        description: Option<String>,
+    ) -> Result<Issued, StoreError> {
+        if let Some(unknown) = roles.iter().find(|r| !self.policy.has_role(r)) {
+            return Err(StoreError(format!(
+                "role `{unknown}` is not a role of the policy"
+            )));
+        }
+        if owner.trim().is_empty() {
+            return Err(StoreError("an API key needs an owner".into()));
+        }
+        let key = self.format.generate();
+        let mut record = ApiKeyRecord::new(&key, owner, roles, expires_at);
+        record.description = description;
+        self.store.insert(record.clone()).await?;
+        tracing::info!(key_id = %record.id, owner = %record.owner, "API key created");
+        Ok(Issued { record, key })
+    }
+
+    /// Replaces key `id` by a new one with the same owner, roles, scopes and expiry; the old
+    /// key keeps working for `overlap` (or until its own expiry, if sooner), then stops.
+    pub async fn rotate(&self, id: &str, overlap: Duration) -> Result<Option<Issued>, StoreError> {
+        let Some(old) = self.store.get(id).await? else {
+            return Ok(None);
+        };
+        if !old.is_active_at(now()) {
+            return Ok(None);
+        }
+        let key = self.format.generate();
+        let mut record = ApiKeyRecord::new(&key, old.owner.clone(), old.roles.clone(), old.expires_at);
+        record.scopes = old.scopes.clone();
+        record.description = old.description.clone();
+        record.rotated_from = Some(old.id.clone());
+        self.store.insert(record.clone()).await?;
+        self.store.expire_by(id, now() + overlap.as_secs()).await?;
+        tracing::info!(key_id = %record.id, replaces = %id, overlap_s = overlap.as_secs(), "API key rotated");
+        Ok(Some(Issued { record, key }))
+    }
+
+    /// Revokes key `id` at once; `false` if there is no such key.
+    pub async fn revoke(&self, id: &str) -> Result<bool, StoreError> {
+        let done = self.store.revoke(id, now()).await?;
+        if done {
+            tracing::info!(key_id = %id, "API key revoked");
+        }
+        Ok(done)
+    }
+
+    /// Every record (never a secret: records hold only hashes).
+    pub async fn list(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.store.list().await
+    }
+
+    /// Verifies a presented key and returns its principal.
+    pub async fn authenticate(&self, presented: &str) -> Result<Principal, KeyFailure> {
+        let parsed = self.format.parse(presented).map_err(KeyFailure::Invalid)?;
+        let record = self.store.get(parsed.id()).await.map_err(|e| {
+            tracing::warn!(error = %e, "API key store unavailable");
+            KeyFailure::Unavailable
+        })?;
+        let at = now();
+        let principal =
+            apikey::authenticate(parsed, record.as_ref(), &self.policy, at).map_err(KeyFailure::Invalid)?;
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.insert(parsed.id().to_string(), at);
+        }
+        Ok(principal)
+    }
+
+    /// Writes the pending `last_used_at` times in one batch.
+    pub async fn flush_last_used(&self) -> Result<(), StoreError> {
+        let batch: Vec<(String, u64)> = match self.pending.lock() {
+            Ok(mut p) => p.drain().collect(),
+            Err(_) => return Err(StoreError("lock poisoned".into())),
+        };
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.store.touch(&batch).await {
+            // Put them back (keeping any newer use) for the next flush.
+            if let Ok(mut p) = self.pending.lock() {
+                for (id, at) in batch {
+                    let e = p.entry(id).or_insert(at);
+                    *e = (*e).max(at);
+                }
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+}
