@@ -3,6 +3,7 @@
 // Helpers are `pub` for the modules of this binary; nothing here is a public API.
 #![allow(unreachable_pub)]
 
+mod apikeys;
 mod checklist;
 mod common;
 mod e2e;

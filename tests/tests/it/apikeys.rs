@@ -1,0 +1,489 @@
+//! API keys: one store test suite run against memory, SQLite and PostgreSQL; the HTTP flow
+//! through the model registry; no raw key material in the database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use authz_axum::ApiKeys;
+use authz_axum::core::apikey::{self, ApiKeyFormat, ApiKeyRecord};
+use authz_axum::core::keystore::{KeyStore, MemoryKeyStore};
+use authz_axum::core::{PermissionCatalog, Policy, RoleSpec};
+use authz_axum::sql::{PostgresKeyStore, SqliteKeyStore};
+use model_registry::{Config, start};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::{http, init_tracing, remember_secret};
+
+fn temp_db(name: &str) -> (std::path::PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("authz-keys-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("keys.db");
+    let url = format!("sqlite://{}", file.display());
+    (file, url)
+}
+
+fn policy() -> Arc<Policy> {
+    let catalog = Arc::new(PermissionCatalog::new(["data:read", "data:write"]).unwrap());
+    Arc::new(
+        Policy::builder(catalog)
+            .role(RoleSpec::new("viewer").grant("data:read"))
+            .role(RoleSpec::new("writer").inherits("viewer").grant("data:write"))
+            .build()
+            .unwrap(),
+    )
+}
+
+/// The same behaviour from every store.
+async fn store_suite(store: Arc<dyn KeyStore>) {
+    let format = ApiKeyFormat::default();
+    let a = format.generate();
+    let b = format.generate();
+    let mut ra = ApiKeyRecord::new(&a, "alice", vec!["viewer".into()], Some(4_000_000_000));
+    ra.scopes = vec!["read".into()];
+    ra.description = Some("ci".into());
+    let rb = ApiKeyRecord::new(&b, "bob", vec!["viewer".into(), "writer".into()], None);
+    store.insert(ra.clone()).await.unwrap();
+    store.insert(rb.clone()).await.unwrap();
+    assert!(store.insert(ra.clone()).await.is_err(), "duplicate id");
+    assert_eq!(store.get(&a.id).await.unwrap().as_ref(), Some(&ra));
+    assert_eq!(store.get("nope").await.unwrap(), None);
+    assert_eq!(store.list().await.unwrap().len(), 2);
+    assert!(store.expire_by(&a.id, 3_000_000_000).await.unwrap());
+    assert!(
+        store.expire_by(&a.id, 3_500_000_000).await.unwrap(),
+        "never moves expiry later"
+    );
+    assert_eq!(
+        store.get(&a.id).await.unwrap().unwrap().expires_at,
+        Some(3_000_000_000)
+    );
+    assert!(store.revoke(&b.id, 1_900_000_000).await.unwrap());
+    assert!(store.revoke(&b.id, 1_950_000_000).await.unwrap());
+    assert_eq!(
+        store.get(&b.id).await.unwrap().unwrap().revoked_at,
+        Some(1_900_000_000),
+        "first revocation kept"
+    );
+    assert!(!store.revoke("nope", 1).await.unwrap());
+    store
+        .touch(&[(a.id.clone(), 100), (b.id.clone(), 50)])
+        .await
+        .unwrap();
+    store.touch(&[(a.id.clone(), 90)]).await.unwrap();
+    assert_eq!(
+        store.get(&a.id).await.unwrap().unwrap().last_used_at,
+        Some(100),
+        "last use never goes back"
+    );
+    // The service on top: verify, revoke, rotate with overlap.
+    let keys = ApiKeys::new(ApiKeyFormat::default(), store.clone(), policy());
+    let issued = keys
+        .create("carol", vec!["writer".into()], None, None)
+        .await
+        .unwrap();
+    let p = keys.authenticate(issued.key.expose_raw()).await.unwrap();
+    assert_eq!(p.subject(), "carol");
+    assert_eq!(p.auth_method(), authz_axum::core::AuthMethod::ApiKey);
+    assert!(
+        keys.create("carol", vec!["root".into()], None, None)
+            .await
+            .is_err(),
+        "unknown role"
+    );
+    assert_eq!(
+        store.get(&issued.record.id).await.unwrap().unwrap().last_used_at,
+        None,
+        "no write on the request path"
+    );
+    keys.flush_last_used().await.unwrap();
+    assert!(
+        store
+            .get(&issued.record.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at
+            .is_some(),
+        "batched write"
+    );
+    let rotated = keys
+        .rotate(&issued.record.id, Duration::from_secs(3600))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rotated.record.rotated_from.as_deref(),
+        Some(issued.record.id.as_str())
+    );
+    assert!(
+        keys.authenticate(issued.key.expose_raw()).await.is_ok(),
+        "old key valid during the overlap"
+    );
+    assert!(keys.authenticate(rotated.key.expose_raw()).await.is_ok());
+    assert!(keys.revoke(&rotated.record.id).await.unwrap());
+    assert!(keys.authenticate(rotated.key.expose_raw()).await.is_err());
+    let zero = keys
+        .rotate(&issued.record.id, Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        keys.authenticate(issued.key.expose_raw()).await.is_err(),
+        "overlap 0: the old key stops at once"
+    );
+    assert!(keys.authenticate(zero.key.expose_raw()).await.is_ok());
+}
+
+#[tokio::test]
+async fn store_suite_memory() {
+    store_suite(Arc::new(MemoryKeyStore::new())).await;
+}
+
+#[tokio::test]
+async fn store_suite_sqlite() {
+    let (file, url) = temp_db("suite");
+    store_suite(Arc::new(SqliteKeyStore::connect(&url).await.unwrap())).await;
+    assert!(file.exists(), "the SQLite file is created on first use");
+    // Reopening applies the migrations again without harm and sees the data.
+    let again = SqliteKeyStore::connect(&url).await.unwrap();
+    assert!(again.list().await.unwrap().len() >= 2);
+}
+
+#[tokio::test]
+async fn store_suite_postgres() {
+    let Ok(url) = std::env::var("AUTHZ_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the PostgreSQL store tests: .ci/run sets AUTHZ_TEST_DATABASE_URL"
+        );
+        eprintln!("SKIPPED: PostgreSQL key-store tests (set AUTHZ_TEST_DATABASE_URL=postgres://…)");
+        return;
+    };
+    let store = PostgresKeyStore::connect(&url).await.unwrap();
+    sqlx::query("DELETE FROM authz_api_keys")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store_suite(Arc::new(store)).await;
+    // A second instance shares the same table.
+    let other = PostgresKeyStore::connect(&url).await.unwrap();
+    assert!(other.list().await.unwrap().len() >= 2);
+}
+
+async fn admin_token(server: &model_registry::Server) -> String {
+    let c = server.client("admin-client").unwrap();
+    let r: Value = http()
+        .post(format!("{}/oauth/token", server.url()))
+        .basic_auth(&c.id, Some(&c.secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let t = r["access_token"].as_str().unwrap().to_string();
+    remember_secret(&t);
+    t
+}
+
+async fn call(
+    server: &model_registry::Server,
+    method: Method,
+    path: &str,
+    bearer: &str,
+    body: Value,
+) -> reqwest::Response {
+    http()
+        .request(method, format!("{}{path}", server.url()))
+        .bearer_auth(bearer)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn keys_over_http_create_use_rotate_revoke_expire() {
+    init_tracing();
+    let (file, url) = temp_db("http");
+    let mut config = Config::with_bind("127.0.0.1:0".parse().unwrap());
+    config.database_url = Some(url.clone());
+    let server = start(config).await.unwrap();
+    let admin = admin_token(&server).await;
+
+    let created = call(
+        &server,
+        Method::POST,
+        "/api-keys",
+        &admin,
+        json!({"roles": ["analyst"], "owner": "ci-bot"}),
+    )
+    .await;
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.headers()["cache-control"], "no-store");
+    let created: Value = created.json().await.unwrap();
+    let key = created["key"].as_str().unwrap().to_string();
+    remember_secret(&key);
+    let id = created["id"].as_str().unwrap().to_string();
+    assert!(key.starts_with("mr_"));
+
+    // The key feeds the same principal, macros and policy as a JWT.
+    let me: Value = call(&server, Method::GET, "/me", &key, json!(null))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["subject"], "ci-bot");
+    assert_eq!(me["auth_method"], "api_key");
+    assert_eq!(
+        call(&server, Method::POST, "/models/m1/run", &key, json!({}))
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(
+        call(&server, Method::POST, "/models/m1/deploy", &key, json!({}))
+            .await
+            .status(),
+        403
+    );
+
+    // Listing never shows secrets or hashes.
+    let listed = call(&server, Method::GET, "/api-keys", &admin, json!(null))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(listed.contains(&id) && !listed.contains(&key[key.len() - 20..]));
+    assert!(!listed.contains("hash"));
+
+    // A wrong secret under a valid id (with a correct checksum), a typo, another format, the
+    // query string: all 401 with the same answer as a bad JWT.
+    let other = ApiKeyFormat::new("mr").unwrap().generate();
+    let body = format!("mr_{id}_{}", &other.expose_raw()[3 + 17..3 + 17 + 43]);
+    let forged = format!("{body}{}", apikey::checksum(&body));
+    let mut typo = key.clone().into_bytes();
+    typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
+    for (name, bad) in [
+        ("valid id, wrong secret", forged),
+        ("typo", String::from_utf8(typo).unwrap()),
+        (
+            "another format",
+            "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB".to_string(),
+        ),
+        ("truncated", key[..key.len() - 1].to_string()),
+    ] {
+        let r = call(&server, Method::GET, "/datasets", &bad, json!(null)).await;
+        assert_eq!(r.status(), 401, "{name}");
+        assert_eq!(
+            r.headers()["www-authenticate"],
+            r#"Bearer realm="model-registry", error="invalid_token""#,
+            "{name}"
+        );
+    }
+    let q = http()
+        .get(format!(
+            "{}/datasets?api_key={key}&access_token={key}",
+            server.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(q.status(), 401);
+
+    // Rotation with an overlap window: both work, then only the new one.
+    let rotated: Value = call(
+        &server,
+        Method::POST,
+        &format!("/api-keys/{id}/rotate"),
+        &admin,
+        json!({"overlap_seconds": 1}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let new_key = rotated["key"].as_str().unwrap().to_string();
+    remember_secret(&new_key);
+    assert_eq!(rotated["replaces"], id.as_str());
+    assert_eq!(
+        call(&server, Method::GET, "/datasets", &key, json!(null))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        call(&server, Method::GET, "/datasets", &new_key, json!(null))
+            .await
+            .status(),
+        200
+    );
+    // A key that expires in one second.
+    let short: Value = call(
+        &server,
+        Method::POST,
+        "/api-keys",
+        &admin,
+        json!({"roles": ["viewer"], "expires_in": 1}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let short_key = short["key"].as_str().unwrap().to_string();
+    remember_secret(&short_key);
+    assert_eq!(
+        call(&server, Method::GET, "/datasets", &short_key, json!(null))
+            .await
+            .status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        call(&server, Method::GET, "/datasets", &key, json!(null))
+            .await
+            .status(),
+        401,
+        "overlap over"
+    );
+    assert_eq!(
+        call(&server, Method::GET, "/datasets", &short_key, json!(null))
+            .await
+            .status(),
+        401,
+        "expired"
+    );
+    assert_eq!(
+        call(&server, Method::GET, "/datasets", &new_key, json!(null))
+            .await
+            .status(),
+        200
+    );
+
+    // Revocation takes effect on the next request.
+    let new_id = rotated["id"].as_str().unwrap();
+    assert_eq!(
+        call(
+            &server,
+            Method::POST,
+            &format!("/api-keys/{new_id}/revoke"),
+            &admin,
+            json!({})
+        )
+        .await
+        .status(),
+        200
+    );
+    assert_eq!(
+        call(&server, Method::GET, "/datasets", &new_key, json!(null))
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        call(&server, Method::POST, "/api-keys/nope/revoke", &admin, json!({}))
+            .await
+            .status(),
+        404
+    );
+    // Only admins manage keys.
+    assert_eq!(
+        call(&server, Method::GET, "/api-keys", &short_key, json!(null))
+            .await
+            .status(),
+        401
+    );
+    server.stop().await;
+
+    // Nothing in the database file, in any column or page, holds key material.
+    let bytes = std::fs::read(&file).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    for k in [&key, &new_key, &short_key] {
+        let secret = &k[3 + 17..3 + 17 + 43];
+        assert!(!text.contains(secret), "secret found in the SQLite file");
+    }
+    let store = SqliteKeyStore::connect(&url).await.unwrap();
+    let rows = sqlx::query_as::<_, (String, String, String, String)>(
+        "SELECT id, owner, roles, COALESCE(description, '') FROM authz_api_keys",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert!(rows.len() >= 3);
+    for row in rows {
+        let joined = format!("{row:?}");
+        assert!(
+            ![&key, &new_key, &short_key]
+                .iter()
+                .any(|k| joined.contains(&k[3 + 17..]))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_handler_can_require_one_credential_kind() {
+    use authz_axum::core::jwt::{Algorithm, JwtAuthenticator, JwtVerifier, KeySet, VerificationKey};
+    use authz_axum::{AuthLayer, Authenticator, Jwt, KeySource, Principal, Via};
+    init_tracing();
+    async fn any(p: Principal) -> String {
+        p.subject().to_string()
+    }
+    async fn jwt_only(via: Via<Jwt>) -> String {
+        via.0.subject().to_string()
+    }
+    let policy = policy();
+    let keys = ApiKeys::new(
+        ApiKeyFormat::default(),
+        Arc::new(MemoryKeyStore::new()),
+        policy.clone(),
+    );
+    let issued = keys
+        .create("bot", vec!["viewer".into()], None, None)
+        .await
+        .unwrap();
+    remember_secret(issued.key.expose_raw());
+    let signing = crate::common::SigningKey::es256("k1");
+    let verifier = JwtVerifier::builder("https://kind.test", "kind", [Algorithm::ES256])
+        .build()
+        .unwrap();
+    let set = KeySet::new(vec![
+        VerificationKey::from_jwk(&signing.jwk, Default::default())
+            .unwrap()
+            .unwrap(),
+    ])
+    .unwrap();
+    let auth = Authenticator::new(
+        JwtAuthenticator::new(verifier, policy),
+        KeySource::Static(Arc::new(set)),
+    )
+    .with_api_keys(keys);
+    let app = axum::Router::new()
+        .route("/any", axum::routing::get(any))
+        .route("/jwt", axum::routing::get(jwt_only))
+        .layer(AuthLayer::new(Arc::new(auth)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let jwt = signing.sign(&crate::common::claims(
+        "https://kind.test",
+        "kind",
+        "person",
+        &["viewer"],
+    ));
+    let key = issued.key.expose_raw();
+    let get = |path: &str, t: &str| {
+        http()
+            .get(format!("{base}{path}"))
+            .bearer_auth(t.to_string())
+            .send()
+    };
+    assert_eq!(get("/any", key).await.unwrap().status(), 200);
+    assert_eq!(get("/any", &jwt).await.unwrap().status(), 200);
+    assert_eq!(get("/jwt", &jwt).await.unwrap().status(), 200);
+    assert_eq!(get("/jwt", key).await.unwrap().status(), 403);
+    // A credential with the key prefix is judged only as a key: a JWT-shaped one is not retried.
+    assert_eq!(get("/any", &format!("azk_{jwt}")).await.unwrap().status(), 401);
+}
