@@ -1,5 +1,5 @@
 //! API keys as a second credential: issuance, rotation with an overlap window, revocation, and
-//! verification that yields the same [`Principal`](authz_core::Principal) as a JWT.
+//! verification that yields the same [`Principal`] as a JWT.
 //!
 //! The request path reads the key's record by id on every request, so a revocation takes effect
 //! at once; `last_used_at` is recorded in memory and written in batches by a background task,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::grammar;
 
-/// A validated permission, `resource:action` (see the [grammar](crate::grammar)).
+/// A validated permission, `resource:action` (see [`crate::grammar`]).
 ///
 /// ```
 /// use authz_core::Permission;

@@ -16,7 +16,7 @@ pub trait Requirement: Send + Sync + 'static {
     fn describe<C: Catalog>() -> RequirementExpr;
 }
 
-/// A list of requirements (a tuple), for [`All`] and [`Any`].
+/// A list of requirements (a tuple), for [`All`] and [`AnyOf`].
 pub trait RequirementList: Send + Sync + 'static {
     /// Whether all are met.
     fn all<C: Catalog>(principal: &Principal) -> bool;
