@@ -94,32 +94,18 @@ impl VerificationKey {
     /// An HMAC secret for `alg` (which must be HS256, HS384 or HS512). The secret must be at
     /// least as long as the hash (32, 48, 64 bytes).
     pub fn hmac(alg: Algorithm, secret: &[u8]) -> Result<Self, KeyError> {
-        let h = match alg {
-            Algorithm::HS256 => hmac::HMAC_SHA256,
-            Algorithm::HS384 => hmac::HMAC_SHA384,
-            Algorithm::HS512 => hmac::HMAC_SHA512,
-            _ => {
-                return Err(KeyError::Mismatch {
-                    alg,
-                    reason: "an HMAC secret needs HS256, HS384 or HS512".into(),
-                });
-            }
-        };
         let min = alg.min_hmac_key_len();
-        if secret.len() < min {
+        if alg.family() == KeyFamily::Hmac && secret.len() < min {
             return Err(KeyError::ShortSecret {
                 alg,
                 len: secret.len(),
                 min,
             });
         }
-        Ok(Self {
-            kid: None,
-            alg,
-            material: Material::Hmac(Box::new(hmac::Key::new(h, secret))),
-        })
+        Self::hmac_unchecked(alg, secret)
     }
 
+    /// Any non-empty secret (the length policy is the caller's: see `jwt::dangerous`).
     pub(crate) fn hmac_unchecked(alg: Algorithm, secret: &[u8]) -> Result<Self, KeyError> {
         let h = match alg {
             Algorithm::HS256 => hmac::HMAC_SHA256,

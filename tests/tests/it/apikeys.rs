@@ -464,9 +464,7 @@ async fn a_handler_can_require_one_credential_kind() {
         .route("/any", axum::routing::get(any))
         .route("/jwt", axum::routing::get(jwt_only))
         .layer(AuthLayer::new(Arc::new(auth)));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = crate::common::serve(app).await;
     let jwt = signing.sign(&crate::common::claims(
         "https://kind.test",
         "kind",

@@ -66,9 +66,7 @@ async fn harness(
     let app = Router::new()
         .route("/whoami", get(whoami))
         .layer(AuthLayer::new(auth.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/whoami", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = format!("{}/whoami", crate::common::serve(app).await);
     Harness { url, key, auth }
 }
 
@@ -498,9 +496,7 @@ async fn one_hook_shapes_every_rejection_body_but_not_the_challenge() {
     let app = Router::new()
         .route("/whoami", get(whoami))
         .layer(AuthLayer::new(h.auth.clone()).with_rejections(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/whoami", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = format!("{}/whoami", crate::common::serve(app).await);
     let r = http().get(&url).bearer_auth("not.a.token").send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(

@@ -96,13 +96,6 @@ fn token(roles: &[&str]) -> String {
     t
 }
 
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
-}
-
 fn authenticator() -> Arc<Authenticator> {
     let verifier = JwtVerifier::builder("https://issuer.test", "guards", [Algorithm::HS256])
         .build()
@@ -124,7 +117,7 @@ async fn every_form_allows_and_denies_before_the_body_is_read() {
         .route("/role", post(role))
         .route("/stacked", post(stacked))
         .layer(AuthLayer::new(authenticator()));
-    let url = serve(app).await;
+    let url = crate::common::serve(app).await;
     // (path, roles, allowed)
     let cases: &[(&str, &[&str], bool)] = &[
         ("/single", &["runner"], true),
@@ -193,7 +186,7 @@ async fn unlayered() {
 async fn a_missing_auth_layer_is_a_clear_error_never_a_pass() {
     init_tracing();
     let app = Router::new().route("/single", post(unlayered));
-    let url = serve(app).await;
+    let url = crate::common::serve(app).await;
     let r = http()
         .post(format!("{url}/single"))
         .bearer_auth(token(&["runner"]))

@@ -54,9 +54,7 @@ async fn fixture(idp: &JwksServer, cooldown: Duration, start: bool) -> Fixture {
     let app = Router::new()
         .route("/whoami", get(whoami))
         .layer(AuthLayer::new(Arc::new(auth)));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/whoami", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = format!("{}/whoami", crate::common::serve(app).await);
     Fixture { url, jwks }
 }
 

@@ -46,9 +46,7 @@ async fn no_credential_material_in_logs_debug_output_or_bodies() {
     let app = Router::new()
         .route("/", get(whoami))
         .layer(AuthLayer::new(auth.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = format!("{}/", crate::common::serve(app).await);
 
     let good = key.sign(&claims("https://leak.test", "leak", "u", &["viewer"]));
     let expired = key.sign(&{
