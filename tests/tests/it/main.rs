@@ -8,6 +8,7 @@ mod checklist;
 mod common;
 mod e2e;
 mod guards;
+mod hostile;
 mod jwks;
 mod leakage;
 mod vectors;
