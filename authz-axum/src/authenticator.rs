@@ -107,28 +107,30 @@ impl Authenticator {
         match &self.keys {
             KeySource::Static(keys) => self.jwt.authenticate_uncached(token, keys, now).map_err(invalid),
             KeySource::Remote(remote) => {
-                let header = self.jwt.verifier().peek_header(token).map_err(invalid)?;
                 let keys = match remote.current() {
                     Some(k) => k,
                     None => {
+                        // Only a well-formed token with an allowed `alg` may cause a fetch.
+                        self.jwt.verifier().peek_header(token).map_err(invalid)?;
                         remote.refresh_now().await.map_err(|_| AuthFailure::Unavailable)?;
                         remote.current().ok_or(AuthFailure::Unavailable)?
                     }
                 };
-                let known = match header.kid.as_deref() {
-                    Some(kid) => keys.contains_kid(kid),
-                    None => true,
-                };
-                let keys = if known {
-                    keys
-                } else {
-                    match remote.refresh_for_unknown_kid().await {
-                        Ok(()) => remote.current().ok_or(AuthFailure::Unavailable)?,
-                        Err(FetchError::CoolingDown) => keys,
-                        Err(_) => return Err(AuthFailure::Unavailable),
+                match self.jwt.authenticate_uncached(token, &keys, now) {
+                    // The key lookup happens after the header checks and before any signature
+                    // work, so only a well-formed token can ask for a refetch.
+                    Err(e) if *e.kind() == JwtErrorKind::UnknownKeyId => {
+                        match remote.refresh_for_unknown_kid().await {
+                            Ok(()) => {
+                                let keys = remote.current().ok_or(AuthFailure::Unavailable)?;
+                                self.jwt.authenticate_uncached(token, &keys, now).map_err(invalid)
+                            }
+                            Err(FetchError::CoolingDown) => Err(invalid(e)),
+                            Err(_) => Err(AuthFailure::Unavailable),
+                        }
                     }
-                };
-                self.jwt.authenticate_uncached(token, &keys, now).map_err(invalid)
+                    other => other.map_err(invalid),
+                }
             }
         }
     }
