@@ -12,4 +12,5 @@ mod hostile;
 mod interop;
 mod jwks;
 mod leakage;
+mod oidc;
 mod vectors;
