@@ -13,7 +13,7 @@ id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql p
 
 AUTHZ_PG_DIR=$(mktemp -d /tmp/authz-pg.XXXXXX)
 chown postgres:postgres "$AUTHZ_PG_DIR"
-AUTHZ_PG_PORT=${AUTHZ_PG_PORT:-55432}
+AUTHZ_PG_PORT=${AUTHZ_PG_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 su postgres -s /bin/sh -c "$pg_bin/initdb -D $AUTHZ_PG_DIR/data -A trust -U postgres -E UTF8" >/dev/null
 su postgres -s /bin/sh -c "$pg_bin/pg_ctl -D $AUTHZ_PG_DIR/data -l $AUTHZ_PG_DIR/log -w \
     -o '-c listen_addresses=127.0.0.1 -p $AUTHZ_PG_PORT -k $AUTHZ_PG_DIR' start" >/dev/null
