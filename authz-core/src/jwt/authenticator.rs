@@ -19,8 +19,9 @@ pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
 /// Turns a bearer JWT into a [`Principal`].
 ///
 /// Verified tokens are cached (keyed by the whole token, never served at or past `exp`) so
-/// that a client reusing its token is not re-verified on every request. The cache is bounded
-/// by entry count and by the bytes of the tokens it holds.
+/// that a client reusing its token is not re-verified on every request. The cache holds at most
+/// [`DEFAULT_CACHE_ENTRIES`] (or the configured number of) entries and at most 1.25 KiB per
+/// entry of token bytes: tokens larger than 1 KiB count as several entries.
 pub struct JwtAuthenticator {
     verifier: JwtVerifier,
     mapping: ClaimMapping,
@@ -40,13 +41,19 @@ impl std::fmt::Debug for JwtAuthenticator {
     }
 }
 
+/// What a cached principal is counted as, besides its token's bytes.
+const PRINCIPAL_WEIGHT: u64 = 256;
+/// The smallest weight of one entry (a 1 KiB token and its principal).
+const ENTRY_WEIGHT: u64 = 1024 + PRINCIPAL_WEIGHT;
+
 #[derive(Clone)]
 struct TokenWeighter;
 
 impl Weighter<Box<str>, (Principal, u64)> for TokenWeighter {
     fn weight(&self, key: &Box<str>, _: &(Principal, u64)) -> u64 {
-        // The token's bytes plus a fixed share for the principal.
-        key.len() as u64 + 256
+        // The token's bytes plus a share for the principal, but never less than one
+        // entry's worth: the budget bounds the entry count and the bytes held.
+        (key.len() as u64 + PRINCIPAL_WEIGHT).max(ENTRY_WEIGHT)
     }
 }
 
@@ -58,8 +65,8 @@ struct TokenCache {
 
 impl TokenCache {
     fn new(max_entries: usize) -> Self {
-        // Weight budget: `max_entries` tokens of about 1 KiB each.
-        let weight = max_entries as u64 * (1024 + 256);
+        // At most `max_entries` entries, and at most `max_entries` × 1.25 KiB of tokens.
+        let weight = max_entries as u64 * ENTRY_WEIGHT;
         Self {
             entries: Cache::with_weighter(max_entries, weight, TokenWeighter),
             hits: AtomicU64::new(0),

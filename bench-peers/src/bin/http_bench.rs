@@ -1,0 +1,269 @@
+//! HTTP throughput of a hello-world axum route on 127.0.0.1, side by side in one run: no auth,
+//! a middleware calling bare `jsonwebtoken::decode`, authz with a JWT (each algorithm, cache on
+//! and off) and authz with an API key. The load generator is `wrk` (1 thread, 16 connections,
+//! fixed duration), a separate process. Run: `bench-peers/run-http.sh`.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::Arc;
+
+use authz_axum::core::apikey::ApiKeyFormat;
+use authz_axum::core::jwt::{Algorithm, JwtAuthenticator, JwtVerifier, KeySet, VerificationKey};
+use authz_axum::core::keystore::MemoryKeyStore;
+use authz_axum::core::{PermissionCatalog, Policy, RoleSpec};
+use authz_axum::{ApiKeys, AuthLayer, Authenticator, KeySource, Principal};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use axum::Router;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+const ISS: &str = "https://bench.test";
+const AUD: &str = "bench";
+
+struct Alg {
+    alg: Algorithm,
+    token: String,
+    ours: Vec<u8>,
+    theirs: jsonwebtoken::DecodingKey,
+}
+
+fn input(alg: &str) -> String {
+    let h = serde_json::json!({"alg": alg, "typ": "JWT", "kid": "k1"});
+    let c =
+        serde_json::json!({"sub": "u", "iss": ISS, "aud": AUD, "exp": 4_102_444_800u64, "roles": ["viewer"]});
+    format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(h.to_string()),
+        URL_SAFE_NO_PAD.encode(c.to_string())
+    )
+}
+
+fn algorithms() -> Vec<Alg> {
+    let rng = SystemRandom::new();
+    let mut out = Vec::new();
+    let secret = [7u8; 32];
+    let i = input("HS256");
+    let tag = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret),
+        i.as_bytes(),
+    );
+    out.push(Alg {
+        alg: Algorithm::HS256,
+        token: format!("{i}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref())),
+        ours: secret.to_vec(),
+        theirs: jsonwebtoken::DecodingKey::from_secret(&secret).unwrap(),
+    });
+    let rsa = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let public = rsa.public_key().as_ref().to_vec();
+    for (alg, name, enc) in [
+        (
+            Algorithm::RS256,
+            "RS256",
+            &signature::RSA_PKCS1_SHA256 as &'static dyn signature::RsaEncoding,
+        ),
+        (Algorithm::PS256, "PS256", &signature::RSA_PSS_SHA256),
+    ] {
+        let i = input(name);
+        let mut sig = vec![0; rsa.public_modulus_len()];
+        rsa.sign(enc, &rng, i.as_bytes(), &mut sig).unwrap();
+        out.push(Alg {
+            alg,
+            token: format!("{i}.{}", URL_SAFE_NO_PAD.encode(&sig)),
+            ours: public.clone(),
+            theirs: jsonwebtoken::DecodingKey::from_rsa_der(&public),
+        });
+    }
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let ec = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+    let i = input("ES256");
+    let sig = ec.sign(&rng, i.as_bytes()).unwrap();
+    let point = ec.public_key().as_ref().to_vec();
+    out.push(Alg {
+        alg: Algorithm::ES256,
+        token: format!("{i}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref())),
+        theirs: jsonwebtoken::DecodingKey::from_ec_der(&point),
+        ours: point,
+    });
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let ed = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let i = input("EdDSA");
+    let sig = ed.sign(i.as_bytes());
+    let public = ed.public_key().as_ref().to_vec();
+    out.push(Alg {
+        alg: Algorithm::EdDSA,
+        token: format!("{i}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref())),
+        theirs: jsonwebtoken::DecodingKey::from_ed_der(&public),
+        ours: public,
+    });
+    out
+}
+
+async fn hello() -> &'static str {
+    "hello"
+}
+
+async fn hello_principal(p: Principal) -> String {
+    format!("hello {}", p.subject())
+}
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+struct Result_ {
+    name: String,
+    rps: f64,
+    p50: String,
+    p99: String,
+}
+
+fn wrk(name: &str, addr: SocketAddr, token: Option<&str>, seconds: u32) -> Result_ {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t1", "-c16", &format!("-d{seconds}s"), "--latency"]);
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    cmd.arg(format!("http://{addr}/"));
+    let out = cmd
+        .output()
+        .expect("wrk is installed (bench-peers/run-http.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    let pct = |p: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(p))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("?")
+            .to_string()
+    };
+    assert!(
+        !text.contains("Non-2xx"),
+        "{name}: wrk saw non-2xx answers:\n{text}"
+    );
+    Result_ {
+        name: name.to_string(),
+        rps,
+        p50: pct("50%"),
+        p99: pct("99%"),
+    }
+}
+
+fn main() {
+    let seconds: u32 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let catalog = Arc::new(PermissionCatalog::new(["data:read"]).unwrap());
+    let policy = Arc::new(
+        Policy::builder(catalog)
+            .role(RoleSpec::new("viewer").grant("data:read"))
+            .build()
+            .unwrap(),
+    );
+    let mut results = Vec::new();
+    let base = rt.block_on(serve(Router::new().route("/", get(hello))));
+    results.push(wrk("no auth", base, None, seconds));
+    for a in algorithms() {
+        // A middleware calling bare jsonwebtoken, as a hand-written service would.
+        let theirs = Arc::new(a.theirs);
+        let mut validation = jsonwebtoken::Validation::new(a.alg.as_str().parse().unwrap());
+        validation.set_issuer(&[ISS]);
+        validation.set_audience(&[AUD]);
+        let validation = Arc::new(validation);
+        let bare = Router::new().route("/", get(hello)).layer(middleware::from_fn(
+            move |req: Request, next: Next| {
+                let (key, validation) = (theirs.clone(), validation.clone());
+                async move {
+                    let token = req
+                        .headers()
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.strip_prefix("Bearer "))
+                        .ok_or(StatusCode::UNAUTHORIZED)?;
+                    jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+                        .map_err(|_| StatusCode::UNAUTHORIZED)?;
+                    Ok::<Response, StatusCode>(next.run(req).await)
+                }
+            },
+        ));
+        let addr = rt.block_on(serve(bare));
+        results.push(wrk(
+            &format!("bare jsonwebtoken {}", a.alg),
+            addr,
+            Some(&a.token),
+            seconds,
+        ));
+        for cache in [true, false] {
+            let key = match a.alg {
+                Algorithm::HS256 => VerificationKey::hmac(a.alg, &a.ours).unwrap(),
+                _ => VerificationKey::from_der(a.alg, &a.ours).unwrap(),
+            };
+            let keys = KeySet::new(vec![key.with_kid("k1")]).unwrap();
+            let verifier = JwtVerifier::builder(ISS, AUD, [a.alg]).build().unwrap();
+            let mut jwt = JwtAuthenticator::new(verifier, policy.clone());
+            if !cache {
+                jwt = jwt.with_cache_entries(0);
+            }
+            let auth = Arc::new(Authenticator::new(jwt, KeySource::Static(Arc::new(keys))));
+            let app = Router::new()
+                .route("/", get(hello_principal))
+                .layer(AuthLayer::new(auth));
+            let addr = rt.block_on(serve(app));
+            let label = format!("authz {} cache {}", a.alg, if cache { "on" } else { "off" });
+            results.push(wrk(&label, addr, Some(&a.token), seconds));
+        }
+    }
+    let (addr, key) = rt.block_on(async {
+        let keys = ApiKeys::new(
+            ApiKeyFormat::default(),
+            Arc::new(MemoryKeyStore::new()),
+            policy.clone(),
+        );
+        let issued = keys
+            .create("bench", vec!["viewer".into()], None, None)
+            .await
+            .unwrap();
+        let verifier = JwtVerifier::builder(ISS, AUD, [Algorithm::ES256])
+            .build()
+            .unwrap();
+        let auth = Authenticator::new(
+            JwtAuthenticator::new(verifier, policy.clone()),
+            KeySource::Static(Arc::new(KeySet::default())),
+        )
+        .with_api_keys(keys);
+        let app = Router::new()
+            .route("/", get(hello_principal))
+            .layer(AuthLayer::new(Arc::new(auth)));
+        (serve(app).await, issued.key.expose_raw().to_string())
+    });
+    results.push(wrk("authz API key (memory store)", addr, Some(&key), seconds));
+
+    let base_rps = results[0].rps;
+    println!("| configuration | requests/s | vs no auth | p50 | p99 |");
+    println!("|---|---|---|---|---|");
+    for r in &results {
+        println!(
+            "| {} | {:.0} | {:.0}% | {} | {} |",
+            r.name,
+            r.rps,
+            100.0 * r.rps / base_rps,
+            r.p50,
+            r.p99
+        );
+    }
+}

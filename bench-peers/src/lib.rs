@@ -1,0 +1,1 @@
+//! Helpers for the peer benchmarks (see benches/ and src/bin/).
