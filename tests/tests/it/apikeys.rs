@@ -172,23 +172,6 @@ async fn store_suite_postgres() {
     assert!(other.list().await.unwrap().len() >= 2);
 }
 
-async fn admin_token(server: &model_registry::Server) -> String {
-    let c = server.client("admin-client").unwrap();
-    let r: Value = http()
-        .post(format!("{}/oauth/token", server.url()))
-        .basic_auth(&c.id, Some(&c.secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let t = r["access_token"].as_str().unwrap().to_string();
-    remember_secret(&t);
-    t
-}
-
 async fn call(
     server: &model_registry::Server,
     method: Method,
@@ -212,7 +195,7 @@ async fn keys_over_http_create_use_rotate_revoke_expire() {
     let mut config = Config::with_bind("127.0.0.1:0".parse().unwrap());
     config.database_url = Some(url.clone());
     let server = start(config).await.unwrap();
-    let admin = admin_token(&server).await;
+    let admin = crate::common::demo_token(&server, "admin-client", None).await;
 
     let created = call(
         &server,

@@ -240,3 +240,29 @@ pub async fn serve(app: axum::Router) -> String {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     url
 }
+
+/// A token from the model registry's dev issuer for demo client `client` (client credentials,
+/// HTTP Basic), checked against RFC 6749 §5.1 on the way.
+pub async fn demo_token(server: &model_registry::Server, client: &str, scope: Option<&str>) -> String {
+    let c = server.client(client).expect("demo client");
+    remember_secret(&c.secret);
+    let mut form = vec![("grant_type", "client_credentials")];
+    if let Some(s) = scope {
+        form.push(("scope", s));
+    }
+    let resp = http()
+        .post(format!("{}/oauth/token", server.url()))
+        .basic_auth(&c.id, Some(&c.secret))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "token for {client}");
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 600);
+    let t = body["access_token"].as_str().unwrap().to_string();
+    remember_secret(&t);
+    t
+}

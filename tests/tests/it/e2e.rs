@@ -9,7 +9,7 @@ use model_registry::{Config, Server, start};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::common::{JwksServer, SigningKey, claims, http, init_tracing, remember_secret};
+use crate::common::{JwksServer, SigningKey, claims, demo_token as token, http, init_tracing};
 
 fn any_port() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
@@ -20,30 +20,6 @@ async fn registry() -> Server {
     start(Config::with_bind(any_port()))
         .await
         .expect("model-registry starts")
-}
-
-async fn token(server: &Server, client: &str, scope: Option<&str>) -> String {
-    let c = server.client(client).expect("demo client");
-    remember_secret(&c.secret);
-    let mut form = vec![("grant_type", "client_credentials")];
-    if let Some(s) = scope {
-        form.push(("scope", s));
-    }
-    let resp = http()
-        .post(format!("{}/oauth/token", server.url()))
-        .basic_auth(&c.id, Some(&c.secret))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "token for {client}");
-    assert_eq!(resp.headers()["cache-control"], "no-store");
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["token_type"], "Bearer");
-    assert_eq!(body["expires_in"], 600);
-    let t = body["access_token"].as_str().unwrap().to_string();
-    remember_secret(&t);
-    t
 }
 
 async fn call(server: &Server, method: Method, path: &str, token: Option<&str>) -> reqwest::Response {

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use model_registry::{Config, Server, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{http, init_tracing, remember_secret};
+use crate::common::{http, init_tracing};
 
 async fn registry() -> Server {
     init_tracing();
@@ -137,19 +137,7 @@ async fn hostile_requests_get_4xx_and_the_service_stays_up() {
 #[tokio::test]
 async fn bounded_mixed_load_valid_requests_all_succeed_and_no_5xx() {
     let server = registry().await;
-    let c = server.client("viewer-client").unwrap().clone();
-    let token: serde_json::Value = http()
-        .post(format!("{}/oauth/token", server.url()))
-        .basic_auth(&c.id, Some(&c.secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
-    remember_secret(&token);
+    let token = crate::common::demo_token(&server, "viewer-client", None).await;
     let url = format!("{}/datasets", server.url());
     let client = http();
     let mut tasks = Vec::new();
