@@ -188,6 +188,14 @@ async fn call(
         .unwrap()
 }
 
+/// The status of `GET /datasets` with `credential`.
+async fn datasets(server: &model_registry::Server, credential: &str) -> u16 {
+    call(server, Method::GET, "/datasets", credential, json!(null))
+        .await
+        .status()
+        .as_u16()
+}
+
 #[tokio::test]
 async fn keys_over_http_create_use_rotate_revoke_expire() {
     init_tracing();
@@ -292,18 +300,8 @@ async fn keys_over_http_create_use_rotate_revoke_expire() {
     let new_key = rotated["key"].as_str().unwrap().to_string();
     remember_secret(&new_key);
     assert_eq!(rotated["replaces"], id.as_str());
-    assert_eq!(
-        call(&server, Method::GET, "/datasets", &key, json!(null))
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        call(&server, Method::GET, "/datasets", &new_key, json!(null))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(datasets(&server, &key).await, 200);
+    assert_eq!(datasets(&server, &new_key).await, 200);
     // A key that expires in one second.
     let short: Value = call(
         &server,
@@ -318,33 +316,11 @@ async fn keys_over_http_create_use_rotate_revoke_expire() {
     .unwrap();
     let short_key = short["key"].as_str().unwrap().to_string();
     remember_secret(&short_key);
-    assert_eq!(
-        call(&server, Method::GET, "/datasets", &short_key, json!(null))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(datasets(&server, &short_key).await, 200);
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(
-        call(&server, Method::GET, "/datasets", &key, json!(null))
-            .await
-            .status(),
-        401,
-        "overlap over"
-    );
-    assert_eq!(
-        call(&server, Method::GET, "/datasets", &short_key, json!(null))
-            .await
-            .status(),
-        401,
-        "expired"
-    );
-    assert_eq!(
-        call(&server, Method::GET, "/datasets", &new_key, json!(null))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(datasets(&server, &key).await, 401, "overlap over");
+    assert_eq!(datasets(&server, &short_key).await, 401, "expired");
+    assert_eq!(datasets(&server, &new_key).await, 200);
 
     // Revocation takes effect on the next request.
     let new_id = rotated["id"].as_str().unwrap();
@@ -360,12 +336,7 @@ async fn keys_over_http_create_use_rotate_revoke_expire() {
         .status(),
         200
     );
-    assert_eq!(
-        call(&server, Method::GET, "/datasets", &new_key, json!(null))
-            .await
-            .status(),
-        401
-    );
+    assert_eq!(datasets(&server, &new_key).await, 401);
     assert_eq!(
         call(&server, Method::POST, "/api-keys/nope/revoke", &admin, json!({}))
             .await

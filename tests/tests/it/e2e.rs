@@ -317,6 +317,16 @@ async fn token_endpoint_is_rfc6749() {
     server.stop().await;
 }
 
+const OUTSIDE_ISSUER: &str = "https://idp.example.test";
+
+/// The registry configured for an outside provider whose JWKS `idp` serves.
+fn outside_idp_config(idp: &JwksServer) -> Config {
+    let mut config = Config::with_bind(any_port());
+    config.issuer = Some(OUTSIDE_ISSUER.into());
+    config.jwks_url = Some(idp.url.clone());
+    config
+}
+
 fn b64(v: &Value) -> String {
     URL_SAFE_NO_PAD.encode(v.to_string())
 }
@@ -326,10 +336,8 @@ async fn the_seeds_attacks_are_refused() {
     init_tracing();
     let key = SigningKey::es256("k1");
     let idp = JwksServer::start(vec![key.jwk.clone()]).await;
-    let iss = "https://idp.example.test";
-    let mut config = Config::with_bind(any_port());
-    config.issuer = Some(iss.into());
-    config.jwks_url = Some(idp.url.clone());
+    let iss = OUTSIDE_ISSUER;
+    let mut config = outside_idp_config(&idp);
     config.cors_origins = vec!["https://app.example.com".into()];
     let server = start(config).await.unwrap();
     assert!(
@@ -457,11 +465,8 @@ async fn keys_rotated_at_the_provider_are_picked_up_while_requests_flow() {
     init_tracing();
     let old = SigningKey::es256("old");
     let idp = JwksServer::start(vec![old.jwk.clone()]).await;
-    let iss = "https://idp.example.test";
-    let mut config = Config::with_bind(any_port());
-    config.issuer = Some(iss.into());
-    config.jwks_url = Some(idp.url.clone());
-    let server = start(config).await.unwrap();
+    let iss = OUTSIDE_ISSUER;
+    let server = start(outside_idp_config(&idp)).await.unwrap();
     let url = format!("{}/datasets", server.url());
     let old_token = old.sign(&claims(iss, "api.example.com", "u1", &["viewer"]));
     let new = SigningKey::es256("new");
