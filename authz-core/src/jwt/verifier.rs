@@ -212,14 +212,8 @@ impl JwtVerifier {
         }
         let payload = b64(parts.payload)?;
         let (registered, mapped) = {
-            let captured = if self.required_claims.is_empty() {
-                Captured::parse(&payload, wanted)
-            } else {
-                let mut all = wanted.to_vec();
-                all.extend(self.required_claims.iter().cloned());
-                Captured::parse(&payload, &all)
-            }
-            .map_err(|_| JwtError::from(E::InvalidPayload))?;
+            let captured = Captured::parse(&payload, wanted, &self.required_claims)
+                .map_err(|_| JwtError::from(E::InvalidPayload))?;
             let registered = self.validate_claims(&captured, now)?;
             (registered, map(&captured, &payload)?)
         };

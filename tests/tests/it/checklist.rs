@@ -532,3 +532,21 @@ async fn oidc_discovery_finds_the_jwks_and_checks_the_issuer() {
     assert!(err.to_string().contains("names issuer"), "{err}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn required_custom_claims_are_enforced_without_dropping_other_checks() {
+    let h = harness(|b| b.require_claim("tenant")).await;
+    assert_invalid(&h, &h.key.sign(&good_claims()), "no tenant").await;
+    assert_invalid(&h, &h.with(|c| c["tenant"] = Value::Null), "null tenant").await;
+    assert_eq!(h.status(&h.with(|c| c["tenant"] = "t1".into())).await, 200);
+    // Customising one check never drops another: a wrong audience still fails.
+    assert_invalid(
+        &h,
+        &h.with(|c| {
+            c["tenant"] = "t1".into();
+            c["aud"] = "other".into();
+        }),
+        "tenant present, audience wrong",
+    )
+    .await;
+}
