@@ -32,6 +32,11 @@ for t in tokens:
 put("authorization_header", "Basic dXNlcjpwYXNz")
 put("authorization_header", "bearer mr_0000000000000000_" + "a" * 49)
 
+put("claims", '{"iss":"i","aud":"a","sub":"s","exp":4102444800,"tid":"t","roles":["viewer"]}')
+put("claims", '{"iss":"i","aud":["a","b"],"sub":"s","exp":4102444800,"nbf":1,"iat":1,"tid":"t","realm_access":{"roles":["viewer"]},"perms":["model:run"],"scope":"a b"}')
+for t in json.loads((vectors / "nginx-auth-jwt/tokens.derived.json").read_text()):
+    put("claims", json.dumps(t["claims"]))
+
 for f in (vectors / "latchset-jose-rfc").glob("*.jwkset"):
     put("jwks_document", f.read_text())
 put("jwks_document", (vectors / "nginx-auth-jwt/t/data/jwks.json").read_text())

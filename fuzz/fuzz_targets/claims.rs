@@ -1,0 +1,71 @@
+//! The claims half of verification: the fuzzer writes the payload, the target signs it with
+//! the fixed key (so the signature check passes), and the claim checks, the claim mapping and
+//! the principal must cope with anything: never a panic, and a principal only for claims that
+//! really satisfy every check.
+#![no_main]
+use std::sync::{Arc, OnceLock};
+
+use authz_core::jwt::{Algorithm, ClaimMapping, JwtAuthenticator, JwtVerifier, KeySet, VerificationKey};
+use authz_core::{PermissionCatalog, Policy, RoleSpec};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use libfuzzer_sys::fuzz_target;
+
+const SECRET: [u8; 32] = [7; 32];
+const NOW: u64 = 1_800_000_000;
+
+struct Fixture {
+    auth: JwtAuthenticator,
+    keys: KeySet,
+    key: aws_lc_rs::hmac::Key,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let catalog = Arc::new(PermissionCatalog::new(["data:read", "model:run"]).unwrap());
+        let policy = Arc::new(
+            Policy::builder(catalog)
+                .role(RoleSpec::new("viewer").grant("data:read"))
+                .build()
+                .unwrap(),
+        );
+        let verifier = JwtVerifier::builder("i", "a", [Algorithm::HS256])
+            .require_claim("tid")
+            .build()
+            .unwrap();
+        let mapping = ClaimMapping::default()
+            .roles_from("realm_access.roles")
+            .permissions_from("perms")
+            .tenant_from("tid");
+        let auth = JwtAuthenticator::new(verifier, policy)
+            .with_mapping(mapping)
+            .with_cache_entries(0);
+        let keys = KeySet::new(vec![VerificationKey::hmac(Algorithm::HS256, &SECRET).unwrap()]).unwrap();
+        Fixture {
+            auth,
+            keys,
+            key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &SECRET),
+        }
+    })
+}
+
+fuzz_target!(|payload: &[u8]| {
+    let f = fixture();
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256"}"#),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let tag = aws_lc_rs::hmac::sign(&f.key, input.as_bytes());
+    let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()));
+    if let Ok(p) = f.auth.authenticate_uncached(&token, &f.keys, NOW) {
+        // Accepted: then the payload really is an object with the right iss, aud, a future exp,
+        // a string sub and a non-null tid.
+        let v: serde_json::Value = serde_json::from_slice(payload).expect("accepted payloads are JSON");
+        assert_eq!(v["iss"], "i");
+        assert!(v["exp"].as_f64().is_some_and(|e| e + 30.0 > NOW as f64));
+        assert!(!v["tid"].is_null());
+        assert_eq!(p.subject(), v["sub"].as_str().unwrap());
+    }
+});
