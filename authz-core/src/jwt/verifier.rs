@@ -133,8 +133,10 @@ impl JwtVerifier {
             return Err(E::Malformed.into());
         };
         let header_json = b64(h)?;
+        // JSON text is UTF-8 (RFC 8259 §8.1); serde_json does not check the strings it skips.
+        let header_text = std::str::from_utf8(&header_json).map_err(|_| JwtError::from(E::InvalidHeader))?;
         let raw: RawHeader<'_> =
-            serde_json::from_slice(&header_json).map_err(|_| JwtError::from(E::InvalidHeader))?;
+            serde_json::from_str(header_text).map_err(|_| JwtError::from(E::InvalidHeader))?;
         if raw.crit.is_some() {
             return Err(E::UnsupportedCritical.into());
         }
@@ -212,7 +214,10 @@ impl JwtVerifier {
         }
         let payload = b64(parts.payload)?;
         let (registered, mapped) = {
-            let captured = Captured::parse(&payload, wanted, &self.required_claims)
+            // The whole payload must be UTF-8, including claims nobody reads (found by fuzzing:
+            // serde_json skips unread strings without checking their bytes).
+            let text = std::str::from_utf8(&payload).map_err(|_| JwtError::from(E::InvalidPayload))?;
+            let captured = Captured::parse(text, wanted, &self.required_claims)
                 .map_err(|_| JwtError::from(E::InvalidPayload))?;
             let registered = self.validate_claims(&captured, now)?;
             (registered, map(&captured, &payload)?)
@@ -465,4 +470,83 @@ pub(crate) fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jwt::VerificationKey;
+
+    fn signed(payload: &[u8]) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256"}"#),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &[7; 32]);
+        let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    /// Regression (fuzz target `claims`): invalid UTF-8 inside a claim nobody reads was accepted.
+    #[test]
+    fn payloads_must_be_utf8_even_in_unread_claims() {
+        let verifier = JwtVerifier::builder("i", "a", [Algorithm::HS256])
+            .build()
+            .unwrap();
+        let keys = KeySet::new(vec![VerificationKey::hmac(Algorithm::HS256, &[7; 32]).unwrap()]).unwrap();
+        let good = br#"{"iss":"i","aud":"a","sub":"s","exp":4102444800,"note":"ok"}"#.to_vec();
+        assert!(verifier.verify_at(&signed(&good), &keys, 1_800_000_000).is_ok());
+        let mut bad = br#"{"iss":"i","aud":"a","sub":"s","exp":4102444800,"note":"model:r"#.to_vec();
+        bad.extend_from_slice(b"\x8d\x8d\x8dun\"}");
+        assert_eq!(
+            verifier
+                .verify_at(&signed(&bad), &keys, 1_800_000_000)
+                .unwrap_err()
+                .kind(),
+            &E::InvalidPayload
+        );
+    }
+
+    #[test]
+    fn malformed_escapes_are_refused_even_in_unread_claims() {
+        let verifier = JwtVerifier::builder("i", "a", [Algorithm::HS256])
+            .build()
+            .unwrap();
+        let keys = KeySet::new(vec![VerificationKey::hmac(Algorithm::HS256, &[7; 32]).unwrap()]).unwrap();
+        let truncated: &[u8] = br#"{"iss":"i","aud":"a","exp":4102444800,"x":"\u12"}"#;
+        let unknown: &[u8] = br#"{"iss":"i","aud":"a","exp":4102444800,"x":"\q"}"#;
+        for bad in [truncated, unknown] {
+            assert_eq!(
+                verifier
+                    .verify_at(&signed(bad), &keys, 1_800_000_000)
+                    .unwrap_err()
+                    .kind(),
+                &E::InvalidPayload
+            );
+        }
+        // A lone surrogate is grammatical JSON (RFC 8259 §8.2): skipped where unread.
+        let lone = br#"{"iss":"i","aud":"a","exp":4102444800,"x":"\ud861x"}"#;
+        assert!(verifier.verify_at(&signed(lone), &keys, 1_800_000_000).is_ok());
+    }
+
+    /// Found by fuzzing, kept by design: numbers beyond f64 are valid JSON grammar; in a claim
+    /// nobody reads they are skipped, in a claim that is read they invalidate the token.
+    #[test]
+    fn huge_numbers_are_refused_where_they_are_read() {
+        let verifier = JwtVerifier::builder("i", "a", [Algorithm::HS256])
+            .build()
+            .unwrap();
+        let keys = KeySet::new(vec![VerificationKey::hmac(Algorithm::HS256, &[7; 32]).unwrap()]).unwrap();
+        let unread = br#"{"iss":"i","aud":"a","exp":4102444800,"x":{"n":4102444e800}}"#;
+        assert!(verifier.verify_at(&signed(unread), &keys, 1_800_000_000).is_ok());
+        let read = br#"{"iss":"i","aud":"a","exp":4102444e800}"#;
+        assert_eq!(
+            verifier
+                .verify_at(&signed(read), &keys, 1_800_000_000)
+                .unwrap_err()
+                .kind(),
+            &E::InvalidClaim("exp")
+        );
+    }
 }
