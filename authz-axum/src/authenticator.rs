@@ -95,7 +95,10 @@ impl Authenticator {
         if let KeySource::Remote(remote) = &self.keys {
             // Keys were removed at the provider: drop tokens verified with them.
             let removals = remote.removals();
-            if self.seen_removals.swap(removals, Ordering::AcqRel) != removals {
+            // A plain load on the hot path; the write happens only when keys were removed.
+            if self.seen_removals.load(Ordering::Acquire) != removals
+                && self.seen_removals.swap(removals, Ordering::AcqRel) != removals
+            {
                 self.jwt.clear_cache();
             }
         }

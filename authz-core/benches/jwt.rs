@@ -10,110 +10,18 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use authz_core::jwt::{Algorithm, JwtAuthenticator, JwtVerifier, KeySet, VerificationKey};
+use authz_core::jwt::{JwtAuthenticator, JwtVerifier, KeySet};
 use authz_core::{PermissionCatalog, Policy, RoleSpec};
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{Criterion, criterion_group, criterion_main};
 
+#[path = "support/signed.rs"]
+mod signed;
+use signed::{Signed, jwt_alg, signed_tokens};
+
 const ISS: &str = "https://auth.example.com";
 const AUD: &str = "api.example.com";
-
-struct Case {
-    alg: Algorithm,
-    token: String,
-    ours: VerificationKey,
-    theirs: jsonwebtoken::DecodingKey,
-}
-
-fn token_input(alg: &str) -> String {
-    let header = serde_json::json!({"alg": alg, "typ": "JWT", "kid": "k1"});
-    let claims = serde_json::json!({
-        "sub": "user_42", "iss": ISS, "aud": AUD, "exp": 4_102_444_800u64, "iat": 1_709_896_400u64,
-        "roles": ["analyst", "viewer"],
-    });
-    format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    )
-}
-
-fn cases() -> Vec<Case> {
-    let rng = SystemRandom::new();
-    let mut out = Vec::new();
-    // HS256
-    let secret = [7u8; 32];
-    let input = token_input("HS256");
-    let tag = aws_lc_rs::hmac::sign(
-        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret),
-        input.as_bytes(),
-    );
-    out.push(Case {
-        alg: Algorithm::HS256,
-        token: format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref())),
-        ours: VerificationKey::hmac(Algorithm::HS256, &secret)
-            .unwrap()
-            .with_kid("k1"),
-        theirs: jsonwebtoken::DecodingKey::from_secret(&secret).unwrap(),
-    });
-    // RS256 and PS256
-    let rsa = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let public = rsa.public_key().as_ref().to_vec();
-    for (alg, name, enc) in [
-        (
-            Algorithm::RS256,
-            "RS256",
-            &signature::RSA_PKCS1_SHA256 as &'static dyn signature::RsaEncoding,
-        ),
-        (Algorithm::PS256, "PS256", &signature::RSA_PSS_SHA256),
-    ] {
-        let input = token_input(name);
-        let mut sig = vec![0; rsa.public_modulus_len()];
-        rsa.sign(enc, &rng, input.as_bytes(), &mut sig).unwrap();
-        out.push(Case {
-            alg,
-            token: format!("{input}.{}", URL_SAFE_NO_PAD.encode(&sig)),
-            ours: VerificationKey::from_der(alg, &public).unwrap().with_kid("k1"),
-            theirs: jsonwebtoken::DecodingKey::from_rsa_der(&public),
-        });
-    }
-    // ES256
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-    let ec = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
-    let input = token_input("ES256");
-    let sig = ec.sign(&rng, input.as_bytes()).unwrap();
-    let point = ec.public_key().as_ref().to_vec();
-    out.push(Case {
-        alg: Algorithm::ES256,
-        token: format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref())),
-        ours: VerificationKey::from_der(Algorithm::ES256, &point)
-            .unwrap()
-            .with_kid("k1"),
-        theirs: jsonwebtoken::DecodingKey::from_ec_der(&point),
-    });
-    // EdDSA
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
-    let ed = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
-    let input = token_input("EdDSA");
-    let sig = ed.sign(input.as_bytes());
-    let public = ed.public_key().as_ref().to_vec();
-    out.push(Case {
-        alg: Algorithm::EdDSA,
-        token: format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref())),
-        ours: VerificationKey::from_der(Algorithm::EdDSA, &public)
-            .unwrap()
-            .with_kid("k1"),
-        theirs: jsonwebtoken::DecodingKey::from_ed_der(&public),
-    });
-    out
-}
-
-fn jwt_alg(a: Algorithm) -> jsonwebtoken::Algorithm {
-    a.as_str().parse().unwrap()
-}
 
 fn verification(c: &mut Criterion) {
     let catalog = Arc::new(PermissionCatalog::new(["data:read", "model:run"]).unwrap());
@@ -124,13 +32,17 @@ fn verification(c: &mut Criterion) {
             .build()
             .unwrap(),
     );
-    for case in cases() {
-        let Case {
-            alg,
-            token,
-            ours,
-            theirs,
-        } = case;
+    let claims = serde_json::json!({
+        "sub": "user_42", "iss": ISS, "aud": AUD, "exp": 4_102_444_800u64, "iat": 1_709_896_400u64,
+        "roles": ["analyst", "viewer"],
+    });
+    for Signed {
+        alg,
+        token,
+        ours,
+        theirs,
+    } in signed_tokens(&claims)
+    {
         let keys = KeySet::new(vec![ours]).unwrap();
         let verifier = JwtVerifier::builder(ISS, AUD, [alg]).build().unwrap();
         let auth = JwtAuthenticator::new(verifier.clone(), policy.clone());

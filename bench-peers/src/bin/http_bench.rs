@@ -8,101 +8,23 @@ use std::process::Command;
 use std::sync::Arc;
 
 use authz_axum::core::apikey::ApiKeyFormat;
-use authz_axum::core::jwt::{Algorithm, JwtAuthenticator, JwtVerifier, KeySet, VerificationKey};
+use authz_axum::core::jwt::{Algorithm, JwtAuthenticator, JwtVerifier, KeySet};
 use authz_axum::core::keystore::MemoryKeyStore;
 use authz_axum::core::{Policy, RoleSpec};
 use authz_axum::{ApiKeys, AuthLayer, Authenticator, KeySource};
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use axum::Router;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 const ISS: &str = "https://bench.test";
 const AUD: &str = "bench";
 
-struct Alg {
-    alg: Algorithm,
-    token: String,
-    ours: Vec<u8>,
-    theirs: jsonwebtoken::DecodingKey,
-}
-
-fn input(alg: &str) -> String {
-    let h = serde_json::json!({"alg": alg, "typ": "JWT", "kid": "k1"});
-    let c =
-        serde_json::json!({"sub": "u", "iss": ISS, "aud": AUD, "exp": 4_102_444_800u64, "roles": ["viewer"]});
-    format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(h.to_string()),
-        URL_SAFE_NO_PAD.encode(c.to_string())
-    )
-}
-
-fn algorithms() -> Vec<Alg> {
-    let rng = SystemRandom::new();
-    let mut out = Vec::new();
-    let secret = [7u8; 32];
-    let i = input("HS256");
-    let tag = aws_lc_rs::hmac::sign(
-        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret),
-        i.as_bytes(),
-    );
-    out.push(Alg {
-        alg: Algorithm::HS256,
-        token: format!("{i}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref())),
-        ours: secret.to_vec(),
-        theirs: jsonwebtoken::DecodingKey::from_secret(&secret).unwrap(),
-    });
-    let rsa = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let public = rsa.public_key().as_ref().to_vec();
-    for (alg, name, enc) in [
-        (
-            Algorithm::RS256,
-            "RS256",
-            &signature::RSA_PKCS1_SHA256 as &'static dyn signature::RsaEncoding,
-        ),
-        (Algorithm::PS256, "PS256", &signature::RSA_PSS_SHA256),
-    ] {
-        let i = input(name);
-        let mut sig = vec![0; rsa.public_modulus_len()];
-        rsa.sign(enc, &rng, i.as_bytes(), &mut sig).unwrap();
-        out.push(Alg {
-            alg,
-            token: format!("{i}.{}", URL_SAFE_NO_PAD.encode(&sig)),
-            ours: public.clone(),
-            theirs: jsonwebtoken::DecodingKey::from_rsa_der(&public),
-        });
-    }
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-    let ec = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
-    let i = input("ES256");
-    let sig = ec.sign(&rng, i.as_bytes()).unwrap();
-    let point = ec.public_key().as_ref().to_vec();
-    out.push(Alg {
-        alg: Algorithm::ES256,
-        token: format!("{i}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref())),
-        theirs: jsonwebtoken::DecodingKey::from_ec_der(&point),
-        ours: point,
-    });
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
-    let ed = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
-    let i = input("EdDSA");
-    let sig = ed.sign(i.as_bytes());
-    let public = ed.public_key().as_ref().to_vec();
-    out.push(Alg {
-        alg: Algorithm::EdDSA,
-        token: format!("{i}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref())),
-        theirs: jsonwebtoken::DecodingKey::from_ed_der(&public),
-        ours: public,
-    });
-    out
-}
+#[path = "../../../authz-core/benches/support/signed.rs"]
+mod signed;
+use signed::{Signed, jwt_alg, signed_tokens};
 
 async fn hello() -> &'static str {
     "hello"
@@ -188,10 +110,18 @@ fn main() {
     // Warm up (connections, CPU frequency), then measure the baseline first and last.
     let _ = wrk("warm-up", base, None, 2);
     results.push(wrk("no auth (first)", base, None, seconds));
-    for a in algorithms() {
+    let claims =
+        serde_json::json!({"sub": "u", "iss": ISS, "aud": AUD, "exp": 4_102_444_800u64, "roles": ["viewer"]});
+    for Signed {
+        alg,
+        token,
+        ours,
+        theirs,
+    } in signed_tokens(&claims)
+    {
         // A middleware calling bare jsonwebtoken, as a hand-written service would.
-        let theirs = Arc::new(a.theirs);
-        let mut validation = jsonwebtoken::Validation::new(a.alg.as_str().parse().unwrap());
+        let theirs = Arc::new(theirs);
+        let mut validation = jsonwebtoken::Validation::new(jwt_alg(alg));
         validation.set_issuer(&[ISS]);
         validation.set_audience(&[AUD]);
         let validation = Arc::new(validation);
@@ -213,29 +143,23 @@ fn main() {
         ));
         let addr = rt.block_on(serve(bare));
         results.push(wrk(
-            &format!("bare jsonwebtoken {}", a.alg),
+            &format!("bare jsonwebtoken {alg}"),
             addr,
-            Some(&a.token),
+            Some(&token),
             seconds,
         ));
+        let keys = Arc::new(KeySet::new(vec![ours]).unwrap());
         for cache in [true, false] {
-            let key = match a.alg {
-                Algorithm::HS256 => VerificationKey::hmac(a.alg, &a.ours).unwrap(),
-                _ => VerificationKey::from_der(a.alg, &a.ours).unwrap(),
-            };
-            let keys = KeySet::new(vec![key.with_kid("k1")]).unwrap();
-            let verifier = JwtVerifier::builder(ISS, AUD, [a.alg]).build().unwrap();
+            let verifier = JwtVerifier::builder(ISS, AUD, [alg]).build().unwrap();
             let mut jwt = JwtAuthenticator::new(verifier, policy.clone());
             if !cache {
                 jwt = jwt.with_cache_entries(0);
             }
-            let auth = Arc::new(Authenticator::new(jwt, KeySource::Static(Arc::new(keys))));
-            let app = Router::new()
-                .route("/", get(guarded))
-                .layer(AuthLayer::new(auth));
+            let auth = Arc::new(Authenticator::new(jwt, KeySource::Static(keys.clone())));
+            let app = Router::new().route("/", get(guarded)).layer(AuthLayer::new(auth));
             let addr = rt.block_on(serve(app));
-            let label = format!("authz {} cache {}", a.alg, if cache { "on" } else { "off" });
-            results.push(wrk(&label, addr, Some(&a.token), seconds));
+            let label = format!("authz {alg} cache {}", if cache { "on" } else { "off" });
+            results.push(wrk(&label, addr, Some(&token), seconds));
         }
     }
     let (addr, key) = rt.block_on(async {
