@@ -15,17 +15,20 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, header};
 use tower::{Layer, Service};
 
-use crate::authenticator::{AuthFailure, Authenticator};
+use authz_core::auth::{AuthError, Authenticator};
+
 use crate::rejection::{AuthRejection, RejectionConfig};
 
-/// The outcome of authentication for one request.
+/// The outcome of authentication for one request: the one value the layer stores.
 #[derive(Clone, Debug)]
 pub(crate) enum Outcome {
+    /// No `Authorization` header.
     Anonymous,
     Authenticated(authz_core::Principal),
-    InvalidRequest(&'static str),
-    InvalidToken,
-    Unavailable,
+    /// The `Authorization` header is not a usable bearer credential.
+    Header(BearerError),
+    /// The credential was checked and refused (401), or could not be checked (503).
+    Refused(AuthError),
 }
 
 /// What the layer leaves in the request extensions.
@@ -42,9 +45,35 @@ impl AuthState {
         match &self.outcome {
             Outcome::Authenticated(p) => Ok(p),
             Outcome::Anonymous => Err(AuthRejection::MissingCredentials(c())),
-            Outcome::InvalidRequest(why) => Err(AuthRejection::InvalidRequest(c(), why)),
-            Outcome::InvalidToken => Err(AuthRejection::InvalidToken(c())),
-            Outcome::Unavailable => Err(AuthRejection::KeySourceUnavailable(c())),
+            Outcome::Header(BearerError::UnsupportedScheme) => Err(AuthRejection::UnsupportedScheme(c())),
+            Outcome::Header(e) => Err(AuthRejection::InvalidRequest(c(), e.detail())),
+            Outcome::Refused(AuthError::Unavailable) => Err(AuthRejection::KeySourceUnavailable(c())),
+            Outcome::Refused(_) => Err(AuthRejection::InvalidToken(c())),
+        }
+    }
+}
+
+/// Why the `Authorization` header is not a usable bearer credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BearerError {
+    /// Several `Authorization` headers (RFC 6750 §3.1 `invalid_request`: 400).
+    Repeated,
+    /// `Bearer` without a token, or a token that is not an RFC 6750 `b64token` (400).
+    Malformed,
+    /// Another scheme (`Basic …`): RFC 6750 §3 says to answer 401 without an error code.
+    UnsupportedScheme,
+}
+
+impl BearerError {
+    /// A sentence for the caller (never contains the header's value).
+    pub fn detail(self) -> &'static str {
+        match self {
+            BearerError::Repeated => "send exactly one Authorization header",
+            BearerError::Malformed => {
+                "the Authorization header must be `Bearer <token>` with a well-formed token"
+            }
+            BearerError::UnsupportedScheme => "this resource accepts only the Bearer authorization scheme",
         }
     }
 }
@@ -54,25 +83,28 @@ impl AuthState {
 /// Returns `Ok(None)` when there is no `Authorization` header. The scheme is matched
 /// case-insensitively; the token must be an RFC 6750 `b64token`. Tokens in the query string or
 /// a body are never looked at.
-pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
+///
+/// # Errors
+/// [`BearerError`]: repeated header, malformed value, another scheme.
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, BearerError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err("send exactly one Authorization header");
+        return Err(BearerError::Repeated);
     }
     let bytes = value.as_bytes();
-    let Some(space) = bytes.iter().position(|&b| b == b' ') else {
-        return Err("the Authorization header must be `Bearer <token>`");
+    let (scheme, rest) = match bytes.iter().position(|&b| b == b' ') {
+        Some(space) => (&bytes[..space], &bytes[space + 1..]),
+        None => (bytes, &[][..]),
     };
-    if !bytes[..space].eq_ignore_ascii_case(b"bearer") {
-        return Err("only the Bearer authorization scheme is accepted");
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return Err(BearerError::UnsupportedScheme);
     }
-    let token = &bytes[space + 1..];
     let token = {
-        let start = token.iter().position(|&b| b != b' ').unwrap_or(token.len());
-        &token[start..]
+        let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+        &rest[start..]
     };
     let is_b64token = !token.is_empty() && {
         let end = token.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
@@ -82,12 +114,12 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
                 .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
     };
     if !is_b64token {
-        return Err("the bearer token is malformed");
+        return Err(BearerError::Malformed);
     }
     // Only ASCII passed the check above.
     std::str::from_utf8(token)
         .map(Some)
-        .map_err(|_| "the bearer token is malformed")
+        .map_err(|_| BearerError::Malformed)
 }
 
 /// Authenticates every request once and stores the outcome for the extractors.
@@ -187,24 +219,20 @@ async fn authenticate(authenticator: &Authenticator, req: &mut Request) -> Outco
     let token = match bearer_token(req.headers()) {
         Ok(None) => return Outcome::Anonymous,
         Ok(Some(t)) => t,
-        Err(why) => {
-            tracing::debug!(reason = why, "authorization header refused");
-            return Outcome::InvalidRequest(why);
+        Err(e) => {
+            tracing::debug!(reason = e.detail(), "authorization header refused");
+            return Outcome::Header(e);
         }
     };
     match authenticator.authenticate(token).await {
         Ok(p) => Outcome::Authenticated(p),
-        Err(AuthFailure::Invalid(kind)) => {
-            tracing::debug!(reason = %kind, "bearer token refused");
-            Outcome::InvalidToken
-        }
-        Err(AuthFailure::InvalidKey(kind)) => {
-            tracing::debug!(reason = %kind, "API key refused");
-            Outcome::InvalidToken
-        }
-        Err(AuthFailure::Unavailable) => {
+        Err(e @ AuthError::Unavailable) => {
             tracing::warn!("bearer credential not verifiable: key source unavailable");
-            Outcome::Unavailable
+            Outcome::Refused(e)
+        }
+        Err(e) => {
+            tracing::debug!(reason = %e, "bearer credential refused");
+            Outcome::Refused(e)
         }
     }
 }
@@ -214,7 +242,7 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
-    fn parse(values: &[&[u8]]) -> Result<Option<String>, &'static str> {
+    fn parse(values: &[&[u8]]) -> Result<Option<String>, BearerError> {
         let mut h = HeaderMap::new();
         for v in values {
             h.append(header::AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
@@ -228,12 +256,16 @@ mod tests {
         assert_eq!(parse(&[b"Bearer abc.def.ghi"]), Ok(Some("abc.def.ghi".into())));
         assert_eq!(parse(&[b"bEaReR abc"]), Ok(Some("abc".into())));
         assert_eq!(parse(&[b"Bearer abc=="]), Ok(Some("abc==".into())));
-        assert!(parse(&[b"Basic dXNlcjpwYXNz"]).is_err());
-        assert!(parse(&[b"Bearer"]).is_err());
-        assert!(parse(&[b"Bearer "]).is_err());
-        assert!(parse(&[b"Bearer a b"]).is_err());
-        assert!(parse(&[b"Bearer ="]).is_err());
-        assert!(parse(&[b"Bearer a\xffb"]).is_err());
-        assert!(parse(&[b"Bearer a", b"Bearer b"]).is_err());
+        assert_eq!(
+            parse(&[b"Basic dXNlcjpwYXNz"]),
+            Err(BearerError::UnsupportedScheme)
+        );
+        assert_eq!(parse(&[b"Negotiate"]), Err(BearerError::UnsupportedScheme));
+        assert_eq!(parse(&[b"Bearer"]), Err(BearerError::Malformed));
+        assert_eq!(parse(&[b"Bearer "]), Err(BearerError::Malformed));
+        assert_eq!(parse(&[b"Bearer a b"]), Err(BearerError::Malformed));
+        assert_eq!(parse(&[b"Bearer ="]), Err(BearerError::Malformed));
+        assert_eq!(parse(&[b"Bearer a\xffb"]), Err(BearerError::Malformed));
+        assert_eq!(parse(&[b"Bearer a", b"Bearer b"]), Err(BearerError::Repeated));
     }
 }

@@ -65,41 +65,47 @@
 //!
 //! ## Runtime
 //!
-//! - [`AuthLayer`] authenticates each request once (bearer JWT from the `Authorization`
-//!   header only) and leaves the outcome for the extractors.
-//! - [`Principal`] and the guards answer 401 (`WWW-Authenticate: Bearer realm=..,
-//!   error="invalid_token"`), 403 (`error="insufficient_scope"`) or 503 (key source down), with
-//!   `application/problem+json` bodies that never echo the credential ([`rejection`]).
-//! - [`jwks::RemoteJwks`] fetches and caches a provider's keys; [`cors::CorsPolicy`] builds
-//!   CORS that cannot be made permissive by accident; [`routing::AuditedRouter`] records the
-//!   route → requirement table.
+//! - [`AuthLayer`] runs the one authentication pipeline, [`Authenticator`] (from
+//!   `authz-core`), once per request (bearer credential from the `Authorization` header only)
+//!   and leaves the outcome for the extractors.
+//! - [`Principal`] and the guards answer 400 (`error="invalid_request"`: a malformed or
+//!   repeated header), 401 (`WWW-Authenticate: Bearer realm=.., error="invalid_token"`; no
+//!   error code for a missing credential or another scheme), 403 (`error="insufficient_scope"`)
+//!   or 503 (key source down), with `application/problem+json` bodies that never echo the
+//!   credential ([`rejection`]).
+//! - [`jwks::RemoteJwks`] (feature `remote`, on by default) fetches and caches a provider's
+//!   keys; [`cors::CorsPolicy`] builds CORS that cannot be made permissive by accident;
+//!   [`routing::AuditedRouter`] records the route → requirement table.
 //! - [`ApiKeys`] adds API keys as a second credential feeding the same `Principal`; with the
 //!   `sqlx` feature, [`sql`] stores them in SQLite or PostgreSQL.
+//!
+//! Features: `remote` (default; remote JWKS and OIDC discovery, pulls in reqwest and rustls),
+//! `sqlx` (SQL key stores). `default-features = false` compiles no HTTP client, TLS stack or
+//! SQL driver: static keys and in-memory API keys only.
 
-pub mod apikeys;
-pub mod authenticator;
 pub mod cors;
 pub mod extract;
-pub mod jwks;
 pub mod layer;
 pub mod rejection;
 pub mod routing;
 #[cfg(feature = "sqlx")]
 pub mod sql;
 
-/// The framework-independent core (permission model, policy, JWT verification).
+/// The framework-independent core (permission model, policy, the authentication pipeline).
 pub use authz_core as core;
 
+/// Remote key sources (a JWKS URL, OIDC discovery): `authz_core::jwks`.
+#[cfg(feature = "remote")]
+pub use authz_core::jwks;
+
 #[doc(inline)]
-pub use apikeys::ApiKeys;
-#[doc(inline)]
-pub use authenticator::{AuthFailure, Authenticator, KeySource};
+pub use authz_core::auth::{ApiKeys, AuthError, Authenticator, Issuer, StaticKeys};
 #[doc(inline)]
 pub use authz_macros::{catalog, require_any_permission, require_permission, require_role};
 #[doc(inline)]
 pub use extract::{ApiKey, Guard, Jwt, Principal, Via};
 #[doc(inline)]
-pub use layer::{AuthLayer, AuthService, bearer_token};
+pub use layer::{AuthLayer, AuthService, BearerError, bearer_token};
 #[doc(inline)]
 pub use rejection::{AuthRejection, RejectionConfig, RejectionInfo};
 #[doc(inline)]

@@ -82,10 +82,12 @@ impl RejectionConfig {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum AuthRejection {
-    /// No credentials.
+    /// No credentials (401 without an error code, RFC 6750 §3).
     MissingCredentials(Arc<RejectionConfig>),
-    /// Credentials presented in a way we do not accept (several `Authorization` headers,
-    /// another scheme, a malformed header).
+    /// Credentials for another scheme (`Basic …`): 401 without an error code (RFC 6750 §3).
+    UnsupportedScheme(Arc<RejectionConfig>),
+    /// A malformed request: several `Authorization` headers, `Bearer` without a well-formed
+    /// token (400 `invalid_request`, RFC 6750 §3.1).
     InvalidRequest(Arc<RejectionConfig>, &'static str),
     /// A credential was presented and is not valid.
     InvalidToken(Arc<RejectionConfig>),
@@ -102,8 +104,9 @@ impl AuthRejection {
     pub fn status(&self) -> StatusCode {
         match self {
             AuthRejection::MissingCredentials(_)
-            | AuthRejection::InvalidRequest(..)
+            | AuthRejection::UnsupportedScheme(_)
             | AuthRejection::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            AuthRejection::InvalidRequest(..) => StatusCode::BAD_REQUEST,
             AuthRejection::Forbidden(..) => StatusCode::FORBIDDEN,
             AuthRejection::KeySourceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AuthRejection::LayerMissing => StatusCode::INTERNAL_SERVER_ERROR,
@@ -117,8 +120,13 @@ impl AuthRejection {
                 "Unauthorized",
                 "this resource needs a bearer token in the Authorization header".into(),
             ),
+            AuthRejection::UnsupportedScheme(_) => (
+                None,
+                "Unauthorized",
+                "this resource accepts only the Bearer authorization scheme".into(),
+            ),
             AuthRejection::InvalidRequest(_, why) => {
-                (Some("invalid_request"), "Unauthorized", (*why).to_string())
+                (Some("invalid_request"), "Bad Request", (*why).to_string())
             }
             AuthRejection::InvalidToken(_) => (
                 Some("invalid_token"),
@@ -154,6 +162,7 @@ impl AuthRejection {
     fn config(&self) -> Option<&RejectionConfig> {
         match self {
             AuthRejection::MissingCredentials(c)
+            | AuthRejection::UnsupportedScheme(c)
             | AuthRejection::InvalidRequest(c, _)
             | AuthRejection::InvalidToken(c)
             | AuthRejection::Forbidden(c, _)
@@ -200,7 +209,7 @@ impl IntoResponse for AuthRejection {
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match info.status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST => {
                 let mut challenge = format!("Bearer realm=\"{}\"", config.realm);
                 if let Some(e) = info.error {
                     challenge.push_str(&format!(", error=\"{e}\""));

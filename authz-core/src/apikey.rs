@@ -18,8 +18,8 @@
 //!   already infeasible and a fast hash loses nothing while keeping verification cheap. The
 //!   stored hash is compared in constant time.
 
+use crate::clock::Clock as _;
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::SecureRandom;
@@ -291,7 +291,7 @@ impl ApiKeyRecord {
             roles,
             scopes: Vec::new(),
             hash: key.hash,
-            created_at: unix_now(),
+            created_at: crate::clock::SystemClock.unix_seconds(),
             expires_at,
             last_used_at: None,
             revoked_at: None,
@@ -346,13 +346,6 @@ pub fn authenticate(
         },
         policy,
     ))
-}
-
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

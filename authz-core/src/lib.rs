@@ -31,12 +31,25 @@
 //! - [`Policy`]: roles with inheritance, `resource:*` grants, separation of duties, least-privilege
 //!   reports, from code or a TOML file.
 //! - [`Principal`]: the verified caller.
-//! - [`jwt`]: a verifier that enforces the whole JWT validation checklist by construction.
+//! - [`jwt`]: a verifier that enforces the whole JWT validation checklist by construction,
+//!   key sets as robust as real identity providers need, claim mapping and provider presets.
+//! - [`auth`]: **the one authentication pipeline** — bearer JWT (from one or several isolated
+//!   issuers) or API key in, [`Principal`] out — with the [`auth::KeyProvider`] seam.
+//! - [`jwks`] (feature `remote`): keys from a JWKS URL or OpenID Connect discovery.
 //! - [`apikey`] and [`keystore`]: API keys that feed the same `Principal`, stored only as hashes.
+//! - [`clock`]: the one injectable clock every expiry decision reads.
+//!
+//! Features: `remote` (remote JWKS and discovery: reqwest with rustls, tokio), `tokio` (the
+//! API-key `last_used_at` flusher). With neither, nothing async-runtime-, HTTP- or TLS-related
+//! is compiled.
 
 pub mod apikey;
+pub mod auth;
 pub mod catalog;
+pub mod clock;
 pub mod grammar;
+#[cfg(feature = "remote")]
+pub mod jwks;
 pub mod jwt;
 pub mod keystore;
 pub mod permission;

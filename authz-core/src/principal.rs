@@ -3,7 +3,7 @@
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use crate::catalog::PermissionId;
 use crate::policy::{Policy, Resolution};
@@ -78,8 +78,20 @@ impl Principal {
             );
         }
         let mut permissions = resolved.permissions.clone();
-        for id in parts.extra_permissions {
-            permissions.insert(id);
+        if !parts.extra_permissions.is_empty() {
+            for id in parts.extra_permissions {
+                permissions.insert(id);
+            }
+            // Separation of duties holds on the final set, whatever granted each side (roles,
+            // permission claims, scopes): both sides of a violated pair are withheld.
+            let withheld = policy.withhold_separated(&mut permissions);
+            if !withheld.is_empty() {
+                tracing::warn!(
+                    subject = %parts.subject,
+                    withheld = ?withheld,
+                    "the credential grants both sides of a separation-of-duty pair; both sides withheld"
+                );
+            }
         }
         Principal(Arc::new(Inner {
             subject: parts.subject,
@@ -174,7 +186,7 @@ impl Principal {
 
     /// Whether the credential has expired at `now`.
     pub fn is_expired_at(&self, now: SystemTime) -> bool {
-        let now = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = crate::clock::unix_seconds(now);
         self.0.expires_at.is_some_and(|exp| now >= exp)
     }
 

@@ -153,6 +153,11 @@ impl AlgorithmSet {
         self.0 == 0
     }
 
+    /// Every algorithm in `self` or in `other`.
+    pub fn union(self, other: AlgorithmSet) -> AlgorithmSet {
+        AlgorithmSet(self.0 | other.0)
+    }
+
     /// The algorithms in the set.
     pub fn iter(self) -> impl Iterator<Item = Algorithm> {
         Algorithm::ALL.into_iter().filter(move |a| self.contains(*a))

@@ -22,16 +22,12 @@ impl<'p> Captured<'p> {
         self.entries.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
     }
 
-    /// Parses the payload, keeping [`REGISTERED`] and the claims named in `wanted` and `also`.
+    /// Parses the payload, keeping [`REGISTERED`] and the claims named in `wanted`.
     /// A captured claim that appears twice makes the payload invalid (two `exp`s are an
     /// ambiguity an attacker could use).
-    pub(crate) fn parse(
-        payload: &'p str,
-        wanted: &[String],
-        also: &[String],
-    ) -> Result<Self, serde_json::Error> {
+    pub(crate) fn parse(payload: &'p str, wanted: &[String]) -> Result<Self, serde_json::Error> {
         let mut de = serde_json::Deserializer::from_str(payload);
-        let captured = CaptureSeed { wanted, also }.deserialize(&mut de)?;
+        let captured = CaptureSeed { wanted }.deserialize(&mut de)?;
         de.end()?;
         Ok(captured)
     }
@@ -39,7 +35,6 @@ impl<'p> Captured<'p> {
 
 struct CaptureSeed<'w> {
     wanted: &'w [String],
-    also: &'w [String],
 }
 
 impl<'de> DeserializeSeed<'de> for CaptureSeed<'_> {
@@ -59,8 +54,7 @@ impl<'de> Visitor<'de> for CaptureSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut entries = SmallVec::new();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let wanted =
-                REGISTERED.contains(&&*key) || self.wanted.iter().chain(self.also).any(|w| *w == *key);
+            let wanted = REGISTERED.contains(&&*key) || self.wanted.iter().any(|w| *w == *key);
             if wanted {
                 if entries
                     .iter()
@@ -110,17 +104,17 @@ mod tests {
     #[test]
     fn captures_only_what_is_read_and_refuses_duplicates() {
         let payload = r#"{"iss":"a","exp":1,"big":{"nested":[1,2,3]},"roles":["x"],"esc\u0061ped":2}"#;
-        let c = Captured::parse(payload, &["roles".to_string()], &[]).unwrap();
+        let c = Captured::parse(payload, &["roles".to_string()]).unwrap();
         assert_eq!(c.get("iss").unwrap().get(), "\"a\"");
         assert_eq!(c.get("roles").unwrap().get(), "[\"x\"]");
         assert!(c.get("big").is_none());
         assert!(
-            Captured::parse(r#"{"exp":1,"exp":99999999999}"#, &[], &[]).is_err(),
+            Captured::parse(r#"{"exp":1,"exp":99999999999}"#, &[]).is_err(),
             "two exp claims"
         );
-        assert!(Captured::parse(r#"{"exp":1} trailing"#, &[], &[]).is_err());
-        assert!(Captured::parse(r#"["not","an","object"]"#, &[], &[]).is_err());
+        assert!(Captured::parse(r#"{"exp":1} trailing"#, &[]).is_err());
+        assert!(Captured::parse(r#"["not","an","object"]"#, &[]).is_err());
         // A duplicate of a claim nobody reads is harmless and allowed.
-        assert!(Captured::parse(r#"{"x":1,"x":2}"#, &[], &[]).is_ok());
+        assert!(Captured::parse(r#"{"x":1,"x":2}"#, &[]).is_ok());
     }
 }

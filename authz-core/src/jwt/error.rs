@@ -51,9 +51,17 @@ pub enum JwtErrorKind {
     /// A `crit` (or `b64`) header: extensions this verifier does not implement.
     #[error("token header names a critical extension this verifier does not implement")]
     UnsupportedCritical,
-    /// `typ` differs from the required one.
-    #[error("token type (typ) is not the required one")]
+    /// The header's `typ` names a type this verifier does not accept (RFC 8725 §3.11).
+    #[error("token type (typ) is not an accepted access-token type")]
     InvalidType,
+    /// The token carries a claim that only another kind of token carries (`at_hash`, `c_hash`,
+    /// `s_hash` of an OpenID Connect ID token, `events` of a security event token, or a claim
+    /// the issuer's configuration refuses): it is not an access token.
+    #[error("token carries a claim access tokens never carry: it is another kind of token")]
+    NotAnAccessToken,
+    /// A claim required to hold a configured value holds another one.
+    #[error("a required claim does not hold the required value")]
+    InvalidClaimValue,
     /// No key has the token's `kid`.
     #[error("no key with the token's key id")]
     UnknownKeyId,
@@ -120,4 +128,16 @@ pub enum ConfigError {
     /// A size limit too small to hold any token.
     #[error("a size limit of {0} bytes cannot hold a token")]
     SizeLimitTooSmall(usize),
+    /// A claim name or path is empty or malformed.
+    #[error("claim path {0:?} is not valid: {1}")]
+    InvalidClaimPath(String, &'static str),
+    /// An accepted token type is empty.
+    #[error("an accepted token type (typ) is empty")]
+    EmptyTokenType,
+    /// Two issuers share one `iss`.
+    #[error("issuer {0:?} is configured twice")]
+    DuplicateIssuer(String),
+    /// No issuer is configured.
+    #[error("no issuer is configured: tokens could never be verified")]
+    NoIssuers,
 }

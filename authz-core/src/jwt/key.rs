@@ -4,12 +4,25 @@
 //! request path never re-parses key material. Key material comes only from configuration (PEM,
 //! DER, JWK, a JWKS document, an HMAC secret), never from a token's header.
 //!
-//! Loading a JWKS rejects what Wycheproof's `json_web_key_test.json` marks invalid: mixed
-//! symmetric/asymmetric sets, duplicate `kid`s, RSA keys under 2048 bits (and ROCA-weak moduli),
-//! HMAC keys shorter than their hash, and `alg`/`crv` mismatches. Keys that are not signature
-//! keys (`use: "enc"`, `key_ops` without `verify`, encryption algorithms) or that use curves and
-//! algorithms this crate does not implement (P-521, Ed448, ES512, ...) are skipped: they can
-//! never verify a token, and a real identity provider's JWKS may legitimately contain them.
+//! ## Key sets from identity providers
+//!
+//! A JWKS is loaded the way panva/jose and Nimbus load one: **an unusable key is skipped, never
+//! fatal to the rest** ([`KeySet::from_jwks_report`] says which and why). Skipped, each with a
+//! reason: entries that are not objects (`null`), keys that are not signature keys (`use:
+//! "enc"`, `key_ops` without `verify`, encryption algorithms), curves and algorithms this crate
+//! does not implement (P-521, Ed448, ES512 …), certificate-only entries, RSA keys under 2048
+//! bits or with the ROCA fingerprint, HMAC keys shorter than their hash, `alg`/`crv`/`kty`
+//! mismatches, EC coordinates of the wrong length, and symmetric keys in a set that also holds
+//! public keys (the confusion that turns a public key into an HMAC secret). A JWK without `alg`
+//! is usable with every allowed algorithm of its key type (one bound key per algorithm).
+//!
+//! Duplicates are judged among the usable signing keys only, by `kid` **and** `alg` (an
+//! encryption key sharing a signing key's `kid` is no duplicate: it was skipped first): two
+//! JWKs under one `kid` + `alg` are ambiguous, and that `kid` is refused for that algorithm
+//! (every key under it skipped) rather than tried one after the other — a provider that
+//! publishes them is broken, Wycheproof's `rejectsDuplicateKid` expects the refusal, and trying
+//! each would multiply the signature work an attacker can trigger. The set as a whole is
+//! refused only when no usable key remains.
 
 use std::fmt;
 
@@ -37,6 +50,8 @@ pub struct VerificationKey {
     kid: Option<String>,
     alg: Algorithm,
     material: Material,
+    /// SHA-256 over the algorithm and the key material: equal keys, equal fingerprints.
+    fingerprint: [u8; 32],
 }
 
 impl fmt::Debug for VerificationKey {
@@ -125,6 +140,7 @@ impl VerificationKey {
             kid: None,
             alg,
             material: Material::Hmac(Box::new(hmac::Key::new(h, secret))),
+            fingerprint: fingerprint(alg, secret),
         })
     }
 
@@ -206,6 +222,7 @@ impl VerificationKey {
             kid: None,
             alg,
             material: Material::Public(parsed),
+            fingerprint: fingerprint(alg, bytes),
         })
     }
 
@@ -225,6 +242,13 @@ impl VerificationKey {
         self.alg
     }
 
+    /// SHA-256 over the algorithm name and the key material (for HMAC keys, over the secret:
+    /// the fingerprint reveals nothing usable). Two keys with equal fingerprints verify the
+    /// same signatures; a key set whose fingerprints changed invalidates cached tokens.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        self.fingerprint
+    }
+
     /// Verifies `signature` over `message` (constant time for HMAC).
     #[inline]
     pub fn verify(&self, message: &[u8], sig: &[u8]) -> bool {
@@ -234,154 +258,248 @@ impl VerificationKey {
         }
     }
 
-    /// Parses one JWK (a JSON object). `allowed` resolves a missing `alg` when the key family
-    /// has exactly one allowed algorithm. `Ok(None)` means the key is not a usable signature key
-    /// and was skipped (the reason is logged at debug level).
+    /// Parses one JWK (a JSON object) into one key. `allowed` resolves a missing `alg` when
+    /// the key type has exactly one allowed algorithm (several: [`KeyError::Ambiguous`]; use
+    /// [`VerificationKey::from_jwk_all`] to get one key per algorithm). `Ok(None)` means the key
+    /// is not a usable signature key here (another `use`, an unsupported curve or algorithm).
     pub fn from_jwk(jwk: &Value, allowed: AlgorithmSet) -> Result<Option<Self>, KeyError> {
-        let obj = jwk
-            .as_object()
-            .ok_or_else(|| KeyError::Invalid("a JWK must be a JSON object".into()))?;
-        let text = |name: &str| -> Result<Option<&str>, KeyError> {
-            match obj.get(name) {
-                None => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.as_str())),
-                Some(_) => Err(KeyError::Invalid(format!("JWK member `{name}` must be a string"))),
+        match parse_jwk(jwk, allowed, false) {
+            Ok(mut keys) => Ok(keys.pop()),
+            Err(Unusable::NotForUs(why)) => {
+                tracing::debug!(reason = %why, "JWK skipped");
+                Ok(None)
             }
-        };
-        let bytes = |name: &str| -> Result<Vec<u8>, KeyError> {
-            let s =
-                text(name)?.ok_or_else(|| KeyError::Invalid(format!("JWK member `{name}` is missing")))?;
-            JWK_B64
-                .decode(s)
-                .map_err(|_| KeyError::Invalid(format!("JWK member `{name}` is not base64url")))
-        };
-        let skip = |why: String| {
-            tracing::debug!(reason = %why, "JWK skipped");
-            Ok(None)
-        };
-        let kty = text("kty")?.ok_or_else(|| KeyError::Invalid("JWK has no `kty`".into()))?;
-        let kid = text("kid")?.map(str::to_string);
-        if let Some(u) = text("use")?
-            && u != "sig"
-        {
-            return skip(format!("use is {u:?}, not \"sig\""));
+            Err(Unusable::Refused(e)) => Err(e),
         }
-        if let Some(ops) = obj.get("key_ops") {
-            let ops = ops
-                .as_array()
-                .ok_or_else(|| KeyError::Invalid("`key_ops` must be an array".into()))?;
-            if !ops.iter().any(|o| o == "verify") {
-                return skip("key_ops does not include \"verify\"".into());
-            }
+    }
+
+    /// Parses one JWK into every key it yields: one, or, for a JWK without `alg`, one per
+    /// allowed algorithm of its key type (an RSA key without `alg` under an allowlist of RS256
+    /// and PS256 gives an RS256 key and a PS256 key, each bound to its algorithm).
+    pub fn from_jwk_all(jwk: &Value, allowed: AlgorithmSet) -> Result<Vec<Self>, KeyError> {
+        match parse_jwk(jwk, allowed, true) {
+            Ok(keys) => Ok(keys),
+            Err(Unusable::NotForUs(_)) => Ok(Vec::new()),
+            Err(Unusable::Refused(e)) => Err(e),
         }
-        let declared = match text("alg")? {
-            None => None,
-            Some(name) => match name.parse::<Algorithm>() {
-                Ok(a) => Some(a),
-                Err(_) => return skip(format!("algorithm {name:?} is not a supported JWS algorithm")),
-            },
-        };
-        let infer = |family: KeyFamily| -> Result<Algorithm, KeyError> {
-            let mut candidates = allowed.iter().filter(|a| a.family() == family);
-            match (candidates.next(), candidates.next()) {
-                (Some(a), None) => Ok(a),
-                (None, _) => Err(KeyError::Set(format!(
-                    "JWK of family {family:?} has no `alg`, and no such algorithm is allowed"
-                ))),
-                _ => Err(KeyError::Ambiguous(family)),
-            }
-        };
-        let check_family = |alg: Algorithm, family: KeyFamily| -> Result<(), KeyError> {
-            if alg.family() == family {
-                Ok(())
-            } else {
-                Err(KeyError::Mismatch {
-                    alg,
-                    reason: format!("the JWK is of type `{kty}`"),
-                })
-            }
-        };
-        let key = match kty {
-            "oct" => {
-                let alg = match declared {
-                    Some(a) => a,
-                    None => infer(KeyFamily::Hmac)?,
-                };
-                check_family(alg, KeyFamily::Hmac)?;
-                Self::hmac(alg, &bytes("k")?)?
-            }
-            "RSA" => {
-                let alg = match declared {
-                    Some(a) => a,
-                    None => infer(KeyFamily::Rsa)?,
-                };
-                check_family(alg, KeyFamily::Rsa)?;
-                if obj.contains_key("crv") || obj.contains_key("x") {
-                    return Err(KeyError::Invalid("an RSA JWK cannot carry EC members".into()));
-                }
-                Self::rsa_components(alg, &bytes("n")?, &bytes("e")?)?
-            }
-            "EC" => {
-                let crv = text("crv")?.ok_or_else(|| KeyError::Invalid("EC JWK has no `crv`".into()))?;
-                let (curve_alg, len) = match crv {
-                    "P-256" => (Algorithm::ES256, 32),
-                    "P-384" => (Algorithm::ES384, 48),
-                    other => return skip(format!("curve {other:?} is not supported")),
-                };
-                let alg = declared.unwrap_or(curve_alg);
-                if alg != curve_alg {
-                    return Err(KeyError::Mismatch {
-                        alg,
-                        reason: format!("the key is on curve {crv}"),
-                    });
-                }
-                let (x, y) = (bytes("x")?, bytes("y")?);
-                if x.len() != len || y.len() != len {
-                    return Err(KeyError::Mismatch {
-                        alg,
-                        reason: format!("coordinates are not {len} bytes, as {crv} needs"),
-                    });
-                }
-                let mut point = Vec::with_capacity(1 + 2 * len);
-                point.push(4);
-                point.extend_from_slice(&x);
-                point.extend_from_slice(&y);
-                Self::from_public_bytes(alg, &point)?
-            }
-            "OKP" => {
-                let crv = text("crv")?.ok_or_else(|| KeyError::Invalid("OKP JWK has no `crv`".into()))?;
-                if crv != "Ed25519" {
-                    return skip(format!("curve {crv:?} is not supported"));
-                }
-                let alg = declared.unwrap_or(Algorithm::EdDSA);
-                check_family(alg, KeyFamily::Ed)?;
-                let x = bytes("x")?;
-                if x.len() != 32 {
-                    return Err(KeyError::Mismatch {
-                        alg,
-                        reason: "an Ed25519 key is 32 bytes".into(),
-                    });
-                }
-                Self::from_public_bytes(alg, &x)?
-            }
-            other => return skip(format!("key type {other:?} is not supported")),
-        };
-        Ok(Some(match kid {
-            Some(k) => key.with_kid(k),
-            None => key,
-        }))
     }
 }
 
-/// Keys a verifier may use, found by `kid`.
+/// Why a JWK yields no key.
+enum Unusable {
+    /// Not a signature key we implement: legitimately present in a provider's set.
+    NotForUs(String),
+    /// A signature key that must not be used (weak, malformed, mismatched).
+    Refused(KeyError),
+}
+
+impl From<KeyError> for Unusable {
+    fn from(e: KeyError) -> Self {
+        Unusable::Refused(e)
+    }
+}
+
+fn parse_jwk(jwk: &Value, allowed: AlgorithmSet, expand: bool) -> Result<Vec<VerificationKey>, Unusable> {
+    let obj = jwk
+        .as_object()
+        .ok_or_else(|| KeyError::Invalid("a JWK must be a JSON object".into()))?;
+    let text = |name: &str| -> Result<Option<&str>, KeyError> {
+        match obj.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(KeyError::Invalid(format!("JWK member `{name}` must be a string"))),
+        }
+    };
+    let bytes = |name: &str| -> Result<Vec<u8>, KeyError> {
+        let s = text(name)?.ok_or_else(|| KeyError::Invalid(format!("JWK member `{name}` is missing")))?;
+        JWK_B64
+            .decode(s)
+            .map_err(|_| KeyError::Invalid(format!("JWK member `{name}` is not base64url")))
+    };
+    let kty = text("kty")?.ok_or_else(|| KeyError::Invalid("JWK has no `kty`".into()))?;
+    let kid = text("kid")?.map(str::to_string);
+    if let Some(u) = text("use")?
+        && u != "sig"
+    {
+        return Err(Unusable::NotForUs(format!("use is {u:?}, not \"sig\"")));
+    }
+    if let Some(ops) = obj.get("key_ops") {
+        let ops = ops
+            .as_array()
+            .ok_or_else(|| KeyError::Invalid("`key_ops` must be an array".into()))?;
+        if !ops.iter().any(|o| o == "verify") {
+            return Err(Unusable::NotForUs("key_ops does not include \"verify\"".into()));
+        }
+    }
+    let declared = match text("alg")? {
+        None => None,
+        Some(name) => match name.parse::<Algorithm>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                return Err(Unusable::NotForUs(format!(
+                    "algorithm {name:?} is not a supported JWS algorithm"
+                )));
+            }
+        },
+    };
+    // The algorithms this key is bound to: the declared one, else every allowed one of its family.
+    let algorithms = |family: KeyFamily| -> Result<Vec<Algorithm>, Unusable> {
+        if let Some(a) = declared {
+            if a.family() != family {
+                return Err(KeyError::Mismatch {
+                    alg: a,
+                    reason: format!("the JWK is of type `{kty}`"),
+                }
+                .into());
+            }
+            return Ok(vec![a]);
+        }
+        let candidates: Vec<Algorithm> = allowed.iter().filter(|a| a.family() == family).collect();
+        match candidates.len() {
+            0 => Err(Unusable::NotForUs(format!(
+                "the JWK has no `alg` and no {family:?} algorithm is allowed"
+            ))),
+            1 => Ok(candidates),
+            _ if expand => Ok(candidates),
+            _ => Err(KeyError::Ambiguous(family).into()),
+        }
+    };
+    let keys: Vec<VerificationKey> = match kty {
+        "oct" => {
+            let secret = bytes("k")?;
+            let mut out = Vec::new();
+            for alg in algorithms(KeyFamily::Hmac)? {
+                out.push(VerificationKey::hmac(alg, &secret)?);
+            }
+            out
+        }
+        "RSA" => {
+            if obj.contains_key("crv") || obj.contains_key("x") {
+                return Err(KeyError::Invalid("an RSA JWK cannot carry EC members".into()).into());
+            }
+            if !obj.contains_key("n") && obj.contains_key("x5c") {
+                return Err(Unusable::NotForUs(
+                    "certificate-only entry (x5c without n/e): certificates are not parsed".into(),
+                ));
+            }
+            let (n, e) = (bytes("n")?, bytes("e")?);
+            let mut out = Vec::new();
+            for alg in algorithms(KeyFamily::Rsa)? {
+                out.push(VerificationKey::rsa_components(alg, &n, &e)?);
+            }
+            out
+        }
+        "EC" => {
+            let crv = text("crv")?.ok_or_else(|| KeyError::Invalid("EC JWK has no `crv`".into()))?;
+            let (curve_alg, len) = match crv {
+                "P-256" => (Algorithm::ES256, 32),
+                "P-384" => (Algorithm::ES384, 48),
+                other => return Err(Unusable::NotForUs(format!("curve {other:?} is not supported"))),
+            };
+            let alg = declared.unwrap_or(curve_alg);
+            if alg != curve_alg {
+                return Err(KeyError::Mismatch {
+                    alg,
+                    reason: format!("the key is on curve {crv}"),
+                }
+                .into());
+            }
+            if declared.is_none() && !allowed.contains(alg) {
+                return Err(Unusable::NotForUs(format!(
+                    "the JWK has no `alg` and {alg} (curve {crv}) is not allowed"
+                )));
+            }
+            let (x, y) = (bytes("x")?, bytes("y")?);
+            if x.len() != len || y.len() != len {
+                return Err(KeyError::Mismatch {
+                    alg,
+                    reason: format!(
+                        "coordinates are {} and {} bytes; {crv} needs exactly {len} (RFC 7518 §6.2.1.2)",
+                        x.len(),
+                        y.len()
+                    ),
+                }
+                .into());
+            }
+            let mut point = Vec::with_capacity(1 + 2 * len);
+            point.push(4);
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            vec![VerificationKey::from_public_bytes(alg, &point)?]
+        }
+        "OKP" => {
+            let crv = text("crv")?.ok_or_else(|| KeyError::Invalid("OKP JWK has no `crv`".into()))?;
+            if crv != "Ed25519" {
+                return Err(Unusable::NotForUs(format!("curve {crv:?} is not supported")));
+            }
+            let alg = declared.unwrap_or(Algorithm::EdDSA);
+            if alg.family() != KeyFamily::Ed {
+                return Err(KeyError::Mismatch {
+                    alg,
+                    reason: format!("the JWK is of type `{kty}`"),
+                }
+                .into());
+            }
+            let x = bytes("x")?;
+            if x.len() != 32 {
+                return Err(KeyError::Mismatch {
+                    alg,
+                    reason: "an Ed25519 key is 32 bytes".into(),
+                }
+                .into());
+            }
+            vec![VerificationKey::from_public_bytes(alg, &x)?]
+        }
+        other => return Err(Unusable::NotForUs(format!("key type {other:?} is not supported"))),
+    };
+    Ok(keys
+        .into_iter()
+        .map(|k| match &kid {
+            Some(kid) => k.with_kid(kid.clone()),
+            None => k,
+        })
+        .collect())
+}
+
+/// A JWK that [`KeySet::from_jwks_report`] skipped, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedKey {
+    /// Its `kid`, if it has one (as a string).
+    pub kid: Option<String>,
+    /// Its position in the `keys` array.
+    pub index: usize,
+    /// Why it cannot be used (never contains key material).
+    pub reason: String,
+}
+
+impl fmt::Display for SkippedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kid {
+            Some(kid) => write!(f, "key {kid:?} (#{}): {}", self.index, self.reason),
+            None => write!(f, "key #{} (no kid): {}", self.index, self.reason),
+        }
+    }
+}
+
+/// A loaded JWKS: the usable keys and the ones skipped.
+#[derive(Debug)]
+pub struct JwksReport {
+    /// The usable keys.
+    pub keys: KeySet,
+    /// What was skipped, with reasons.
+    pub skipped: Vec<SkippedKey>,
+}
+
+/// Keys a verifier may use, found by `kid` and `alg`.
 #[derive(Debug, Default)]
 pub struct KeySet {
     keys: Vec<VerificationKey>,
 }
 
 impl KeySet {
-    /// A set of keys: `kid`s must be unique, and symmetric and asymmetric keys never mix (a
-    /// set that mixes them is how public keys end up used as HMAC secrets).
+    /// A set of configured keys. Strict, because these come from the operator, not from a
+    /// provider: each `kid` + `alg` pair appears once, and symmetric and asymmetric keys never
+    /// mix (a set that mixes them is how public keys end up used as HMAC secrets).
     pub fn new(keys: Vec<VerificationKey>) -> Result<Self, KeyError> {
         let hmac = keys.iter().filter(|k| k.alg.family() == KeyFamily::Hmac).count();
         if hmac != 0 && hmac != keys.len() {
@@ -391,17 +509,25 @@ impl KeySet {
         }
         for (i, k) in keys.iter().enumerate() {
             if let Some(kid) = &k.kid
-                && keys[..i].iter().any(|o| o.kid.as_deref() == Some(kid))
+                && keys[..i]
+                    .iter()
+                    .any(|o| o.kid.as_deref() == Some(kid) && o.alg == k.alg)
             {
                 return Err(KeyError::Set(format!(
-                    "kid {kid:?} appears more than once in the key set"
+                    "kid {kid:?} appears more than once for {} in the key set",
+                    k.alg
                 )));
             }
         }
         Ok(Self { keys })
     }
 
-    /// Parses a JWKS document (`{"keys": [...]}`). See the module docs for what is refused.
+    /// Parses a JWKS document (`{"keys": [...]}`), skipping unusable keys (logged at `warn`
+    /// with their `kid` and reason). See the module docs.
+    ///
+    /// # Errors
+    /// Not JSON, no `keys` array, or no usable key at all (the message lists why each was
+    /// skipped).
     pub fn from_jwks(json: &str, allowed: AlgorithmSet) -> Result<Self, KeyError> {
         let doc: Value =
             serde_json::from_str(json).map_err(|e| KeyError::Invalid(format!("JWKS is not JSON: {e}")))?;
@@ -410,59 +536,161 @@ impl KeySet {
 
     /// Like [`KeySet::from_jwks`], from parsed JSON.
     pub fn from_jwks_value(doc: &Value, allowed: AlgorithmSet) -> Result<Self, KeyError> {
+        let report = Self::from_jwks_report(doc, allowed)?;
+        for s in &report.skipped {
+            tracing::warn!(kid = ?s.kid, index = s.index, reason = %s.reason, "JWKS key skipped");
+        }
+        Ok(report.keys)
+    }
+
+    /// Parses a JWKS and reports what it skipped instead of logging it (a remote key source
+    /// logs each skipped key once, not at every refresh).
+    pub fn from_jwks_report(doc: &Value, allowed: AlgorithmSet) -> Result<JwksReport, KeyError> {
         let list = doc
             .get("keys")
             .and_then(Value::as_array)
             .ok_or_else(|| KeyError::Invalid("a JWKS must be an object with a `keys` array".into()))?;
-        let mut kids = Vec::new();
-        let mut keys = Vec::new();
+        let mut skipped = Vec::new();
+        // (index of the JWK, key)
+        let mut usable: Vec<(usize, VerificationKey)> = Vec::new();
         for (i, jwk) in list.iter().enumerate() {
-            let kid = jwk.get("kid").and_then(Value::as_str).map(str::to_string);
-            if let Some(k) = &kid {
-                if kids.contains(k) {
-                    return Err(KeyError::Set(format!(
-                        "kid {k:?} appears more than once in the JWKS"
-                    )));
+            let kid = jwk.get("kid").map(|k| match k {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+            match parse_jwk(jwk, allowed, true) {
+                Ok(keys) => usable.extend(keys.into_iter().map(|k| (i, k))),
+                Err(Unusable::NotForUs(reason)) => skipped.push(SkippedKey {
+                    kid,
+                    index: i,
+                    reason,
+                }),
+                Err(Unusable::Refused(e)) => skipped.push(SkippedKey {
+                    kid,
+                    index: i,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        // Symmetric keys have no place beside public keys: keep the public ones.
+        let has_public = usable.iter().any(|(_, k)| k.alg.family() != KeyFamily::Hmac);
+        if has_public {
+            usable.retain(|(i, k)| {
+                let keep = k.alg.family() != KeyFamily::Hmac;
+                if !keep {
+                    skipped.push(SkippedKey {
+                        kid: k.kid.clone(),
+                        index: *i,
+                        reason: "a symmetric (oct) key in a set of public keys".into(),
+                    });
                 }
-                kids.push(k.clone());
-            }
-            let name = kid.map_or_else(|| format!("#{i}"), |k| format!("{k:?}"));
-            match VerificationKey::from_jwk(jwk, allowed) {
-                Ok(Some(key)) => keys.push(key),
-                Ok(None) => {}
-                Err(e) => return Err(KeyError::Set(format!("JWKS key {name}: {e}"))),
+                keep
+            });
+        }
+        // A `kid` + `alg` pair named by several JWKs is ambiguous: refused for that pair (every
+        // key under it), as Wycheproof's `rejectsDuplicateKid` expects.
+        let mut ambiguous: Vec<(String, Algorithm)> = Vec::new();
+        for (n, (i, k)) in usable.iter().enumerate() {
+            if let Some(kid) = &k.kid
+                && usable[..n]
+                    .iter()
+                    .any(|(j, o)| j != i && o.kid.as_deref() == Some(kid) && o.alg == k.alg)
+                && !ambiguous.iter().any(|(a, b)| a == kid && *b == k.alg)
+            {
+                ambiguous.push((kid.clone(), k.alg));
             }
         }
-        if keys.is_empty() {
-            return Err(KeyError::Set("the JWKS holds no usable signature key".into()));
+        usable.retain(|(i, k)| {
+            if let Some(kid) = &k.kid
+                && ambiguous.iter().any(|(a, b)| a == kid && *b == k.alg)
+            {
+                skipped.push(SkippedKey {
+                    kid: Some(kid.clone()),
+                    index: *i,
+                    reason: format!("kid {kid:?} names several {} keys: ambiguous", k.alg),
+                });
+                return false;
+            }
+            true
+        });
+        if usable.is_empty() {
+            let why: Vec<String> = skipped.iter().map(ToString::to_string).collect();
+            return Err(KeyError::Set(if why.is_empty() {
+                "the JWKS holds no key".into()
+            } else {
+                format!("the JWKS holds no usable signature key: {}", why.join("; "))
+            }));
         }
-        Self::new(keys)
+        Ok(JwksReport {
+            keys: KeySet {
+                keys: usable.into_iter().map(|(_, k)| k).collect(),
+            },
+            skipped,
+        })
     }
 
     /// Finds the key for a token's `kid` and `alg`.
     ///
-    /// Without a `kid`, a set of exactly one key uses that key; a larger set refuses.
+    /// With a `kid`: the key with that `kid` and `alg` ([`UnknownKeyId`](super::JwtErrorKind::UnknownKeyId)
+    /// if no key has the `kid`, [`KeyAlgorithmMismatch`](super::JwtErrorKind::KeyAlgorithmMismatch)
+    /// if keys have it only for other algorithms). Without a `kid`: the one key of that `alg`,
+    /// if there is exactly one ([`MissingKeyId`](super::JwtErrorKind::MissingKeyId) otherwise).
     #[inline]
     pub fn find(&self, kid: Option<&str>, alg: Algorithm) -> Result<&VerificationKey, super::JwtErrorKind> {
         use super::JwtErrorKind as E;
-        let key = match kid {
-            Some(kid) => self
-                .keys
-                .iter()
-                .find(|k| k.kid.as_deref() == Some(kid))
-                .ok_or(E::UnknownKeyId)?,
-            None if self.keys.len() == 1 => &self.keys[0],
-            None => return Err(E::MissingKeyId),
-        };
-        if key.alg != alg {
-            return Err(E::KeyAlgorithmMismatch);
+        match kid {
+            Some(kid) => {
+                let mut kid_known = false;
+                for k in &self.keys {
+                    if k.kid.as_deref() == Some(kid) {
+                        if k.alg == alg {
+                            return Ok(k);
+                        }
+                        kid_known = true;
+                    }
+                }
+                Err(if kid_known {
+                    E::KeyAlgorithmMismatch
+                } else {
+                    E::UnknownKeyId
+                })
+            }
+            None => {
+                let mut found = None;
+                let mut other_alg = false;
+                for k in &self.keys {
+                    if k.alg == alg {
+                        if found.is_some() {
+                            return Err(E::MissingKeyId);
+                        }
+                        found = Some(k);
+                    } else {
+                        other_alg = true;
+                    }
+                }
+                match found {
+                    Some(k) => Ok(k),
+                    None if other_alg && self.keys.len() == 1 => Err(E::KeyAlgorithmMismatch),
+                    None => Err(E::MissingKeyId),
+                }
+            }
         }
-        Ok(key)
     }
 
     /// Whether a key with this `kid` exists.
     pub fn contains_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+
+    /// Whether every key of `self` (by `kid`, `alg` and material) is still in `newer`: when
+    /// it is not, tokens verified with `self` must be verified again.
+    pub fn is_subset_of(&self, newer: &KeySet) -> bool {
+        self.keys.iter().all(|k| {
+            newer
+                .keys
+                .iter()
+                .any(|n| n.kid == k.kid && n.alg == k.alg && n.fingerprint == k.fingerprint)
+        })
     }
 
     /// The keys.
@@ -479,6 +707,16 @@ impl KeySet {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
+}
+
+fn fingerprint(alg: Algorithm, material: &[u8]) -> [u8; 32] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(alg.as_str().as_bytes());
+    ctx.update(&[0]);
+    ctx.update(material);
+    let mut out = [0; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
 }
 
 fn strip_zeros(b: &[u8]) -> &[u8] {
@@ -577,15 +815,27 @@ mod tests {
     }
 
     #[test]
-    fn mixed_and_duplicate_sets_are_refused() {
-        let doc = r#"{"keys":[{"kty":"oct","kid":"a","alg":"HS256","k":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"},
-                              {"kty":"oct","kid":"a","alg":"HS256","k":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}]}"#;
-        assert!(
-            KeySet::from_jwks(doc, AlgorithmSet::default())
-                .unwrap_err()
-                .to_string()
-                .contains("more than once")
+    fn ambiguous_kids_are_refused_the_rest_kept() {
+        let k1 = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY";
+        let k2 = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY";
+        let doc = format!(
+            r#"{{"keys":[{{"kty":"oct","kid":"a","alg":"HS256","k":"{k1}"}},{{"kty":"oct","kid":"a","alg":"HS256","k":"{k2}"}}]}}"#
         );
+        let err = KeySet::from_jwks(&doc, AlgorithmSet::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ambiguous"), "{err}");
+        let doc = format!(
+            r#"{{"keys":[{{"kty":"oct","kid":"a","alg":"HS256","k":"{k1}"}},{{"kty":"oct","kid":"b","alg":"HS256","k":"{k2}"}},{{"kty":"oct","kid":"a","alg":"HS384","k":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZGVm"}}]}}"#
+        );
+        assert_eq!(
+            KeySet::from_jwks(&doc, AlgorithmSet::default()).unwrap().len(),
+            3,
+            "same kid, other alg: fine"
+        );
+        // Strict for configured keys.
+        let key = |s: &[u8]| VerificationKey::hmac(Algorithm::HS256, s).unwrap().with_kid("a");
+        assert!(KeySet::new(vec![key(&[1; 32]), key(&[2; 32])]).is_err());
     }
 
     #[test]

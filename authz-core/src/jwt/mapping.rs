@@ -9,41 +9,147 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::capture::Captured;
-
-use super::error::JwtErrorKind;
+use super::error::{ConfigError, JwtErrorKind};
 
 type CustomParser = Arc<dyn Fn(&[u8]) -> Option<Arc<dyn Any + Send + Sync>> + Send + Sync>;
 
+/// Where one value sits in a token's claims.
+///
+/// - A path that does **not** start with `/` names one top-level claim, literally: dots,
+///   slashes and colons are part of the name (`https://registry.example.com/roles` for Auth0's
+///   namespaced claims, `cognito:groups`, `app.roles`).
+/// - A path that starts with `/` is a JSON Pointer (RFC 6901) into the claims:
+///   `/realm_access/roles` (Keycloak), `/resource_access/api.example.com/roles`. In a pointer,
+///   `~1` stands for `/` and `~0` for `~`.
+///
+/// ```
+/// use authz_core::jwt::ClaimPath;
+/// assert_eq!(ClaimPath::parse("https://example.com/roles")?.claim(), "https://example.com/roles");
+/// assert_eq!(ClaimPath::parse("/realm_access/roles")?.claim(), "realm_access");
+/// assert!(ClaimPath::parse("/a~2b").is_err());
+/// # Ok::<(), authz_core::jwt::ConfigError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClaimPath {
+    text: String,
+    /// The top-level claim.
+    claim: String,
+    /// The rest of the pointer (`""`: the claim itself), still escaped as RFC 6901 says.
+    rest: String,
+}
+
+impl fmt::Debug for ClaimPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.text, f)
+    }
+}
+
+impl fmt::Display for ClaimPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl ClaimPath {
+    /// Parses a claim path (see the type's docs).
+    ///
+    /// # Errors
+    /// An empty path, an empty pointer (`/`), or a `~` not followed by `0` or `1`.
+    pub fn parse(path: &str) -> Result<Self, ConfigError> {
+        let bad = |why| ConfigError::InvalidClaimPath(path.to_string(), why);
+        if path.is_empty() {
+            return Err(bad("a claim path cannot be empty"));
+        }
+        let Some(pointer) = path.strip_prefix('/') else {
+            return Ok(Self {
+                text: path.to_string(),
+                claim: path.to_string(),
+                rest: String::new(),
+            });
+        };
+        let (first, rest) = match pointer.find('/') {
+            Some(i) => (&pointer[..i], &pointer[i..]),
+            None => (pointer, ""),
+        };
+        for token in pointer.split('/') {
+            let mut chars = token.chars();
+            while let Some(c) = chars.next() {
+                if c == '~' && !matches!(chars.next(), Some('0' | '1')) {
+                    return Err(bad(
+                        "in a JSON Pointer, `~` must be followed by 0 or 1 (RFC 6901 §3)",
+                    ));
+                }
+            }
+        }
+        if first.is_empty() {
+            return Err(bad("a JSON Pointer must name a claim after the leading `/`"));
+        }
+        Ok(Self {
+            text: path.to_string(),
+            claim: first.replace("~1", "/").replace("~0", "~"),
+            rest: rest.to_string(),
+        })
+    }
+
+    /// The top-level claim the path starts at.
+    pub fn claim(&self) -> &str {
+        &self.claim
+    }
+
+    /// The path as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The value at this path, if present.
+    fn lookup(&self, claims: &Captured<'_>) -> Result<Option<Value>, JwtErrorKind> {
+        let Some(raw) = claims.get(&self.claim) else {
+            return Ok(None);
+        };
+        let v: Value = serde_json::from_str(raw.get()).map_err(|_| JwtErrorKind::InvalidMappedClaim)?;
+        if self.rest.is_empty() {
+            return Ok(Some(v));
+        }
+        Ok(v.pointer(&self.rest).cloned())
+    }
+}
+
 /// Where the principal's facts come from in the token's claims.
 ///
-/// Paths are dot-separated (`realm_access.roles` for Keycloak). Defaults: roles from `roles`;
-/// scopes from `scope` (space-separated string) or `scp` (string or array); no permission
-/// claim, no tenant, no custom claims. A claim of the wrong type makes the token invalid (401):
-/// never a panic and never a silent grant.
+/// Defaults: roles from the claim `roles`; scopes from `scope` (space-separated string, RFC
+/// 8693 §4.2) and `scp` (string or array: Entra ID, Okta); no permission claim; scopes grant
+/// nothing by themselves; no tenant; no custom claims. Several role sources merge. A claim of
+/// the wrong type makes the token invalid (401): never a panic and never a silent grant.
+/// Claim paths are [`ClaimPath`]s: literal top-level names, or JSON Pointers starting with `/`.
 ///
 /// ```
 /// use authz_core::jwt::ClaimMapping;
 /// #[derive(serde::Deserialize)]
 /// struct Extra { department: String }
 /// let mapping = ClaimMapping::default()
-///     .roles_from("realm_access.roles")
-///     .tenant_from("tid")
+///     .roles_from("/realm_access/roles")?               // Keycloak realm roles
+///     .also_roles_from("https://example.com/roles")?    // an Auth0 namespaced claim
+///     .scope_permissions(true)                          // scope "model:run" grants model:run
+///     .tenant_from("tid")?
 ///     .custom_claims::<Extra>();
+/// # Ok::<(), authz_core::jwt::ConfigError>(())
 /// ```
 #[derive(Clone)]
 pub struct ClaimMapping {
-    roles: Vec<String>,
-    permissions: Option<Vec<String>>,
-    tenant: Option<Vec<String>>,
+    roles: Vec<ClaimPath>,
+    permissions: Vec<ClaimPath>,
+    tenant: Option<ClaimPath>,
+    scope_permissions: bool,
     custom: Option<(CustomParser, &'static str)>,
 }
 
 impl Default for ClaimMapping {
     fn default() -> Self {
         Self {
-            roles: vec!["roles".into()],
-            permissions: None,
+            roles: vec![ClaimPath::parse("roles").expect("a valid path")],
+            permissions: Vec::new(),
             tenant: None,
+            scope_permissions: false,
             custom: None,
         }
     }
@@ -52,53 +158,32 @@ impl Default for ClaimMapping {
 impl fmt::Debug for ClaimMapping {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClaimMapping")
-            .field("roles", &self.roles.join("."))
-            .field("permissions", &self.permissions.as_ref().map(|p| p.join(".")))
-            .field("tenant", &self.tenant.as_ref().map(|p| p.join(".")))
+            .field("roles", &self.roles)
+            .field("permissions", &self.permissions)
+            .field("tenant", &self.tenant)
+            .field("scope_permissions", &self.scope_permissions)
             .field("custom", &self.custom.as_ref().map(|c| c.1))
             .finish()
     }
 }
 
-fn path(p: &str) -> Vec<String> {
-    p.split('.').map(str::to_string).collect()
-}
-
-/// The value at `path`: the first segment from the captured claims, the rest by descending
-/// into that (small) value.
-fn lookup(claims: &Captured<'_>, path: &[String]) -> Result<Option<Value>, JwtErrorKind> {
-    let Some((first, rest)) = path.split_first() else {
-        return Ok(None);
-    };
-    let Some(raw) = claims.get(first) else {
-        return Ok(None);
-    };
-    let mut v: Value = serde_json::from_str(raw.get()).map_err(|_| JwtErrorKind::InvalidMappedClaim)?;
-    for seg in rest {
-        match v {
-            Value::Object(mut m) => match m.remove(seg) {
-                Some(inner) => v = inner,
-                None => return Ok(None),
-            },
-            _ => return Ok(None),
-        }
-    }
-    Ok(Some(v))
-}
-
 /// A JSON value that must be a list of strings (or one string).
-fn strings(v: Option<&Value>) -> Result<Vec<String>, JwtErrorKind> {
+fn strings(v: Option<Value>, out: &mut Vec<String>) -> Result<(), JwtErrorKind> {
     match v {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| {
-                i.as_str()
-                    .map(str::to_string)
-                    .ok_or(JwtErrorKind::InvalidMappedClaim)
-            })
-            .collect(),
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(s)) => {
+            out.push(s);
+            Ok(())
+        }
+        Some(Value::Array(items)) => {
+            for i in items {
+                match i {
+                    Value::String(s) => out.push(s),
+                    _ => return Err(JwtErrorKind::InvalidMappedClaim),
+                }
+            }
+            Ok(())
+        }
         Some(_) => Err(JwtErrorKind::InvalidMappedClaim),
     }
 }
@@ -113,23 +198,66 @@ pub(crate) struct Mapped {
 }
 
 impl ClaimMapping {
-    /// Reads roles from this claim path (default `roles`).
-    pub fn roles_from(mut self, claim_path: &str) -> Self {
-        self.roles = path(claim_path);
+    /// A mapping that reads no roles (scopes are always read).
+    pub fn none() -> Self {
+        Self {
+            roles: Vec::new(),
+            ..Self::default()
+        }
+    }
+
+    /// Reads roles from this claim path only (replacing the default `roles`).
+    pub fn roles_from(mut self, path: &str) -> Result<Self, ConfigError> {
+        self.roles = vec![ClaimPath::parse(path)?];
+        Ok(self)
+    }
+
+    /// Reads roles from no claim (then add sources with [`also_roles_from`](Self::also_roles_from)).
+    pub fn without_roles(mut self) -> Self {
+        self.roles.clear();
         self
     }
 
-    /// Grants the permissions listed in this claim (names the catalog does not declare are
-    /// ignored).
-    pub fn permissions_from(mut self, claim_path: &str) -> Self {
-        self.permissions = Some(path(claim_path));
+    /// Reads roles from this claim path too; every source's roles are merged.
+    pub fn also_roles_from(mut self, path: &str) -> Result<Self, ConfigError> {
+        let path = ClaimPath::parse(path)?;
+        if !self.roles.contains(&path) {
+            self.roles.push(path);
+        }
+        Ok(self)
+    }
+
+    /// Grants the permissions listed in this claim (a string or an array of strings; names
+    /// the catalog does not declare are ignored). Auth0 RBAC puts them in `permissions`.
+    pub fn permissions_from(mut self, path: &str) -> Result<Self, ConfigError> {
+        let path = ClaimPath::parse(path)?;
+        if !self.permissions.contains(&path) {
+            self.permissions.push(path);
+        }
+        Ok(self)
+    }
+
+    /// When `true`, a scope that names a catalog permission (`model:run`) grants it. Default
+    /// `false`: scopes are kept on the principal and grant nothing by themselves.
+    pub fn scope_permissions(mut self, enabled: bool) -> Self {
+        self.scope_permissions = enabled;
         self
+    }
+
+    /// Whether scopes naming catalog permissions grant them.
+    pub fn grants_scope_permissions(&self) -> bool {
+        self.scope_permissions
     }
 
     /// Reads the tenant from this claim path (a string).
-    pub fn tenant_from(mut self, claim_path: &str) -> Self {
-        self.tenant = Some(path(claim_path));
-        self
+    pub fn tenant_from(mut self, path: &str) -> Result<Self, ConfigError> {
+        self.tenant = Some(ClaimPath::parse(path)?);
+        Ok(self)
+    }
+
+    /// The role sources.
+    pub fn role_sources(&self) -> &[ClaimPath] {
+        &self.roles
     }
 
     /// Deserialises all claims into `T`, available as [`Principal::claims`](crate::Principal::claims).
@@ -147,21 +275,28 @@ impl ClaimMapping {
     /// Top-level claims the mapping reads (besides the registered ones).
     pub(crate) fn top_level_claims(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        for path in std::iter::once(&self.roles)
-            .chain(self.permissions.iter())
+        for path in self
+            .roles
+            .iter()
+            .chain(&self.permissions)
             .chain(self.tenant.iter())
         {
-            if let Some(first) = path.first()
-                && !out.contains(first)
-            {
-                out.push(first.clone());
+            if !out.iter().any(|c| c == path.claim()) {
+                out.push(path.claim().to_string());
             }
         }
         out
     }
 
     pub(crate) fn map(&self, claims: &Captured<'_>, payload: &[u8]) -> Result<Mapped, JwtErrorKind> {
-        let roles = strings(lookup(claims, &self.roles)?.as_ref())?;
+        let mut roles = Vec::new();
+        for source in &self.roles {
+            strings(source.lookup(claims)?, &mut roles)?;
+        }
+        if self.roles.len() > 1 {
+            let mut seen = std::collections::HashSet::new();
+            roles.retain(|r| seen.insert(r.clone()));
+        }
         let parse = |name: &str| -> Result<Option<Value>, JwtErrorKind> {
             claims
                 .get(name)
@@ -170,33 +305,30 @@ impl ClaimMapping {
                 })
                 .transpose()
         };
-        let mut scopes = match parse("scope")? {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::String(s)) => s
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
+        let split = |s: &str, out: &mut Vec<String>| {
+            out.extend(s.split(' ').filter(|s| !s.is_empty()).map(str::to_string));
+        };
+        let mut scopes = Vec::new();
+        match parse("scope")? {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => split(&s, &mut scopes),
             Some(_) => return Err(JwtErrorKind::InvalidMappedClaim),
-        };
-        if let Some(scp) = parse("scp")? {
-            let list = match scp {
-                Value::String(s) => s
-                    .split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-                other => strings(Some(&other))?,
-            };
-            scopes.extend(list);
         }
-        let permissions = match &self.permissions {
-            Some(p) => strings(lookup(claims, p)?.as_ref())?,
-            None => Vec::new(),
-        };
+        match parse("scp")? {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => split(&s, &mut scopes),
+            other => strings(other, &mut scopes)?,
+        }
+        let mut permissions = Vec::new();
+        for source in &self.permissions {
+            strings(source.lookup(claims)?, &mut permissions)?;
+        }
+        if self.scope_permissions {
+            permissions.extend(scopes.iter().cloned());
+        }
         let tenant = match &self.tenant {
             None => None,
-            Some(p) => match lookup(claims, p)? {
+            Some(p) => match p.lookup(claims)? {
                 None | Some(Value::Null) => None,
                 Some(Value::String(s)) => Some(s),
                 Some(_) => return Err(JwtErrorKind::InvalidMappedClaim),
@@ -213,5 +345,65 @@ impl ClaimMapping {
             tenant,
             custom,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(mapping: &ClaimMapping, payload: &str) -> Result<Mapped, JwtErrorKind> {
+        let wanted = mapping.top_level_claims();
+        let captured = Captured::parse(payload, &wanted).unwrap();
+        mapping.map(&captured, payload.as_bytes())
+    }
+
+    #[test]
+    fn literal_names_keep_dots_slashes_and_colons() {
+        let m = ClaimMapping::none()
+            .also_roles_from("https://registry.example.com/roles")
+            .unwrap()
+            .also_roles_from("app.roles")
+            .unwrap()
+            .also_roles_from("cognito:groups")
+            .unwrap();
+        let out = map(
+            &m,
+            r#"{"https://registry.example.com/roles":["a"],"app.roles":"b","cognito:groups":["c","a"],"app":{"roles":["x"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(out.roles, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn pointers_descend_and_unescape() {
+        let m = ClaimMapping::none()
+            .also_roles_from("/realm_access/roles")
+            .unwrap()
+            .also_roles_from("/resource_access/api.example.com/roles")
+            .unwrap()
+            .also_roles_from("/a~1b/c~0d")
+            .unwrap();
+        let out = map(
+            &m,
+            r#"{"realm_access":{"roles":["r1"]},"resource_access":{"api.example.com":{"roles":["r2"]},"other":{"roles":["no"]}},"a/b":{"c~d":"r3"}}"#,
+        )
+        .unwrap();
+        assert_eq!(out.roles, ["r1", "r2", "r3"]);
+        assert!(ClaimPath::parse("/").is_err());
+        assert!(ClaimPath::parse("").is_err());
+        assert!(ClaimPath::parse("/x~").is_err());
+    }
+
+    #[test]
+    fn wrong_types_refuse_and_scopes_can_grant() {
+        let m = ClaimMapping::default();
+        assert!(map(&m, r#"{"roles":{"a":1}}"#).is_err());
+        assert!(map(&m, r#"{"roles":[1]}"#).is_err());
+        let out = map(&m, r#"{"scope":"a b","scp":["c"]}"#).unwrap();
+        assert_eq!(out.scopes, ["a", "b", "c"]);
+        assert!(out.permissions.is_empty());
+        let out = map(&m.clone().scope_permissions(true), r#"{"scp":"model:run x"}"#).unwrap();
+        assert_eq!(out.permissions, ["model:run", "x"]);
     }
 }

@@ -2,27 +2,24 @@
 //! keys bound to one algorithm each, and the mapping from verified claims to a
 //! [`Principal`](crate::Principal).
 //!
-//! ```
-//! use std::sync::Arc;
-//! use authz_core::jwt::{Algorithm, JwtAuthenticator, JwtVerifier, KeySet, VerificationKey};
-//! use authz_core::{PermissionCatalog, Policy, RoleSpec};
+//! The request path that uses them is [`crate::auth::Authenticator`].
 //!
-//! let catalog = Arc::new(PermissionCatalog::new(["data:read"])?);
-//! let policy = Arc::new(Policy::builder(catalog).role(RoleSpec::new("viewer").grant("data:read")).build()?);
+//! ```
+//! use authz_core::jwt::{Algorithm, JwtVerifier, KeySet, VerificationKey};
+//!
 //! let verifier = JwtVerifier::builder("https://auth.example.com", "api.example.com", [Algorithm::HS256]).build()?;
 //! let keys = KeySet::new(vec![VerificationKey::hmac(Algorithm::HS256, &[42; 32])?.with_kid("k1")])?;
-//! let auth = JwtAuthenticator::new(verifier, policy);
-//! assert!(auth.authenticate("not-a-token", &keys).is_err());
+//! assert!(verifier.verify_at("not-a-token", &keys, 1_800_000_000).is_err());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod algorithm;
-mod authenticator;
-mod capture;
+pub(crate) mod capture;
 mod error;
 mod key;
 mod mapping;
-mod verifier;
+mod provider;
+pub(crate) mod verifier;
 
 /// Escape hatches that weaken a check. Never the default; each says what it costs.
 pub mod dangerous {
@@ -37,11 +34,11 @@ pub mod dangerous {
 }
 
 pub use algorithm::{Algorithm, AlgorithmSet, KeyFamily, UnsupportedAlgorithm};
-pub use authenticator::{CacheStats, DEFAULT_CACHE_ENTRIES, JwtAuthenticator};
 pub use error::{ConfigError, JwtError, JwtErrorKind};
-pub use key::{KeyError, KeySet, VerificationKey};
-pub use mapping::ClaimMapping;
+pub use key::{JwksReport, KeyError, KeySet, SkippedKey, VerificationKey};
+pub use mapping::{ClaimMapping, ClaimPath};
+pub use provider::{Provider, UnknownProvider};
 pub use verifier::{
-    DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, JwtVerifier, JwtVerifierBuilder, MAX_LEEWAY, RegisteredClaims,
-    TokenHeader, VerifiedToken,
+    DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_REFUSED_CLAIMS, DEFAULT_TOKEN_TYPES, JwtVerifier,
+    JwtVerifierBuilder, MAX_LEEWAY, RegisteredClaims, TokenHeader, VerifiedToken,
 };

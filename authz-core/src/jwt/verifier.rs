@@ -1,11 +1,10 @@
 //! The JWT verifier: the whole validation checklist, required by construction.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::borrow::Cow;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use std::borrow::Cow;
-
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
@@ -21,8 +20,15 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 /// Largest leeway a verifier accepts.
 pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+/// Header `typ` values accepted by default (compared case-insensitively, with or without the
+/// `application/` prefix; a token without `typ` counts as `JWT`, RFC 7519 §5.1).
+pub const DEFAULT_TOKEN_TYPES: [&str; 2] = ["JWT", "at+jwt"];
+/// Claims refused by default: an OpenID Connect ID token's hashes (`at_hash`, `c_hash`,
+/// `s_hash`; OpenID Connect Core §3.1.3.6, §3.3.2.11) and a security event token's `events`
+/// (RFC 8417 §2.3, back-channel logout tokens). Access tokens never carry them.
+pub const DEFAULT_REFUSED_CLAIMS: [&str; 4] = ["at_hash", "c_hash", "s_hash", "events"];
 
-/// Verifies compact JWS tokens (RFC 7515 / 7519) against a [`KeySet`].
+/// Verifies compact JWS tokens (RFC 7515 / 7519) from **one** issuer against a [`KeySet`].
 ///
 /// Built with [`JwtVerifier::builder`], which takes the three things a verifier cannot do
 /// without: the issuer, the audience, and a non-empty algorithm allowlist. Then, always:
@@ -33,31 +39,39 @@ pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
 /// | structure | exactly three strict base64url segments (no padding, no stray characters) |
 /// | `alg` | must be in the allowlist **and** equal to the key's bound algorithm; `none` cannot be expressed |
 /// | `crit` | any `crit` header is refused: this verifier implements no extension (RFC 7515 §4.1.11) |
+/// | `typ` | absent, `JWT` or `at+jwt` by default ([`DEFAULT_TOKEN_TYPES`]); anything else (`id+jwt`, `logout+jwt`, `dpop+jwt` …) is refused (RFC 8725 §3.11) |
 /// | `jku`/`x5u`/`jwk`/`x5c` | ignored: keys come only from configuration |
-/// | signature | verified with the key selected by `kid` |
+/// | signature | verified with the key selected by `kid` and `alg` |
 /// | `exp` | required; refused at or after `exp + leeway` |
 /// | `nbf` | honoured when present |
-/// | `iss` | required; must equal a configured issuer |
-/// | `aud` | required; a string or array that must contain a configured audience |
+/// | `iss` | required; must equal the issuer |
+/// | `aud` | required; a string or array that must contain a configured audience (or another claim: [`audience_claim`](JwtVerifierBuilder::audience_claim)) |
 /// | `iat` | optional; must not lie in the future; with [`max_age`](JwtVerifierBuilder::max_age), not too old |
-/// | `typ` | optional check ([`require_type`](JwtVerifierBuilder::require_type), e.g. `at+jwt`, RFC 9068) |
+/// | token kind | `at_hash`, `c_hash`, `s_hash`, `events` refused ([`DEFAULT_REFUSED_CLAIMS`]): ID tokens and logout tokens are not access tokens |
 ///
 /// ```
 /// use authz_core::jwt::{Algorithm, JwtVerifier};
 /// let verifier = JwtVerifier::builder("https://auth.example.com", "api.example.com", [Algorithm::ES256])
+///     .require_claim_value("token_use", "access")
 ///     .build()?;
 /// # Ok::<(), authz_core::jwt::ConfigError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct JwtVerifier {
-    issuers: Vec<String>,
+    issuer: String,
     audiences: Vec<String>,
+    audience_claim: String,
     algorithms: AlgorithmSet,
     leeway: u64,
     max_token_bytes: usize,
-    typ: Option<String>,
+    /// Accepted `typ` values, lower case, without `application/`.
+    token_types: Vec<String>,
     max_age: Option<u64>,
     required_claims: Vec<String>,
+    required_values: Vec<(String, String)>,
+    refused_claims: Vec<String>,
+    /// Every non-registered claim the checks read (computed by `build`).
+    reads: Vec<String>,
 }
 
 /// Configures a [`JwtVerifier`]. Every option tightens; none turns a check off.
@@ -67,8 +81,8 @@ pub struct JwtVerifierBuilder {
 }
 
 impl JwtVerifier {
-    /// Starts a verifier for tokens issued by `issuer`, meant for `audience`, signed with one of
-    /// `algorithms`.
+    /// Starts a verifier for tokens issued by `issuer` (compared exactly with `iss`), meant for
+    /// `audience`, signed with one of `algorithms`.
     pub fn builder(
         issuer: impl Into<String>,
         audience: impl Into<String>,
@@ -76,14 +90,18 @@ impl JwtVerifier {
     ) -> JwtVerifierBuilder {
         JwtVerifierBuilder {
             inner: JwtVerifier {
-                issuers: vec![issuer.into()],
+                issuer: issuer.into(),
                 audiences: vec![audience.into()],
+                audience_claim: "aud".into(),
                 algorithms: algorithms.into_iter().collect(),
                 leeway: DEFAULT_LEEWAY.as_secs(),
                 max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
-                typ: None,
+                token_types: DEFAULT_TOKEN_TYPES.iter().map(|t| normalize_type(t)).collect(),
                 max_age: None,
                 required_claims: Vec::new(),
+                required_values: Vec::new(),
+                refused_claims: DEFAULT_REFUSED_CLAIMS.iter().map(|c| c.to_string()).collect(),
+                reads: Vec::new(),
             },
         }
     }
@@ -93,14 +111,24 @@ impl JwtVerifier {
         self.algorithms
     }
 
-    /// The accepted issuers.
-    pub fn issuers(&self) -> &[String] {
-        &self.issuers
+    /// The accepted issuer (`iss`).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
     }
 
     /// The accepted audiences.
     pub fn audiences(&self) -> &[String] {
         &self.audiences
+    }
+
+    /// The claim holding the audience (default `aud`).
+    pub fn audience_claim(&self) -> &str {
+        &self.audience_claim
+    }
+
+    /// The accepted header `typ` values (lower case, without `application/`).
+    pub fn token_types(&self) -> &[String] {
+        &self.token_types
     }
 
     /// The leeway, in seconds.
@@ -113,121 +141,91 @@ impl JwtVerifier {
         self.max_token_bytes
     }
 
-    /// Verifies `token` now.
+    /// Claims besides the registered ones that the checks read.
+    pub(crate) fn reads(&self) -> &[String] {
+        &self.reads
+    }
+
+    /// Verifies `token` as of `now` (seconds since the Unix epoch).
+    ///
+    /// The same steps as the request path of [`Authenticator`](crate::auth::Authenticator)
+    /// for one issuer and fixed keys: [`decode`](Self::decode) → capture → header checks →
+    /// key → signature → claims.
+    pub fn verify_at(&self, token: &str, keys: &KeySet, now: u64) -> Result<VerifiedToken, JwtError> {
+        let decoded = decode(token, self.max_token_bytes, self.algorithms)?;
+        let text = decoded.payload_text()?;
+        let captured = Captured::parse(text, &self.reads).map_err(|_| JwtError::from(E::InvalidPayload))?;
+        let registered = self.verify_decoded(&decoded, &captured, keys, now)?;
+        Ok(VerifiedToken {
+            header: decoded.header(),
+            registered,
+            payload: decoded.payload.clone(),
+        })
+    }
+
+    /// Verifies `token` now (the system clock; the authenticator passes its injected clock's
+    /// time to [`verify_at`](Self::verify_at) instead).
     pub fn verify(&self, token: &str, keys: &KeySet) -> Result<VerifiedToken, JwtError> {
-        self.verify_at(token, keys, unix_now())
+        use crate::clock::Clock as _;
+        self.verify_at(token, keys, crate::clock::SystemClock.unix_seconds())
     }
 
-    /// Reads the header only (size, structure, `alg`, `kid`, `crit`), so that a caller can find
-    /// or fetch the key before [`JwtVerifier::verify`].
+    /// Reads the header only (size, structure, `alg` allowed, `kid`, `crit`, `typ`).
     pub fn peek_header(&self, token: &str) -> Result<TokenHeader, JwtError> {
-        Ok(self.split(token)?.1)
-    }
-
-    fn split<'t>(&self, token: &'t str) -> Result<(Parts<'t>, TokenHeader), JwtError> {
-        if token.len() > self.max_token_bytes {
-            return Err(E::TooLarge.into());
-        }
-        let mut it = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (it.next(), it.next(), it.next(), it.next()) else {
-            return Err(E::Malformed.into());
-        };
-        let header_json = b64(h)?;
-        // JSON text is UTF-8 (RFC 8259 §8.1); serde_json does not check the strings it skips.
-        let header_text = std::str::from_utf8(&header_json).map_err(|_| JwtError::from(E::InvalidHeader))?;
-        let raw: RawHeader<'_> =
-            serde_json::from_str(header_text).map_err(|_| JwtError::from(E::InvalidHeader))?;
-        if raw.crit.is_some() {
-            return Err(E::UnsupportedCritical.into());
-        }
-        if raw.b64.is_some() {
-            // RFC 7797 unencoded payloads are not supported; `b64` without `crit` is malformed.
-            return Err(E::UnsupportedCritical.into());
-        }
-        let alg: Algorithm = raw
-            .alg
-            .parse()
-            .map_err(|_| JwtError::from(E::AlgorithmNotAllowed))?;
-        if !self.algorithms.contains(alg) {
-            return Err(E::AlgorithmNotAllowed.into());
-        }
-        if let Some(expected) = &self.typ {
-            let ok = raw.typ.as_deref().is_some_and(|t| {
-                let t = t.strip_prefix("application/").unwrap_or(t);
-                t.eq_ignore_ascii_case(expected)
-            });
-            if !ok {
-                return Err(E::InvalidType.into());
-            }
-        }
-        let signing_input = &token[..h.len() + 1 + p.len()];
-        Ok((
-            Parts {
-                payload: p,
-                signature: s,
-                signing_input,
-            },
-            TokenHeader { alg, kid: raw.kid },
-        ))
+        let decoded = decode(token, self.max_token_bytes, self.algorithms)?;
+        self.check_header(&decoded)?;
+        Ok(decoded.header())
     }
 
     /// Checks everything up to and including the signature (size, structure, `alg`, `crit`, key,
     /// signature) but reads no claims: for JWS whose payload is not a JWT claim set. It returns
     /// no claims, so it cannot be used to authenticate anyone.
     pub fn verify_signature(&self, token: &str, keys: &KeySet) -> Result<TokenHeader, JwtError> {
-        let (parts, header) = self.split(token)?;
-        let key = keys.find(header.kid.as_deref(), header.alg)?;
-        let sig = b64(parts.signature)?;
-        if !key.verify(parts.signing_input.as_bytes(), &sig) {
+        let decoded = decode(token, self.max_token_bytes, self.algorithms)?;
+        self.check_header(&decoded)?;
+        self.check_signature(&decoded, keys)?;
+        Ok(decoded.header())
+    }
+
+    /// The header checks that belong to this issuer: `alg` in its allowlist, `typ` accepted.
+    pub(crate) fn check_header(&self, d: &Decoded<'_>) -> Result<(), JwtError> {
+        if d.len > self.max_token_bytes {
+            return Err(E::TooLarge.into());
+        }
+        if !self.algorithms.contains(d.alg) {
+            return Err(E::AlgorithmNotAllowed.into());
+        }
+        let typ = match &d.typ {
+            None => "jwt",
+            Some(t) => t,
+        };
+        if !self.token_types.iter().any(|t| t == typ) {
+            return Err(E::InvalidType.into());
+        }
+        Ok(())
+    }
+
+    /// Finds the key and checks the signature.
+    pub(crate) fn check_signature(&self, d: &Decoded<'_>, keys: &KeySet) -> Result<(), JwtError> {
+        let key = keys.find(d.kid.as_deref(), d.alg)?;
+        let sig = b64(d.signature)?;
+        if !key.verify(d.signing_input.as_bytes(), &sig) {
             return Err(E::InvalidSignature.into());
         }
-        // The payload must still be strict base64url, even though it is not read.
-        b64(parts.payload)?;
-        Ok(header)
+        Ok(())
     }
 
-    /// Verifies `token` as of `now` (seconds since the Unix epoch).
-    pub fn verify_at(&self, token: &str, keys: &KeySet, now: u64) -> Result<VerifiedToken, JwtError> {
-        let v = self.verify_with(token, keys, now, &[], |_, _| Ok(()))?;
-        Ok(VerifiedToken {
-            header: v.header,
-            registered: v.registered,
-            payload: v.payload,
-        })
-    }
-
-    /// The request path: verifies, then hands the captured claims (registered ones plus
-    /// `wanted`) and the payload bytes to `map`, without building a JSON tree.
-    pub(crate) fn verify_with<R>(
+    /// Header checks, key, signature, claims: everything after decoding.
+    pub(crate) fn verify_decoded(
         &self,
-        token: &str,
+        d: &Decoded<'_>,
+        captured: &Captured<'_>,
         keys: &KeySet,
         now: u64,
-        wanted: &[String],
-        map: impl FnOnce(&Captured<'_>, &[u8]) -> Result<R, JwtError>,
-    ) -> Result<Verified<R>, JwtError> {
-        let (parts, header) = self.split(token)?;
-        let key = keys.find(header.kid.as_deref(), header.alg)?;
-        let sig = b64(parts.signature)?;
-        if !key.verify(parts.signing_input.as_bytes(), &sig) {
-            return Err(E::InvalidSignature.into());
-        }
-        let payload = b64(parts.payload)?;
-        let (registered, mapped) = {
-            // The whole payload must be UTF-8, including claims nobody reads (found by fuzzing:
-            // serde_json skips unread strings without checking their bytes).
-            let text = std::str::from_utf8(&payload).map_err(|_| JwtError::from(E::InvalidPayload))?;
-            let captured = Captured::parse(text, wanted, &self.required_claims)
-                .map_err(|_| JwtError::from(E::InvalidPayload))?;
-            let registered = self.validate_claims(&captured, now)?;
-            (registered, map(&captured, &payload)?)
-        };
-        Ok(Verified {
-            header,
-            registered,
-            payload,
-            mapped,
-        })
+    ) -> Result<RegisteredClaims, JwtError> {
+        self.check_header(d)?;
+        self.check_signature(d, keys)?;
+        self.validate_claims(captured, now)
     }
 
     fn validate_claims(&self, claims: &Captured<'_>, now: u64) -> Result<RegisteredClaims, JwtError> {
@@ -252,39 +250,49 @@ impl JwtVerifier {
                 return Err(E::TooOld.into());
             }
         }
-        let iss: String = match claims.get("iss") {
-            None => return Err(E::MissingClaim("iss").into()),
-            Some(raw) => {
-                serde_json::from_str(raw.get()).map_err(|_| JwtError::from(E::InvalidClaim("iss")))?
-            }
-        };
-        if !self.issuers.contains(&iss) {
+        let iss = string_claim(claims, "iss")?.ok_or(E::MissingClaim("iss"))?;
+        if *iss != *self.issuer {
             return Err(E::InvalidIssuer.into());
         }
-        let audience_ok = match claims.get("aud") {
-            None => return Err(E::MissingClaim("aud").into()),
+        let audience_ok = match claims.get(&self.audience_claim) {
+            None if self.audience_claim == "aud" => return Err(E::MissingClaim("aud").into()),
+            None => return Err(E::InvalidAudience.into()),
             Some(raw) => match Audience::parse(raw.get()) {
                 Ok(Audience::One(a)) => self.audiences.iter().any(|x| *x == *a),
                 Ok(Audience::Many(list)) => list.iter().any(|a| self.audiences.iter().any(|x| *x == **a)),
-                Err(_) => return Err(E::InvalidClaim("aud").into()),
+                Err(_) if self.audience_claim == "aud" => return Err(E::InvalidClaim("aud").into()),
+                Err(_) => return Err(E::InvalidAudience.into()),
             },
         };
         if !audience_ok {
             return Err(E::InvalidAudience.into());
         }
-        let sub: Option<String> = match claims.get("sub") {
-            None => None,
-            Some(raw) => {
-                Some(serde_json::from_str(raw.get()).map_err(|_| JwtError::from(E::InvalidClaim("sub")))?)
+        for name in &self.refused_claims {
+            if claims.get(name).is_some() {
+                return Err(E::NotAnAccessToken.into());
             }
-        };
+        }
         for name in &self.required_claims {
             if claims.get(name).is_none_or(|raw| raw.get() == "null") {
                 return Err(E::MissingCustomClaim.into());
             }
         }
+        for (name, value) in &self.required_values {
+            let Some(raw) = claims.get(name) else {
+                return Err(E::MissingCustomClaim.into());
+            };
+            let holds = match Audience::parse(raw.get()) {
+                Ok(Audience::One(v)) => *v == **value,
+                Ok(Audience::Many(list)) => list.iter().any(|v| **v == **value),
+                Err(_) => false,
+            };
+            if !holds {
+                return Err(E::InvalidClaimValue.into());
+            }
+        }
+        let sub = string_claim(claims, "sub")?.map(Cow::into_owned);
         Ok(RegisteredClaims {
-            iss,
+            iss: iss.into_owned(),
             sub,
             exp: exp.max(0.0) as u64,
             iat: iat.map(|i| i.max(0.0) as u64),
@@ -292,15 +300,16 @@ impl JwtVerifier {
     }
 }
 
-/// What [`JwtVerifier::verify_with`] produces.
-pub(crate) struct Verified<R> {
-    pub(crate) header: TokenHeader,
-    pub(crate) registered: RegisteredClaims,
-    pub(crate) payload: Vec<u8>,
-    pub(crate) mapped: R,
+fn string_claim<'p>(claims: &Captured<'p>, name: &'static str) -> Result<Option<Cow<'p, str>>, JwtError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(raw) => serde_json::from_str::<Borrowed<'p>>(raw.get())
+            .map(|b| Some(b.0))
+            .map_err(|_| E::InvalidClaim(name).into()),
+    }
 }
 
-/// `aud`: one string or an array of strings (parsed without serde's buffering `untagged`).
+/// `aud` (or a claim used like it): one string or an array of strings.
 enum Audience<'a> {
     One(Cow<'a, str>),
     Many(Vec<Cow<'a, str>>),
@@ -321,16 +330,27 @@ impl<'a> Audience<'a> {
 #[derive(Deserialize)]
 struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
 
-impl JwtVerifierBuilder {
-    /// Accepts another issuer too.
-    pub fn also_issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.inner.issuers.push(issuer.into());
-        self
-    }
+fn normalize_type(t: &str) -> String {
+    let t = t.trim();
+    let t = if t.len() > 12 && t[..12].eq_ignore_ascii_case("application/") {
+        &t[12..]
+    } else {
+        t
+    };
+    t.to_ascii_lowercase()
+}
 
+impl JwtVerifierBuilder {
     /// Accepts another audience too.
     pub fn also_audience(mut self, audience: impl Into<String>) -> Self {
         self.inner.audiences.push(audience.into());
+        self
+    }
+
+    /// Reads the audience from `claim` instead of `aud` (Amazon Cognito access tokens carry
+    /// `client_id` and no `aud`). The claim is then required; `aud` is not read.
+    pub fn audience_claim(mut self, claim: impl Into<String>) -> Self {
+        self.inner.audience_claim = claim.into();
         self
     }
 
@@ -346,11 +366,20 @@ impl JwtVerifierBuilder {
         self
     }
 
-    /// Requires the `typ` header to be `typ` (case-insensitive, `application/` prefix allowed),
-    /// e.g. `at+jwt` for RFC 9068 access tokens.
-    pub fn require_type(mut self, typ: impl Into<String>) -> Self {
-        self.inner.typ = Some(typ.into());
+    /// Accepts only these header `typ` values (case-insensitive, `application/` prefix
+    /// optional); a token without `typ` counts as `JWT`. Default: [`DEFAULT_TOKEN_TYPES`].
+    pub fn token_types<I, S>(mut self, types: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.inner.token_types = types.into_iter().map(|t| normalize_type(t.as_ref())).collect();
         self
+    }
+
+    /// Accepts only `typ` (RFC 9068 access tokens: `at+jwt`); tokens without `typ` are refused.
+    pub fn require_type(self, typ: impl AsRef<str>) -> Self {
+        self.token_types([typ])
     }
 
     /// Requires `iat` and refuses tokens issued longer ago than `max_age`.
@@ -359,19 +388,33 @@ impl JwtVerifierBuilder {
         self
     }
 
-    /// Requires a non-null claim named `name`.
+    /// Requires a non-null claim named `name` (a top-level claim, named literally).
     pub fn require_claim(mut self, name: impl Into<String>) -> Self {
         self.inner.required_claims.push(name.into());
         self
     }
 
+    /// Requires the claim `name` to be the string `value`, or an array of strings holding it
+    /// (`token_use=access` for Cognito, `typ=Bearer` in a Keycloak payload).
+    pub fn require_claim_value(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.inner.required_values.push((name.into(), value.into()));
+        self
+    }
+
+    /// Refuses tokens that carry claim `name` at all (added to [`DEFAULT_REFUSED_CLAIMS`]); for
+    /// example `nonce` where the provider puts it only in ID tokens.
+    pub fn refuse_claim(mut self, name: impl Into<String>) -> Self {
+        self.inner.refused_claims.push(name.into());
+        self
+    }
+
     /// Checks the configuration and builds the verifier.
     pub fn build(self) -> Result<JwtVerifier, ConfigError> {
-        let v = self.inner;
+        let mut v = self.inner;
         if v.algorithms.is_empty() {
             return Err(ConfigError::NoAlgorithms);
         }
-        if v.issuers.iter().any(|i| i.trim().is_empty()) {
+        if v.issuer.trim().is_empty() {
             return Err(ConfigError::EmptyIssuer);
         }
         if v.audiences.iter().any(|a| a.trim().is_empty()) {
@@ -383,14 +426,108 @@ impl JwtVerifierBuilder {
         if v.max_token_bytes < 64 {
             return Err(ConfigError::SizeLimitTooSmall(v.max_token_bytes));
         }
+        if v.token_types.is_empty() || v.token_types.iter().any(String::is_empty) {
+            return Err(ConfigError::EmptyTokenType);
+        }
+        for name in std::iter::once(&v.audience_claim)
+            .chain(&v.required_claims)
+            .chain(v.required_values.iter().map(|(n, _)| n))
+            .chain(&v.refused_claims)
+        {
+            if name.is_empty() {
+                return Err(ConfigError::InvalidClaimPath(
+                    name.clone(),
+                    "a claim name cannot be empty",
+                ));
+            }
+        }
+        let mut reads: Vec<String> = Vec::new();
+        for name in std::iter::once(&v.audience_claim)
+            .chain(&v.required_claims)
+            .chain(v.required_values.iter().map(|(n, _)| n))
+            .chain(&v.refused_claims)
+        {
+            if !super::capture::REGISTERED.contains(&name.as_str()) && !reads.contains(name) {
+                reads.push(name.clone());
+            }
+        }
+        v.reads = reads;
         Ok(v)
     }
 }
 
-struct Parts<'t> {
-    payload: &'t str,
-    signature: &'t str,
+/// A token split and decoded, nothing verified: what selects the issuer and feeds its checks.
+pub(crate) struct Decoded<'t> {
+    len: usize,
+    pub(crate) alg: Algorithm,
+    pub(crate) kid: Option<String>,
+    /// `typ`, lower case, without `application/`.
+    typ: Option<String>,
     signing_input: &'t str,
+    signature: &'t str,
+    pub(crate) payload: Vec<u8>,
+}
+
+impl Decoded<'_> {
+    /// The payload as text (JSON is UTF-8, RFC 8259 §8.1; serde_json does not check the
+    /// strings it skips, so the whole payload is checked here — found by fuzzing).
+    pub(crate) fn payload_text(&self) -> Result<&str, JwtError> {
+        std::str::from_utf8(&self.payload).map_err(|_| JwtError::from(E::InvalidPayload))
+    }
+
+    pub(crate) fn header(&self) -> TokenHeader {
+        TokenHeader {
+            alg: self.alg,
+            kid: self.kid.clone(),
+        }
+    }
+}
+
+/// Splits and decodes a compact JWS: size limit, three strict base64url segments, a JSON
+/// header without `crit`/`b64` whose `alg` is in `algorithms`, a decoded payload. Nothing here
+/// is trusted yet.
+pub(crate) fn decode(
+    token: &str,
+    max_bytes: usize,
+    algorithms: AlgorithmSet,
+) -> Result<Decoded<'_>, JwtError> {
+    if token.len() > max_bytes {
+        return Err(E::TooLarge.into());
+    }
+    let mut it = token.split('.');
+    let (Some(h), Some(p), Some(s), None) = (it.next(), it.next(), it.next(), it.next()) else {
+        return Err(E::Malformed.into());
+    };
+    let header_json = b64(h)?;
+    // JSON text is UTF-8 (RFC 8259 §8.1); serde_json does not check the strings it skips.
+    let header_text = std::str::from_utf8(&header_json).map_err(|_| JwtError::from(E::InvalidHeader))?;
+    let raw: RawHeader<'_> =
+        serde_json::from_str(header_text).map_err(|_| JwtError::from(E::InvalidHeader))?;
+    if raw.crit.is_some() {
+        return Err(E::UnsupportedCritical.into());
+    }
+    if raw.b64.is_some() {
+        // RFC 7797 unencoded payloads are not supported; `b64` without `crit` is malformed.
+        return Err(E::UnsupportedCritical.into());
+    }
+    let alg: Algorithm = raw
+        .alg
+        .parse()
+        .map_err(|_| JwtError::from(E::AlgorithmNotAllowed))?;
+    if !algorithms.contains(alg) {
+        return Err(E::AlgorithmNotAllowed.into());
+    }
+    let typ = raw.typ.as_deref().map(normalize_type);
+    let payload = b64(p)?;
+    Ok(Decoded {
+        len: token.len(),
+        alg,
+        kid: raw.kid,
+        typ,
+        signing_input: &token[..h.len() + 1 + p.len()],
+        signature: s,
+        payload,
+    })
 }
 
 #[derive(Deserialize)]
@@ -463,13 +600,6 @@ fn numeric_date(claims: &Captured<'_>, name: &'static str) -> Result<Option<f64>
             _ => Err(E::InvalidClaim(name).into()),
         },
     }
-}
-
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

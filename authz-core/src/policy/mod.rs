@@ -323,6 +323,30 @@ impl Policy {
         }
     }
 
+    /// Enforces separation of duties on a finished permission set (roles plus whatever a
+    /// credential granted directly): for every constraint whose both sides are in `set`, both
+    /// are removed. Returns the violated pairs, by name.
+    pub fn withhold_separated(&self, set: &mut PermissionSet) -> Vec<(String, String)> {
+        let violated: Vec<&Pair> = self
+            .pairs
+            .iter()
+            .filter(|p| set.contains(p.first) && set.contains(p.second))
+            .collect();
+        for pair in &violated {
+            set.remove(pair.first);
+            set.remove(pair.second);
+        }
+        violated
+            .iter()
+            .map(|p| {
+                (
+                    self.catalog.name(p.first).to_string(),
+                    self.catalog.name(p.second).to_string(),
+                )
+            })
+            .collect()
+    }
+
     /// Like [`Policy::resolve`], but each distinct role list is resolved once and then shared:
     /// a principal's roles cost one hash lookup (bounded cache of 4096 role sets; beyond that,
     /// resolutions are computed without being kept).

@@ -2,7 +2,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use authz_axum::core::clock::Clock;
 use clap::Parser;
 
 /// An ML model registry protected by authz.
@@ -46,6 +48,77 @@ pub struct Config {
     /// Where API keys are stored: a SQLite file (created on first use) or PostgreSQL.
     #[arg(long, env = "AUTHZ_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: Option<String>,
+
+    /// Identity provider preset: generic, keycloak, auth0, entra, okta, cognito or google.
+    #[arg(long, env = "AUTHZ_PROVIDER")]
+    pub provider: Option<String>,
+
+    /// Comma-separated claim paths roles are read from (replacing the provider's): a literal
+    /// top-level claim name, or a JSON Pointer starting with `/`.
+    #[arg(long, env = "AUTHZ_ROLES_CLAIMS")]
+    pub roles_claims: Option<String>,
+
+    /// `true`: a scope that names a catalog permission grants it.
+    #[arg(long, env = "AUTHZ_SCOPE_PERMISSIONS")]
+    pub scope_permissions: Option<String>,
+
+    /// Comma-separated `name=value` claims every token must carry.
+    #[arg(long, env = "AUTHZ_REQUIRE_CLAIMS")]
+    pub require_claims: Option<String>,
+
+    /// The claim holding the audience (default `aud`; Cognito: `client_id`).
+    #[arg(long, env = "AUTHZ_AUDIENCE_CLAIM")]
+    pub audience_claim: Option<String>,
+
+    /// Comma-separated accepted header `typ` values (default `JWT,at+jwt`; no `typ` counts as `JWT`).
+    #[arg(long, env = "AUTHZ_TOKEN_TYPES")]
+    pub token_types: Option<String>,
+
+    /// `true`: keys from the issuer's OpenID Connect discovery document.
+    #[arg(long, env = "AUTHZ_DISCOVERY")]
+    pub discovery: Option<String>,
+
+    /// A TOML file with one `[[issuer]]` table per trusted issuer (replaces AUTHZ_ISSUER,
+    /// AUTHZ_AUDIENCE, AUTHZ_JWKS_URL and the other per-issuer variables).
+    #[arg(long, env = "AUTHZ_ISSUERS_FILE")]
+    pub issuers_file: Option<PathBuf>,
+
+    /// The clock every expiry decision reads (tests inject one; default: the system clock).
+    #[arg(skip)]
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+/// Every environment variable the registry reads.
+pub const ENV_VARS: [&str; 16] = [
+    "AUTHZ_BIND",
+    "AUTHZ_ISSUER",
+    "AUTHZ_AUDIENCE",
+    "AUTHZ_JWKS_URL",
+    "AUTHZ_ALGORITHMS",
+    "AUTHZ_POLICY",
+    "AUTHZ_CORS_ORIGINS",
+    "AUTHZ_DATABASE_URL",
+    "AUTHZ_PROVIDER",
+    "AUTHZ_ROLES_CLAIMS",
+    "AUTHZ_SCOPE_PERMISSIONS",
+    "AUTHZ_REQUIRE_CLAIMS",
+    "AUTHZ_AUDIENCE_CLAIM",
+    "AUTHZ_TOKEN_TYPES",
+    "AUTHZ_DISCOVERY",
+    "AUTHZ_ISSUERS_FILE",
+];
+
+/// Refuses a set-but-empty (or blank) variable, naming it: an empty value is a mistake, never
+/// a way to ask for the default.
+pub fn check_environment() -> Result<(), String> {
+    for name in ENV_VARS {
+        if let Some(v) = std::env::var_os(name)
+            && v.to_string_lossy().trim().is_empty()
+        {
+            return Err(format!("{name} is set but empty; unset it to use the default"));
+        }
+    }
+    Ok(())
 }
 
 /// The binary's default key store: a SQLite file in the working directory.
@@ -64,6 +137,15 @@ impl Config {
             policy: None,
             cors_origins: Vec::new(),
             database_url: None,
+            provider: None,
+            roles_claims: None,
+            scope_permissions: None,
+            require_claims: None,
+            audience_claim: None,
+            token_types: None,
+            discovery: None,
+            issuers_file: None,
+            clock: None,
         }
     }
 }

@@ -5,17 +5,18 @@ pub mod catalog;
 pub mod config;
 pub mod handlers;
 pub mod issuer;
+pub mod issuers;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use authz_axum::core::apikey::ApiKeyFormat;
-use authz_axum::core::jwt::{Algorithm, AlgorithmSet, JwtAuthenticator, JwtVerifier};
+use authz_axum::core::clock::{self, Clock};
+use authz_axum::core::jwt::Algorithm;
 use authz_axum::core::keystore::{KeyStore, MemoryKeyStore};
 use authz_axum::core::{Catalog as _, Policy};
 use authz_axum::cors::CorsPolicy;
-use authz_axum::jwks::{JwksOptions, RemoteJwks};
-use authz_axum::{ApiKeys, AuditedRouter, AuthLayer, Authenticator, KeySource, RejectionConfig};
+use authz_axum::{ApiKeys, AuditedRouter, AuthLayer, Authenticator, RejectionConfig};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
@@ -42,12 +43,13 @@ pub async fn key_store(url: Option<&str>) -> Result<Arc<dyn KeyStore>, StartErro
     }
 }
 
-/// The API key service over `store`.
-pub fn api_keys(store: Arc<dyn KeyStore>, policy: Arc<Policy>) -> Arc<ApiKeys> {
-    ApiKeys::new(
+/// The API key service over `store`, reading expiry from `clock`.
+pub fn api_keys(store: Arc<dyn KeyStore>, policy: Arc<Policy>, clock: Arc<dyn Clock>) -> Arc<ApiKeys> {
+    ApiKeys::with_clock(
         ApiKeyFormat::new(API_KEY_PREFIX).expect("valid prefix"),
         store,
         policy,
+        clock,
     )
 }
 
@@ -105,18 +107,6 @@ impl Server {
     }
 }
 
-fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, StartError> {
-    names
-        .iter()
-        .map(|n| n.trim())
-        .filter(|n| !n.is_empty())
-        .map(|n| {
-            n.parse::<Algorithm>()
-                .map_err(|e| StartError(format!("AUTHZ_ALGORITHMS: {n:?}: {e}")))
-        })
-        .collect()
-}
-
 /// Loads the policy: `path` if given, else the built-in `policy.toml`.
 pub fn load_policy(path: Option<&std::path::Path>) -> Result<Policy, StartError> {
     let catalog = Arc::new(Catalog::catalog().clone());
@@ -143,41 +133,54 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     } else {
         addr
     };
-    let algorithms = parse_algorithms(&config.algorithms)?;
-    let allowed: AlgorithmSet = algorithms.iter().copied().collect();
-    let dev = config.jwks_url.is_none();
-    let issuer_url = match (&config.issuer, dev) {
-        (Some(i), _) => i.clone(),
-        (None, true) => format!("http://{local}"),
-        (None, false) => {
-            return Err(StartError(
-                "AUTHZ_ISSUER is required when AUTHZ_JWKS_URL names an outside provider".into(),
-            ));
+    let clock = config.clock.clone().unwrap_or_else(clock::system);
+    let settings = match &config.issuers_file {
+        Some(path) => {
+            if config.issuer.is_some() || config.jwks_url.is_some() || config.discovery.is_some() {
+                return Err(StartError(
+                    "AUTHZ_ISSUERS_FILE names every issuer: unset AUTHZ_ISSUER, AUTHZ_JWKS_URL and AUTHZ_DISCOVERY"
+                        .into(),
+                ));
+            }
+            issuers::IssuerSettings::from_file(path)?
         }
+        None => vec![issuers::IssuerSettings::from_config(
+            &config,
+            &format!("http://{local}"),
+        )?],
     };
-    if dev && !allowed.contains(Algorithm::ES256) {
+    let dev = settings
+        .iter()
+        .find(|s| s.keys == issuers::KeySource::Dev)
+        .cloned();
+    if let Some(d) = &dev
+        && !d.algorithms.contains(&Algorithm::ES256)
+    {
         return Err(StartError(
             "the built-in dev issuer signs with ES256: keep ES256 in AUTHZ_ALGORITHMS".into(),
         ));
     }
     let policy = Arc::new(load_policy(config.policy.as_deref())?);
-    let verifier = JwtVerifier::builder(issuer_url.clone(), config.audience.clone(), algorithms)
-        .build()
-        .map_err(|e| StartError(format!("token verification settings: {e}")))?;
-    let jwks_url = config
-        .jwks_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{local}/.well-known/jwks.json"));
-    let jwks = RemoteJwks::new(&jwks_url, allowed, JwksOptions::default())
-        .map_err(|e| StartError(format!("AUTHZ_JWKS_URL: {e}")))?;
-    let keys = api_keys(key_store(config.database_url.as_deref()).await?, policy.clone());
+    let dev_jwks = format!("http://{local}/.well-known/jwks.json");
+    let keys = api_keys(
+        key_store(config.database_url.as_deref()).await?,
+        policy.clone(),
+        clock.clone(),
+    );
     keys.start_flusher(std::time::Duration::from_secs(5));
+    let mut builder = Authenticator::builder(policy.clone())
+        .clock(clock.clone())
+        .api_keys(keys.clone());
+    let mut remotes = Vec::new();
+    for s in &settings {
+        let (issuer, remote) = s.build(clock.clone(), &dev_jwks).await?;
+        builder = builder.issuer(issuer);
+        remotes.extend(remote.map(|r| (s.keys.clone(), r)));
+    }
     let authenticator = Arc::new(
-        Authenticator::new(
-            JwtAuthenticator::new(verifier, policy.clone()),
-            KeySource::Remote(jwks.clone()),
-        )
-        .with_api_keys(keys.clone()),
+        builder
+            .build()
+            .map_err(|e| StartError(format!("token verification settings: {e}")))?,
     );
 
     let state = AppState::new(keys);
@@ -206,8 +209,8 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
 
     let mut app: Router = api.with_state(state);
     let mut clients = Vec::new();
-    if dev {
-        let (issuer, demo) = issuer::DevIssuer::new(issuer_url.clone(), config.audience.clone());
+    if let Some(d) = &dev {
+        let (issuer, demo) = issuer::DevIssuer::new(d.issuer.clone(), d.audiences[0].clone());
         clients = demo;
         let issuer_routes = Router::new()
             .route("/.well-known/openid-configuration", get(issuer::discovery))
@@ -229,8 +232,9 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                 config
                     .cors_origins
                     .iter()
-                    .filter(|o| !o.trim().is_empty())
-                    .cloned(),
+                    .map(|o| o.trim())
+                    .filter(|o| !o.is_empty())
+                    .map(str::to_string),
             )
             .build()
             .map_err(|e| StartError(format!("AUTHZ_CORS_ORIGINS: {e}")))?;
@@ -248,17 +252,19 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         }
     });
     addr.set_ip(local.ip());
-    if let Err(e) = jwks.start().await {
-        if dev {
-            return Err(StartError(format!(
-                "the dev issuer's own JWKS could not be loaded: {e}"
-            )));
+    for (source, remote) in &remotes {
+        if let Err(e) = remote.start().await {
+            if *source == issuers::KeySource::Dev {
+                return Err(StartError(format!(
+                    "the dev issuer's own JWKS could not be loaded: {e}"
+                )));
+            }
+            tracing::warn!(error = %e, url = %remote.url(), "JWKS not loaded yet: requests get 503 until it is");
         }
-        tracing::warn!(error = %e, url = %jwks_url, "JWKS not loaded yet: requests get 503 until it is");
     }
     Ok(Server {
         addr,
-        issuer: issuer_url,
+        issuer: settings[0].issuer.clone(),
         clients,
         authenticator,
         shutdown: Some(tx),

@@ -68,11 +68,8 @@ async fn keys_create(
     let store = model_registry::key_store(config.database_url.as_deref())
         .await
         .map_err(|e| e.to_string())?;
-    let keys = model_registry::api_keys(store, policy);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let keys = model_registry::api_keys(store, policy, authz_axum::core::clock::system());
+    let now = authz_axum::core::clock::unix_seconds(std::time::SystemTime::now());
     let issued = keys
         .create(&owner, roles, expires_in.map(|s| now + s), description)
         .await
@@ -94,6 +91,10 @@ async fn main() {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_target(false)
         .init();
+    if let Err(e) = model_registry::config::check_environment() {
+        eprintln!("model-registry: {e}");
+        std::process::exit(2);
+    }
     let cli = Cli::parse();
     let config = cli.config;
     if let Some(Command::Keys {

@@ -26,7 +26,11 @@ async fn keys_create_prints_a_working_key_once() {
     let key = stdout.lines().last().unwrap().trim().to_string();
     assert!(key.starts_with("mr_"), "{stdout}");
     let policy = std::sync::Arc::new(model_registry::load_policy(None).unwrap());
-    let keys = model_registry::api_keys(model_registry::key_store(Some(&url)).await.unwrap(), policy);
+    let keys = model_registry::api_keys(
+        model_registry::key_store(Some(&url)).await.unwrap(),
+        policy,
+        authz_axum::core::clock::system(),
+    );
     let principal = keys.authenticate(&key).await.unwrap();
     assert_eq!(principal.subject(), "ops");
     assert!(principal.has_role("admin"));

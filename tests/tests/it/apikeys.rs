@@ -379,8 +379,8 @@ async fn keys_over_http_create_use_rotate_revoke_expire() {
 
 #[tokio::test]
 async fn a_handler_can_require_one_credential_kind() {
-    use authz_axum::core::jwt::{Algorithm, JwtAuthenticator, JwtVerifier, KeySet, VerificationKey};
-    use authz_axum::{AuthLayer, Authenticator, Jwt, KeySource, Principal, Via};
+    use authz_axum::core::jwt::{Algorithm, JwtVerifier, KeySet, VerificationKey};
+    use authz_axum::{AuthLayer, Authenticator, Issuer, Jwt, Principal, StaticKeys, Via};
     init_tracing();
     async fn any(p: Principal) -> String {
         p.subject().to_string()
@@ -409,11 +409,11 @@ async fn a_handler_can_require_one_credential_kind() {
             .unwrap(),
     ])
     .unwrap();
-    let auth = Authenticator::new(
-        JwtAuthenticator::new(verifier, policy),
-        KeySource::Static(Arc::new(set)),
-    )
-    .with_api_keys(keys);
+    let auth = Authenticator::builder(policy)
+        .issuer(Issuer::new(verifier, StaticKeys::new(set)))
+        .api_keys(keys)
+        .build()
+        .unwrap();
     let app = axum::Router::new()
         .route("/any", axum::routing::get(any))
         .route("/jwt", axum::routing::get(jwt_only))

@@ -3,11 +3,9 @@
 
 use std::sync::Arc;
 
-use authz_axum::core::jwt::{
-    Algorithm, ClaimMapping, JwtAuthenticator, JwtVerifier, KeySet, VerificationKey,
-};
+use authz_axum::core::jwt::{Algorithm, ClaimMapping, JwtVerifier, KeySet, VerificationKey};
 use authz_axum::core::{PermissionCatalog, Policy, RoleSpec};
-use authz_axum::{AuthLayer, Authenticator, KeySource, Principal};
+use authz_axum::{AuthLayer, Authenticator, Issuer, Principal, StaticKeys};
 use axum::Router;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -60,9 +58,9 @@ async fn harness(
         .unwrap()
         .unwrap();
     let keys = KeySet::new(vec![jwk]).unwrap();
-    let jwt = JwtAuthenticator::new(verifier, policy)
+    let issuer = Issuer::new(verifier, StaticKeys::new(keys))
         .with_mapping(ClaimMapping::default().custom_claims::<Extra>());
-    let auth = Arc::new(Authenticator::new(jwt, KeySource::Static(Arc::new(keys))));
+    let auth = Arc::new(Authenticator::builder(policy).issuer(issuer).build().unwrap());
     let app = Router::new()
         .route("/whoami", get(whoami))
         .layer(AuthLayer::new(auth.clone()));
@@ -394,7 +392,11 @@ async fn the_authorization_header_and_nothing_else() {
         .send()
         .await
         .unwrap();
-    assert_eq!(two.status(), 401);
+    assert_eq!(
+        two.status(),
+        400,
+        "RFC 6750 §3.1: a repeated credential is invalid_request"
+    );
     assert_eq!(
         two.headers()["www-authenticate"],
         r#"Bearer realm="api", error="invalid_request""#
@@ -406,6 +408,28 @@ async fn the_authorization_header_and_nothing_else() {
         .await
         .unwrap();
     assert_eq!(basic.status(), 401);
+    assert_eq!(
+        basic.headers()["www-authenticate"],
+        r#"Bearer realm="api""#,
+        "RFC 6750 §3: another scheme gets the challenge without an error code"
+    );
+    for malformed in ["Bearer", "Bearer ", "Bearer a b", "Bearer a,b"] {
+        let r = http()
+            .get(&h.url)
+            .header("authorization", malformed)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            400,
+            "{malformed:?} is a malformed request (RFC 6750 §3.1)"
+        );
+        assert_eq!(
+            r.headers()["www-authenticate"],
+            r#"Bearer realm="api", error="invalid_request""#
+        );
+    }
     let query = http()
         .get(format!("{}?access_token={t}", h.url))
         .send()
@@ -456,16 +480,22 @@ async fn claim_mapping_reads_nested_roles_scopes_and_permissions() {
     ])
     .unwrap();
     let mapping = ClaimMapping::default()
-        .roles_from("realm_access.roles")
+        .roles_from("/realm_access/roles")
+        .unwrap()
         .permissions_from("perms")
-        .tenant_from("tid");
-    let auth = JwtAuthenticator::new(verifier, policy).with_mapping(mapping);
+        .unwrap()
+        .tenant_from("tid")
+        .unwrap();
+    let auth = Authenticator::builder(policy)
+        .issuer(Issuer::new(verifier, StaticKeys::new(keys)).with_mapping(mapping))
+        .build()
+        .unwrap();
     let mut c = claims(ISS, AUD, "svc", &[]);
     c["realm_access"] = json!({"roles": ["viewer", "offline_access"]});
     c["perms"] = json!(["model:run", "not:declared"]);
     c["scp"] = json!(["read", "write"]);
     c["tid"] = "tenant-1".into();
-    let p = auth.authenticate(&key.sign(&c), &keys).unwrap();
+    let p = auth.authenticate(&key.sign(&c)).await.unwrap();
     assert_eq!(p.roles(), ["viewer", "offline_access"]);
     assert_eq!(p.scopes(), ["read", "write"]);
     assert_eq!(p.tenant(), Some("tenant-1"));
@@ -473,10 +503,10 @@ async fn claim_mapping_reads_nested_roles_scopes_and_permissions() {
     assert!(!p.can(catalog.id("data:write").unwrap()));
     c["scope"] = "a b".into();
     c.as_object_mut().unwrap().remove("scp");
-    let p = auth.authenticate(&key.sign(&c), &keys).unwrap();
+    let p = auth.authenticate(&key.sign(&c)).await.unwrap();
     assert_eq!(p.scopes(), ["a", "b"]);
     c["realm_access"] = json!({"roles": "viewer admin"});
-    let p = auth.authenticate(&key.sign(&c), &keys).unwrap();
+    let p = auth.authenticate(&key.sign(&c)).await.unwrap();
     assert_eq!(
         p.roles(),
         ["viewer admin"],

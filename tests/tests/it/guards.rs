@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use authz_axum::core::jwt::{Algorithm, JwtAuthenticator, JwtVerifier, KeySet, VerificationKey};
+use authz_axum::core::jwt::{Algorithm, JwtVerifier, KeySet, VerificationKey};
 use authz_axum::core::{Catalog as _, Policy, RoleSpec};
 use authz_axum::prelude::*;
-use authz_axum::{Authenticator, KeySource};
+use authz_axum::{Authenticator, Issuer, StaticKeys};
 use axum::Router;
 use axum::extract::{FromRequest, Request};
 use axum::routing::post;
@@ -101,10 +101,12 @@ fn authenticator() -> Arc<Authenticator> {
         .build()
         .unwrap();
     let keys = KeySet::new(vec![VerificationKey::hmac(Algorithm::HS256, SECRET).unwrap()]).unwrap();
-    Arc::new(Authenticator::new(
-        JwtAuthenticator::new(verifier, policy()),
-        KeySource::Static(Arc::new(keys)),
-    ))
+    Arc::new(
+        Authenticator::builder(policy())
+            .issuer(Issuer::new(verifier, StaticKeys::new(keys)))
+            .build()
+            .unwrap(),
+    )
 }
 
 #[tokio::test]

@@ -1,13 +1,15 @@
 //! Fault tests with a JWKS server on 127.0.0.1: slow, down, flapping, never up, rotating keys,
-//! and 100 concurrent requests with an unknown `kid` sharing one fetch.
+//! and 100 concurrent requests with an unknown `kid` sharing one fetch. Time is a
+//! `ManualClock` the tests move: nothing waits for real time to pass.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use authz_axum::core::jwt::{Algorithm, JwtAuthenticator, JwtVerifier};
+use authz_axum::core::clock::{Clock, ManualClock};
+use authz_axum::core::jwt::{Algorithm, JwtVerifier};
 use authz_axum::core::{PermissionCatalog, Policy, RoleSpec};
 use authz_axum::jwks::{JwksOptions, RemoteJwks};
-use authz_axum::{AuthLayer, Authenticator, KeySource, Principal};
+use authz_axum::{AuthLayer, Authenticator, Issuer, Principal};
 use axum::Router;
 use axum::routing::get;
 
@@ -19,6 +21,8 @@ const AUD: &str = "jwks-tests";
 struct Fixture {
     url: String,
     jwks: RemoteJwks,
+    clock: ManualClock,
+    auth: Arc<Authenticator>,
 }
 
 async fn whoami(p: Principal) -> String {
@@ -40,22 +44,34 @@ async fn fixture(idp: &JwksServer, cooldown: Duration, start: bool) -> Fixture {
         timeout: Duration::from_secs(2),
         ..JwksOptions::default()
     };
-    let jwks = RemoteJwks::new(&idp.url, [Algorithm::ES256].into_iter().collect(), options).unwrap();
+    let clock = ManualClock::starting_now();
+    let shared: Arc<dyn Clock> = Arc::new(clock.clone());
+    let jwks = RemoteJwks::new(&idp.url, [Algorithm::ES256].into_iter().collect(), options)
+        .unwrap()
+        .with_clock(shared.clone());
     if start {
         jwks.start().await.expect("first fetch");
     }
     let verifier = JwtVerifier::builder(ISS, AUD, [Algorithm::ES256])
         .build()
         .unwrap();
-    let auth = Authenticator::new(
-        JwtAuthenticator::new(verifier, policy),
-        KeySource::Remote(jwks.clone()),
+    let auth = Arc::new(
+        Authenticator::builder(policy)
+            .issuer(Issuer::new(verifier, jwks.clone()))
+            .clock(shared)
+            .build()
+            .unwrap(),
     );
     let app = Router::new()
         .route("/whoami", get(whoami))
-        .layer(AuthLayer::new(Arc::new(auth)));
+        .layer(AuthLayer::new(auth.clone()));
     let url = format!("{}/whoami", crate::common::serve(app).await);
-    Fixture { url, jwks }
+    Fixture {
+        url,
+        jwks,
+        clock,
+        auth,
+    }
 }
 
 async fn status(url: &str, token: &str) -> u16 {
@@ -107,13 +123,47 @@ async fn never_reachable_endpoint_is_503_not_401_not_500() {
     let f = fixture(&idp, Duration::from_secs(60), false).await;
     assert!(f.jwks.start().await.is_err());
     let t = k1.sign(&claims(ISS, AUD, "u1", &["viewer"]));
-    assert_eq!(status(&f.url, &t).await, 503);
+    let fetches = f.jwks.fetch_count();
+    for _ in 0..50 {
+        assert_eq!(status(&f.url, &t).await, 503);
+    }
+    assert_eq!(
+        f.jwks.fetch_count(),
+        fetches,
+        "no fetch storm while no keys are loaded: retries back off"
+    );
     idp.set_mode(Mode::Up);
+    assert_eq!(status(&f.url, &t).await, 503, "still within the 1 s back-off");
+    f.clock.advance(Duration::from_millis(1100));
     assert_eq!(
         status(&f.url, &t).await,
         200,
-        "recovers as soon as the endpoint answers"
+        "recovers on the first request after the back-off"
     );
+    assert_eq!(f.jwks.fetch_count(), fetches + 1);
+}
+
+#[tokio::test]
+async fn back_off_grows_while_the_endpoint_stays_down_and_resets_on_success() {
+    let k1 = SigningKey::es256("k1");
+    let idp = JwksServer::start(vec![k1.jwk.clone()]).await;
+    idp.set_mode(Mode::Down);
+    let f = fixture(&idp, Duration::from_secs(5), false).await;
+    assert!(f.jwks.start().await.is_err());
+    let t = k1.sign(&claims(ISS, AUD, "u1", &["viewer"]));
+    // Back-off 1 s, 2 s, 4 s: one fetch per step however many requests arrive.
+    let before = f.jwks.fetch_count();
+    for (n, step) in [1100, 2100, 4100].into_iter().enumerate() {
+        f.clock.advance(Duration::from_millis(step));
+        for _ in 0..5 {
+            assert_eq!(status(&f.url, &t).await, 503);
+        }
+        let expected = before + n as u64 + 1;
+        assert_eq!(f.jwks.fetch_count(), expected, "one fetch after a {step} ms step");
+    }
+    idp.set_mode(Mode::Up);
+    f.clock.advance(Duration::from_secs(9));
+    assert_eq!(status(&f.url, &t).await, 200);
 }
 
 #[tokio::test]
@@ -214,21 +264,76 @@ async fn unknown_kid_storm_causes_one_fetch() {
 async fn cache_control_max_age_drives_background_refresh() {
     let k1 = SigningKey::es256("k1");
     let idp = JwksServer::start(vec![k1.jwk.clone()]).await;
-    idp.set_max_age(1);
+    idp.set_max_age(10);
     let f = fixture(&idp, Duration::from_secs(60), true).await;
     let k2 = SigningKey::es256("k2");
     idp.set_keys(vec![k1.jwk.clone(), k2.jwk.clone()]);
-    // No request triggers it: the background task refreshes before max-age runs out.
-    let mut seen = false;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if f.jwks.current().unwrap().contains_kid("k2") {
-            seen = true;
-            break;
+    let t = k1.sign(&claims(ISS, AUD, "u1", &["viewer"]));
+    let fetches = f.jwks.fetch_count();
+    assert_eq!(status(&f.url, &t).await, 200);
+    assert_eq!(f.jwks.fetch_count(), fetches, "fresh keys: no fetch");
+    // Past 80% of max-age=10: the next request starts one background refresh and is served
+    // with the current keys meanwhile.
+    f.clock.advance(Duration::from_secs(9));
+    let t = k1.sign(&claims(ISS, AUD, "u2", &["viewer"]));
+    assert_eq!(status(&f.url, &t).await, 200);
+    let refreshed = tokio::time::timeout(Duration::from_secs(10), async {
+        while !f.jwks.current().unwrap().contains_kid("k2") {
+            tokio::task::yield_now().await;
         }
-    }
-    assert!(
-        seen,
-        "max-age=1 should have refreshed the keys within five seconds"
+    })
+    .await;
+    assert!(refreshed.is_ok(), "the background refresh installed k2");
+    assert_eq!(f.jwks.fetch_count(), fetches + 1);
+}
+
+#[tokio::test]
+async fn same_kid_with_new_material_invalidates_cached_tokens() {
+    let k1 = SigningKey::es256("k1");
+    let idp = JwksServer::start(vec![k1.jwk.clone()]).await;
+    let f = fixture(&idp, Duration::from_millis(1), true).await;
+    let t = k1.sign(&claims(ISS, AUD, "u1", &["viewer"]));
+    assert_eq!(status(&f.url, &t).await, 200);
+    assert_eq!(status(&f.url, &t).await, 200);
+    assert_eq!(f.auth.cache_stats().hits, 1, "the second request was a cache hit");
+    // The provider replaces the key behind "k1" (same kid, new material).
+    let replaced = SigningKey::es256("k1");
+    idp.set_keys(vec![replaced.jwk.clone()]);
+    f.jwks.refresh_now().await.unwrap();
+    assert_eq!(
+        status(&f.url, &t).await,
+        401,
+        "a token cached under the old material is verified again, and fails"
     );
+    let new = replaced.sign(&claims(ISS, AUD, "u2", &["viewer"]));
+    assert_eq!(status(&f.url, &new).await, 200);
+}
+
+#[tokio::test]
+async fn a_flood_of_random_kids_cannot_keep_a_new_key_out_for_long() {
+    let k1 = SigningKey::es256("k1");
+    let idp = JwksServer::start(vec![k1.jwk.clone()]).await;
+    // The default cool-down (5 s).
+    let f = fixture(
+        &idp,
+        authz_axum::jwks::JwksOptions::default().unknown_kid_cooldown,
+        true,
+    )
+    .await;
+    for i in 0..20 {
+        let junk = SigningKey::es256(&format!("random-{i}")).sign(&claims(ISS, AUD, "x", &["viewer"]));
+        assert_eq!(status(&f.url, &junk).await, 401);
+    }
+    // The provider rotates in a new key right after the flood used the cool-down.
+    let k2 = SigningKey::es256("k2");
+    idp.set_keys(vec![k1.jwk.clone(), k2.jwk.clone()]);
+    let t = k2.sign(&claims(ISS, AUD, "u2", &["viewer"]));
+    assert_eq!(status(&f.url, &t).await, 401, "within the cool-down");
+    f.clock.advance(Duration::from_secs(5));
+    assert_eq!(status(&f.url, &t).await, 200, "at most one cool-down (5 s) later");
+    // That fetch found new keys: the budget is reset, so another new key needs no wait.
+    let k3 = SigningKey::es256("k3");
+    idp.set_keys(vec![k1.jwk.clone(), k2.jwk.clone(), k3.jwk.clone()]);
+    let t3 = k3.sign(&claims(ISS, AUD, "u3", &["viewer"]));
+    assert_eq!(status(&f.url, &t3).await, 200);
 }

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use authz_axum::core::jwt::{Algorithm, JwtAuthenticator, JwtVerifier, KeySet, VerificationKey};
+use authz_axum::core::jwt::{Algorithm, JwtVerifier, KeySet, VerificationKey};
 use authz_axum::core::{PermissionCatalog, Policy, RoleSpec};
-use authz_axum::{AuthLayer, Authenticator, KeySource, Principal};
+use authz_axum::{AuthLayer, Authenticator, Issuer, Principal, StaticKeys};
 use axum::Router;
 use axum::routing::get;
 use model_registry::{Config, start};
@@ -39,10 +39,12 @@ async fn no_credential_material_in_logs_debug_output_or_bodies() {
             .unwrap(),
     ])
     .unwrap();
-    let auth = Arc::new(Authenticator::new(
-        JwtAuthenticator::new(verifier, policy),
-        KeySource::Static(Arc::new(keys)),
-    ));
+    let auth = Arc::new(
+        Authenticator::builder(policy)
+            .issuer(Issuer::new(verifier, StaticKeys::new(keys)))
+            .build()
+            .unwrap(),
+    );
     let app = Router::new()
         .route("/", get(whoami))
         .layer(AuthLayer::new(auth.clone()));

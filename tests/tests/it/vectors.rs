@@ -78,9 +78,19 @@ fn wycheproof_json_web_key_sets() {
             let accepted = keys
                 .as_ref()
                 .is_ok_and(|k| verifier.verify_signature(token, k).is_ok());
+            // Where the real-world rule (an unusable key is skipped; duplicates count only
+            // among usable signing keys) departs from Wycheproof's whole-set verdict.
+            let expected = match t["tcId"].as_u64() {
+                // jws_duplicate_kid: the second key's `k` is not canonical base64url (non-zero
+                // trailing bits), so it is skipped as unusable and no duplicate remains; the
+                // first key verifies its own signature. Two *usable* keys under one kid + alg
+                // are still refused (authz-core's `ambiguous_kids_are_refused_the_rest_kept`).
+                Some(4) => true,
+                _ => t["result"] == "valid",
+            };
             assert_eq!(
                 accepted,
-                t["result"] == "valid",
+                expected,
                 "tcId {}: {} ({:?})",
                 t["tcId"],
                 t["comment"],
@@ -317,8 +327,24 @@ fn nginx_key(jwks: &Value, kid: &str) -> Option<VerificationKey> {
 fn nginx_auth_jwt_claims() {
     let Some(dir) = vectors_dir() else { return };
     let n = nginx(&dir);
-    // The upstream JWKS mixes HMAC and asymmetric keys, with 12-byte HMAC secrets: refused whole.
-    assert!(KeySet::from_jwks_value(&n.jwks, all_algorithms()).is_err());
+    // The upstream JWKS mixes HMAC and asymmetric keys, with 12-byte HMAC secrets. Loaded the
+    // way identity-provider sets are loaded (one bad key never takes down the rest), every
+    // HMAC key is skipped — too short, and symmetric keys have no place beside public keys —
+    // and the public keys load. (Until the key-set rework the whole set was refused.)
+    let report = KeySet::from_jwks_report(&n.jwks, all_algorithms()).unwrap();
+    assert!(!report.keys.is_empty());
+    assert!(
+        report
+            .keys
+            .keys()
+            .iter()
+            .all(|k| !k.algorithm().as_str().starts_with("HS"))
+    );
+    assert!(
+        report.skipped.iter().any(|s| s.reason.contains("RFC 7518")),
+        "{:?}",
+        report.skipped
+    );
     let expect: &[(&str, Option<JwtErrorKind>)] = &[
         ("test0_jwt", Some(JwtErrorKind::AlgorithmNotAllowed)),
         ("test1_jwt", None),

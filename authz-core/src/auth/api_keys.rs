@@ -6,27 +6,21 @@
 //! never on the request's critical path.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use authz_core::apikey::{self, ApiKeyError, ApiKeyFormat, ApiKeyRecord, GeneratedKey};
-use authz_core::keystore::{KeyStore, StoreError};
-use authz_core::{Policy, Principal};
-
-/// Why an API key did not authenticate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyFailure {
-    /// The key is malformed, unknown, wrong, revoked or expired (401).
-    Invalid(ApiKeyError),
-    /// The key store could not be read (503).
-    Unavailable,
-}
+use super::AuthError;
+use crate::apikey::{self, ApiKeyFormat, ApiKeyRecord, GeneratedKey};
+use crate::clock::{self, Clock};
+use crate::keystore::{KeyStore, StoreError};
+use crate::{Policy, Principal};
 
 /// API key issuance and verification over a [`KeyStore`].
 pub struct ApiKeys {
     format: ApiKeyFormat,
     store: Arc<dyn KeyStore>,
     policy: Arc<Policy>,
+    clock: Arc<dyn Clock>,
     pending: Mutex<HashMap<String, u64>>,
 }
 
@@ -47,28 +41,37 @@ pub struct Issued {
     pub key: GeneratedKey,
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 impl ApiKeys {
     /// Keys of `format`, stored in `store`, whose roles resolve through `policy`.
     pub fn new(format: ApiKeyFormat, store: Arc<dyn KeyStore>, policy: Arc<Policy>) -> Arc<Self> {
+        Self::with_clock(format, store, policy, clock::system())
+    }
+
+    /// Like [`ApiKeys::new`], reading expiry and use times from `clock`.
+    pub fn with_clock(
+        format: ApiKeyFormat,
+        store: Arc<dyn KeyStore>,
+        policy: Arc<Policy>,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             format,
             store,
             policy,
+            clock,
             pending: Mutex::new(HashMap::new()),
         })
     }
 
+    fn now(&self) -> u64 {
+        self.clock.unix_seconds()
+    }
+
     /// Writes `last_used_at` every `every` from a background task (which ends when the last
-    /// `Arc` is dropped). Needs a Tokio runtime.
+    /// `Arc` is dropped). Needs a Tokio runtime (feature `tokio`).
+    #[cfg(feature = "tokio")]
     pub fn start_flusher(self: &Arc<Self>, every: Duration) {
-        let weak: Weak<Self> = Arc::downgrade(self);
+        let weak: std::sync::Weak<Self> = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
@@ -113,6 +116,7 @@ impl ApiKeys {
         }
         let key = self.format.generate();
         let mut record = ApiKeyRecord::new(&key, owner, roles, expires_at);
+        record.created_at = self.now();
         record.description = description;
         self.store.insert(record.clone()).await?;
         tracing::info!(key_id = %record.id, owner = %record.owner, "API key created");
@@ -125,23 +129,25 @@ impl ApiKeys {
         let Some(old) = self.store.get(id).await? else {
             return Ok(None);
         };
-        if !old.is_active_at(now()) {
+        let now = self.now();
+        if !old.is_active_at(now) {
             return Ok(None);
         }
         let key = self.format.generate();
         let mut record = ApiKeyRecord::new(&key, old.owner.clone(), old.roles.clone(), old.expires_at);
+        record.created_at = now;
         record.scopes = old.scopes.clone();
         record.description = old.description.clone();
         record.rotated_from = Some(old.id.clone());
         self.store.insert(record.clone()).await?;
-        self.store.expire_by(id, now() + overlap.as_secs()).await?;
+        self.store.expire_by(id, now + overlap.as_secs()).await?;
         tracing::info!(key_id = %record.id, replaces = %id, overlap_s = overlap.as_secs(), "API key rotated");
         Ok(Some(Issued { record, key }))
     }
 
     /// Revokes key `id` at once; `false` if there is no such key.
     pub async fn revoke(&self, id: &str) -> Result<bool, StoreError> {
-        let done = self.store.revoke(id, now()).await?;
+        let done = self.store.revoke(id, self.now()).await?;
         if done {
             tracing::info!(key_id = %id, "API key revoked");
         }
@@ -153,16 +159,23 @@ impl ApiKeys {
         self.store.list().await
     }
 
-    /// Verifies a presented key and returns its principal.
-    pub async fn authenticate(&self, presented: &str) -> Result<Principal, KeyFailure> {
-        let parsed = self.format.parse(presented).map_err(KeyFailure::Invalid)?;
+    /// Verifies a presented key now and returns its principal.
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidApiKey`] (401) or [`AuthError::Unavailable`] (503: store down).
+    pub async fn authenticate(&self, presented: &str) -> Result<Principal, AuthError> {
+        self.authenticate_at(presented, self.now()).await
+    }
+
+    /// Verifies a presented key as of `at` (seconds since the epoch).
+    pub async fn authenticate_at(&self, presented: &str, at: u64) -> Result<Principal, AuthError> {
+        let parsed = self.format.parse(presented).map_err(AuthError::InvalidApiKey)?;
         let record = self.store.get(parsed.id()).await.map_err(|e| {
             tracing::warn!(error = %e, "API key store unavailable");
-            KeyFailure::Unavailable
+            AuthError::Unavailable
         })?;
-        let at = now();
-        let principal =
-            apikey::authenticate(parsed, record.as_ref(), &self.policy, at).map_err(KeyFailure::Invalid)?;
+        let principal = apikey::authenticate(parsed, record.as_ref(), &self.policy, at)
+            .map_err(AuthError::InvalidApiKey)?;
         if let Ok(mut pending) = self.pending.lock() {
             pending.insert(parsed.id().to_string(), at);
         }

@@ -1,0 +1,385 @@
+//! The one authentication pipeline: a bearer credential (JWT or API key) in, a
+//! [`Principal`] or an [`AuthError`] out.
+//!
+//! ```text
+//! credential ─▶ prefix_…? ──yes──▶ API key: checksum → store → hash (constant time) → expiry
+//!     │ no
+//!     ▼
+//!  cache hit (same token, before exp, issuer's keys unchanged)? ──▶ Principal
+//!     ▼
+//!  decode: size → 3 strict base64url segments → header (crit refused, alg in some allowlist)
+//!     ▼
+//!  capture the claims anyone reads, in one pass (duplicates of those refused)
+//!     ▼
+//!  select the issuer by `iss` (nothing else unverified is trusted)
+//!     ▼
+//!  that issuer: alg allowlist, typ → its keys (refresh once if none / unknown kid)
+//!     → signature → exp/nbf/iat/iss/audience → token kind → required claims
+//!     ▼
+//!  claim mapping (roles, scopes, permissions, tenant) → policy → separation of duties
+//!     ▼
+//!  Principal (cached until exp)
+//! ```
+//!
+//! Every production request runs [`Authenticator::authenticate`]; so do the tests and the
+//! benchmarks.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use authz_core::auth::{Authenticator, Issuer, StaticKeys};
+//! use authz_core::jwt::{Algorithm, JwtVerifier, KeySet, VerificationKey};
+//! use authz_core::{PermissionCatalog, Policy, RoleSpec};
+//!
+//! let catalog = Arc::new(PermissionCatalog::new(["data:read"])?);
+//! let policy = Arc::new(Policy::builder(catalog).role(RoleSpec::new("viewer").grant("data:read")).build()?);
+//! let verifier = JwtVerifier::builder("https://auth.example.com", "api.example.com", [Algorithm::HS256]).build()?;
+//! let keys = StaticKeys::new(KeySet::new(vec![VerificationKey::hmac(Algorithm::HS256, &[42; 32])?.with_kid("k1")])?);
+//! let auth = Authenticator::builder(policy).issuer(Issuer::new(verifier, keys)).build()?;
+//! # let rt = std::task::Context::from_waker(std::task::Waker::noop());
+//! # let fut = std::pin::pin!(auth.authenticate("not-a-token"));
+//! # let mut cx = rt;
+//! # assert!(matches!(fut.poll(&mut cx), std::task::Poll::Ready(Err(_))));
+//! # use std::future::Future;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod api_keys;
+mod cache;
+mod issuer;
+mod keys;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+pub use api_keys::{ApiKeys, Issued};
+pub use cache::{CacheStats, DEFAULT_CACHE_ENTRIES};
+pub use issuer::Issuer;
+pub use keys::{KeyProvider, RefreshFuture, RefreshOutcome, RefreshReason, StaticKeys};
+
+use crate::apikey::ApiKeyError;
+use crate::clock::{self, Clock, unix_seconds};
+use crate::jwt::capture::{Captured, REGISTERED};
+use crate::jwt::verifier::{Decoded, decode};
+use crate::jwt::{AlgorithmSet, ConfigError, JwtError, JwtErrorKind as E};
+use crate::policy::Policy;
+use crate::principal::{AuthMethod, Principal, PrincipalParts};
+use cache::{Entry, TokenCache};
+
+/// Why a credential did not authenticate. Callers only ever see a status: 401 for the
+/// `Invalid…` kinds, 503 for [`AuthError::Unavailable`]. Never carries credential material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The bearer JWT was refused (401).
+    #[error("bearer token refused: {0}")]
+    InvalidToken(E),
+    /// The API key was refused (401).
+    #[error("API key refused: {0}")]
+    InvalidApiKey(ApiKeyError),
+    /// No key or key store could answer: the key source is down (503).
+    #[error("the credential cannot be checked now: key source or key store unavailable")]
+    Unavailable,
+}
+
+impl AuthError {
+    /// Whether this is the 503 kind.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, AuthError::Unavailable)
+    }
+}
+
+impl From<JwtError> for AuthError {
+    fn from(e: JwtError) -> Self {
+        AuthError::InvalidToken(e.kind().clone())
+    }
+}
+
+impl From<E> for AuthError {
+    fn from(e: E) -> Self {
+        AuthError::InvalidToken(e)
+    }
+}
+
+/// Turns a bearer credential into a [`Principal`]: JWTs from one or more isolated
+/// [`Issuer`]s, and API keys when [`ApiKeys`] are configured.
+///
+/// Verified tokens are cached (keyed by the whole token; never served at or past `exp`, nor
+/// after the issuer's keys were removed or changed) so that a client reusing its token is not
+/// re-verified on every request. The cache holds at most [`DEFAULT_CACHE_ENTRIES`] (or the
+/// configured number of) entries and at most 1.25 KiB of token bytes per entry.
+pub struct Authenticator {
+    issuers: Vec<Issuer>,
+    /// Largest size limit and union of allowlists over the issuers (the pre-selection checks).
+    max_token_bytes: usize,
+    algorithms: AlgorithmSet,
+    /// Every non-registered claim any issuer reads.
+    reads: Vec<String>,
+    policy: Arc<Policy>,
+    cache: Option<TokenCache>,
+    clock: Arc<dyn Clock>,
+    api_keys: Option<Arc<ApiKeys>>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("issuers", &self.issuers)
+            .field("api_keys", &self.api_keys.is_some())
+            .field("cache", &self.cache.as_ref().map(TokenCache::stats))
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures an [`Authenticator`].
+#[must_use]
+pub struct AuthenticatorBuilder {
+    policy: Arc<Policy>,
+    issuers: Vec<Issuer>,
+    api_keys: Option<Arc<ApiKeys>>,
+    clock: Arc<dyn Clock>,
+    cache_entries: usize,
+}
+
+impl AuthenticatorBuilder {
+    /// Trusts tokens from `issuer` (several issuers: call once per issuer).
+    pub fn issuer(mut self, issuer: Issuer) -> Self {
+        self.issuers.push(issuer);
+        self
+    }
+
+    /// Also accepts API keys. A bearer credential that starts with the key prefix and `_` is
+    /// judged as an API key only; anything else as a JWT only. A malformed credential of
+    /// either kind is refused, never retried as the other kind.
+    pub fn api_keys(mut self, api_keys: Arc<ApiKeys>) -> Self {
+        self.api_keys = Some(api_keys);
+        self
+    }
+
+    /// The clock every expiry decision reads (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Caches up to `max_entries` verified tokens (default [`DEFAULT_CACHE_ENTRIES`]); 0
+    /// turns the cache off.
+    pub fn cache_entries(mut self, max_entries: usize) -> Self {
+        self.cache_entries = max_entries;
+        self
+    }
+
+    /// Checks the configuration.
+    ///
+    /// # Errors
+    /// No issuer and no API keys; two issuers with the same `iss`.
+    pub fn build(self) -> Result<Authenticator, ConfigError> {
+        if self.issuers.is_empty() && self.api_keys.is_none() {
+            return Err(ConfigError::NoIssuers);
+        }
+        for (i, issuer) in self.issuers.iter().enumerate() {
+            if self.issuers[..i].iter().any(|o| o.iss() == issuer.iss()) {
+                return Err(ConfigError::DuplicateIssuer(issuer.iss().to_string()));
+            }
+        }
+        let mut reads: Vec<String> = Vec::new();
+        let mut algorithms = AlgorithmSet::default();
+        let mut max_token_bytes = 0;
+        for issuer in &self.issuers {
+            algorithms = algorithms.union(issuer.verifier.algorithms());
+            max_token_bytes = max_token_bytes.max(issuer.verifier.max_token_bytes());
+            for name in issuer
+                .verifier
+                .reads()
+                .iter()
+                .cloned()
+                .chain(issuer.mapping.top_level_claims())
+            {
+                if !REGISTERED.contains(&name.as_str()) && !reads.contains(&name) {
+                    reads.push(name);
+                }
+            }
+        }
+        Ok(Authenticator {
+            issuers: self.issuers,
+            max_token_bytes,
+            algorithms,
+            reads,
+            policy: self.policy,
+            cache: (self.cache_entries > 0).then(|| TokenCache::new(self.cache_entries)),
+            clock: self.clock,
+            api_keys: self.api_keys,
+        })
+    }
+}
+
+impl Authenticator {
+    /// Starts an authenticator whose principals' roles resolve through `policy`.
+    pub fn builder(policy: Arc<Policy>) -> AuthenticatorBuilder {
+        AuthenticatorBuilder {
+            policy,
+            issuers: Vec::new(),
+            api_keys: None,
+            clock: clock::system(),
+            cache_entries: DEFAULT_CACHE_ENTRIES,
+        }
+    }
+
+    /// The trusted issuers.
+    pub fn issuers(&self) -> &[Issuer] {
+        &self.issuers
+    }
+
+    /// The policy principals are resolved with.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    /// The API keys, if enabled.
+    pub fn api_keys(&self) -> Option<&Arc<ApiKeys>> {
+        self.api_keys.as_ref()
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Cache counters (all zero when the cache is off).
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.as_ref().map(TokenCache::stats).unwrap_or_default()
+    }
+
+    /// Forgets every cached token.
+    pub fn clear_cache(&self) {
+        if let Some(c) = &self.cache {
+            c.clear();
+        }
+    }
+
+    /// Authenticates one bearer credential (the token or key, without the scheme).
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidToken`] / [`AuthError::InvalidApiKey`] (401) with the reason;
+    /// [`AuthError::Unavailable`] (503) when no key could be had or the key store is down.
+    pub async fn authenticate(&self, credential: &str) -> Result<Principal, AuthError> {
+        let now = self.clock.now();
+        if let Some(keys) = &self.api_keys
+            && keys.format().claims(credential)
+        {
+            return keys.authenticate_at(credential, unix_seconds(now)).await;
+        }
+        if let Some(cache) = &self.cache {
+            if let Some(entry) = cache.get(credential)
+                && unix_seconds(now) < entry.exp
+                && self.issuers[entry.issuer as usize].keys.generation() == entry.generation
+            {
+                cache.hit();
+                return Ok(entry.principal);
+            }
+            cache.miss();
+        }
+        self.verify(credential, now).await
+    }
+
+    async fn verify(&self, token: &str, now: SystemTime) -> Result<Principal, AuthError> {
+        let now_s = unix_seconds(now);
+        let decoded = decode(token, self.max_token_bytes, self.algorithms)?;
+        let text = decoded.payload_text()?;
+        let captured = Captured::parse(text, &self.reads).map_err(|_| E::InvalidPayload)?;
+        let index = self.select(&captured)?;
+        let issuer = &self.issuers[index];
+        // Only a token that passed every header check may cause a key fetch.
+        issuer.verifier.check_header(&decoded)?;
+        let (registered, generation) = self.verify_with_keys(issuer, &decoded, &captured, now).await?;
+        let mapped = issuer.mapping.map(&captured, &decoded.payload)?;
+        let subject = registered.sub.ok_or(E::MissingClaim("sub"))?;
+        let catalog = self.policy.catalog();
+        let extra_permissions = mapped.permissions.iter().filter_map(|p| catalog.id(p)).collect();
+        let exp = registered.exp;
+        let principal = Principal::new(
+            PrincipalParts {
+                subject,
+                issuer: Some(registered.iss),
+                tenant: mapped.tenant,
+                roles: mapped.roles,
+                scopes: mapped.scopes,
+                extra_permissions,
+                expires_at: Some(exp),
+                auth_method: AuthMethod::Jwt,
+                claims: mapped.custom,
+            },
+            &self.policy,
+        );
+        if let Some(c) = &self.cache
+            && now_s < exp
+        {
+            c.insert(
+                token,
+                Entry {
+                    principal: principal.clone(),
+                    exp,
+                    issuer: index as u32,
+                    generation,
+                },
+            );
+        }
+        Ok(principal)
+    }
+
+    /// The issuer whose `iss` the (still unverified) token names.
+    fn select(&self, captured: &Captured<'_>) -> Result<usize, AuthError> {
+        if self.issuers.len() == 1 {
+            // The verifier compares `iss` with its issuer after the signature.
+            return Ok(0);
+        }
+        let raw = captured.get("iss").ok_or(E::MissingClaim("iss"))?;
+        let iss: std::borrow::Cow<'_, str> =
+            serde_json::from_str(raw.get()).map_err(|_| E::InvalidClaim("iss"))?;
+        self.issuers
+            .iter()
+            .position(|i| i.iss() == iss)
+            .ok_or_else(|| E::InvalidIssuer.into())
+    }
+
+    /// Key lookup (with at most one refresh), signature and claims.
+    async fn verify_with_keys(
+        &self,
+        issuer: &Issuer,
+        decoded: &Decoded<'_>,
+        captured: &Captured<'_>,
+        now: SystemTime,
+    ) -> Result<(crate::jwt::RegisteredClaims, u64), AuthError> {
+        let now_s = unix_seconds(now);
+        // Read before the keys: a concurrent swap then makes the entry stale, never wrongly fresh.
+        let generation = issuer.keys.generation();
+        let keys = match issuer.keys.keys(now) {
+            Some(k) => k,
+            None => match issuer.keys.refresh(RefreshReason::NoKeys, now).await {
+                RefreshOutcome::Updated => {
+                    let generation = issuer.keys.generation();
+                    let keys = issuer.keys.keys(now).ok_or(AuthError::Unavailable)?;
+                    let claims = issuer.verifier.verify_decoded(decoded, captured, &keys, now_s)?;
+                    return Ok((claims, generation));
+                }
+                _ => return Err(AuthError::Unavailable),
+            },
+        };
+        match issuer.verifier.verify_decoded(decoded, captured, &keys, now_s) {
+            Ok(claims) => Ok((claims, generation)),
+            Err(e) if *e.kind() == E::UnknownKeyId => {
+                match issuer.keys.refresh(RefreshReason::UnknownKeyId, now).await {
+                    RefreshOutcome::Updated => {
+                        let generation = issuer.keys.generation();
+                        let keys = issuer.keys.keys(now).ok_or(AuthError::Unavailable)?;
+                        let claims = issuer.verifier.verify_decoded(decoded, captured, &keys, now_s)?;
+                        Ok((claims, generation))
+                    }
+                    RefreshOutcome::Failed => Err(AuthError::Unavailable),
+                    _ => Err(e.into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
