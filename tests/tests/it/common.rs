@@ -266,3 +266,85 @@ pub async fn demo_token(server: &model_registry::Server, client: &str, scope: Op
     remember_secret(&t);
     t
 }
+
+// ---- an RSA signing key ---------------------------------------------------------------------------
+
+/// An RSA-2048 key that signs RS256 and PS256 test tokens, with its public JWK.
+pub struct RsaSigningKey {
+    pub kid: String,
+    pair: aws_lc_rs::rsa::KeyPair,
+    /// `n` and `e`, base64url.
+    pub n: String,
+    pub e: String,
+}
+
+/// The contents of the DER element at the start of `der` (tag, length, value), and the rest.
+fn der_element(der: &[u8]) -> (&[u8], &[u8]) {
+    let len0 = der[1] as usize;
+    let (len, start) = if len0 < 0x80 {
+        (len0, 2)
+    } else {
+        let n = len0 & 0x7f;
+        (
+            der[2..2 + n].iter().fold(0usize, |a, &b| (a << 8) | b as usize),
+            2 + n,
+        )
+    };
+    (&der[start..start + len], &der[start + len..])
+}
+
+impl RsaSigningKey {
+    pub fn generate(kid: &str) -> Self {
+        use aws_lc_rs::signature::KeyPair as _;
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        // PKCS#1 RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
+        let der = pair.public_key().as_ref().to_vec();
+        let (seq, _) = der_element(&der);
+        let (n, rest) = der_element(seq);
+        let (e, _) = der_element(rest);
+        let strip = |b: &[u8]| -> Vec<u8> { b.iter().skip_while(|&&x| x == 0).copied().collect() };
+        Self {
+            kid: kid.into(),
+            n: URL_SAFE_NO_PAD.encode(strip(n)),
+            e: URL_SAFE_NO_PAD.encode(strip(e)),
+            pair,
+        }
+    }
+
+    /// The public JWK, with `alg` only if given.
+    pub fn jwk(&self, alg: Option<&str>) -> serde_json::Value {
+        let mut jwk = serde_json::json!({"kty": "RSA", "kid": self.kid, "n": self.n, "e": self.e});
+        if let Some(a) = alg {
+            jwk["alg"] = a.into();
+        }
+        jwk
+    }
+
+    /// Signs `claims` with RS256 or PS256 under this `kid`.
+    pub fn sign(&self, alg: &str, claims: &serde_json::Value) -> String {
+        use aws_lc_rs::signature;
+        let header = serde_json::json!({"alg": alg, "typ": "JWT", "kid": self.kid});
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let enc: &'static dyn signature::RsaEncoding = match alg {
+            "RS256" => &signature::RSA_PKCS1_SHA256,
+            "PS256" => &signature::RSA_PSS_SHA256,
+            other => panic!("{other} is not an RSA algorithm of this helper"),
+        };
+        let mut sig = vec![0; self.pair.public_modulus_len()];
+        self.pair
+            .sign(
+                enc,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                input.as_bytes(),
+                &mut sig,
+            )
+            .unwrap();
+        let t = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig));
+        remember_secret(&t);
+        t
+    }
+}

@@ -9,6 +9,7 @@ mod common;
 mod e2e;
 mod guards;
 mod hostile;
+mod identity;
 mod interop;
 mod jwks;
 mod leakage;
