@@ -93,6 +93,15 @@ fn list(origin: &dyn Origin, field: &str, value: &str) -> Result<Vec<String>, St
     Ok(items)
 }
 
+/// Claim paths, each checked (a literal name, or an RFC 6901 pointer).
+fn claim_paths(origin: &dyn Origin, items: Vec<String>) -> Result<Vec<String>, StartError> {
+    for item in &items {
+        authz_axum::core::jwt::ClaimPath::parse(item)
+            .map_err(|e| StartError(format!("{}: {e}", origin.name("roles_claims"))))?;
+    }
+    Ok(items)
+}
+
 fn boolean(origin: &dyn Origin, field: &str, value: &str) -> Result<bool, StartError> {
     match value.trim() {
         "true" => Ok(true),
@@ -197,7 +206,7 @@ impl IssuerSettings {
             roles_claims: config
                 .roles_claims
                 .as_deref()
-                .map(|v| list(o, "roles_claims", v))
+                .map(|v| list(o, "roles_claims", v).and_then(|l| claim_paths(o, l)))
                 .transpose()?,
             scope_permissions: match &config.scope_permissions {
                 Some(v) => boolean(o, "scope_permissions", v)?,

@@ -44,3 +44,54 @@ async fn keys_create_prints_a_working_key_once() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("`root` is not a role of the policy"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A variable that is set but empty (or blank) is a mistake: the binary refuses to start and
+/// names it, instead of silently using a default.
+#[test]
+fn an_empty_variable_refuses_to_start_naming_it() {
+    for name in [
+        "AUTHZ_AUDIENCE",
+        "AUTHZ_PROVIDER",
+        "AUTHZ_ROLES_CLAIMS",
+        "AUTHZ_ISSUERS_FILE",
+    ] {
+        for value in ["", "  ", "\n"] {
+            let out = Command::new(env!("CARGO_BIN_EXE_model-registry"))
+                .env(name, value)
+                .env("AUTHZ_BIND", "127.0.0.1:0")
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2), "{name}={value:?}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains(name) && stderr.contains("empty"),
+                "{name}={value:?}: {stderr}"
+            );
+        }
+    }
+}
+
+/// A malformed value refuses to start and names the variable.
+#[test]
+fn a_malformed_variable_refuses_to_start_naming_it() {
+    for (name, value, says) in [
+        ("AUTHZ_PROVIDER", "ping", "keycloak"),
+        ("AUTHZ_SCOPE_PERMISSIONS", "yes", "true or false"),
+        ("AUTHZ_DISCOVERY", "1", "true or false"),
+        ("AUTHZ_REQUIRE_CLAIMS", "token_use", "name=value"),
+        ("AUTHZ_ROLES_CLAIMS", "roles,,groups", "empty entry"),
+        ("AUTHZ_ROLES_CLAIMS", "/bad~2pointer", "RFC 6901"),
+        ("AUTHZ_TOKEN_TYPES", "at+jwt,", "empty entry"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_model-registry"))
+            .env(name, value)
+            .env("AUTHZ_BIND", "127.0.0.1:0")
+            .env("AUTHZ_DATABASE_URL", "sqlite::memory:")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}={value:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(name), "{name}={value:?}: {stderr}");
+        assert!(stderr.contains(says), "{name}={value:?}: {stderr}");
+    }
+}

@@ -6,6 +6,7 @@
 mod apikeys;
 mod checklist;
 mod common;
+mod configured;
 mod e2e;
 mod guards;
 mod hostile;
