@@ -30,16 +30,20 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 
     /// The current time in milliseconds since the Unix epoch (0 before the epoch).
     fn unix_millis(&self) -> u64 {
-        self.now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+        unix_millis(self.now())
     }
 }
 
 /// Whole seconds since the Unix epoch (0 before the epoch).
 pub fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Milliseconds since the Unix epoch (0 before the epoch).
+pub fn unix_millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// The operating system's wall clock (`SystemTime::now`).

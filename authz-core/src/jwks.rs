@@ -22,13 +22,13 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use reqwest::Url;
 
 use crate::auth::{KeyProvider, RefreshFuture, RefreshOutcome, RefreshReason};
-use crate::clock::{self, Clock};
+use crate::clock::{self, Clock, unix_millis as millis};
 use crate::jwt::{AlgorithmSet, KeySet};
 
 /// Largest JWKS or discovery document accepted.
@@ -212,12 +212,6 @@ fn parse_max_age(value: &str) -> Option<Duration> {
         }
     }
     out
-}
-
-fn millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl RemoteJwks {

@@ -82,6 +82,13 @@ impl Principal {
             for id in parts.extra_permissions {
                 permissions.insert(id);
             }
+            // Pairs the roles already violated stay withheld: a direct grant of one side must
+            // not bring it back (found by the source-combination property test).
+            for name in resolved.withheld.iter().flat_map(|(a, b)| [a, b]) {
+                if let Some(id) = policy.catalog().id(name) {
+                    permissions.remove(id);
+                }
+            }
             // Separation of duties holds on the final set, whatever granted each side (roles,
             // permission claims, scopes): both sides of a violated pair are withheld.
             let withheld = policy.withhold_separated(&mut permissions);

@@ -335,3 +335,119 @@ proptest! {
         }
     }
 }
+
+// ---- separation of duties over every source of a permission -----------------------------------
+
+mod sod_sources {
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Waker};
+
+    use authz_core::apikey::ApiKeyFormat;
+    use authz_core::auth::{ApiKeys, Authenticator, Issuer, StaticKeys};
+    use authz_core::jwt::{Algorithm, ClaimMapping, JwtVerifier, KeySet, VerificationKey};
+    use authz_core::keystore::MemoryKeyStore;
+    use authz_core::{Policy, RoleSpec};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use proptest::prelude::*;
+
+    /// Everything here is in memory: the futures never wait.
+    fn ready<F: Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(v) => v,
+            Poll::Pending => panic!("an in-memory future waited"),
+        }
+    }
+
+    const SECRET: [u8; 32] = [9; 32];
+    const SIDES: [&str; 2] = ["payment:initiate", "payment:approve"];
+
+    fn sign(claims: &serde_json::Value) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &SECRET);
+        let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    fn setup() -> (Arc<Policy>, Authenticator, Arc<ApiKeys>) {
+        let policy = Arc::new(
+            Policy::builder(super::seed())
+                .role(RoleSpec::new("clerk").grant("payment:initiate"))
+                .role(RoleSpec::new("approver").grant("payment:approve"))
+                .role(RoleSpec::new("runner").grant("model:run"))
+                .separation_of_duties("payment:initiate", "payment:approve")
+                .build()
+                .unwrap(),
+        );
+        let verifier = JwtVerifier::builder("https://sod.test", "api", [Algorithm::HS256])
+            .build()
+            .unwrap();
+        let keys = KeySet::new(vec![VerificationKey::hmac(Algorithm::HS256, &SECRET).unwrap()]).unwrap();
+        let mapping = ClaimMapping::default()
+            .permissions_from("permissions")
+            .unwrap()
+            .scope_permissions(true);
+        let api_keys = ApiKeys::new(
+            ApiKeyFormat::new("sod").unwrap(),
+            Arc::new(MemoryKeyStore::new()),
+            policy.clone(),
+        );
+        let auth = Authenticator::builder(policy.clone())
+            .issuer(Issuer::new(verifier, StaticKeys::new(keys)).with_mapping(mapping))
+            .api_keys(api_keys.clone())
+            .build()
+            .unwrap();
+        (policy, auth, api_keys)
+    }
+
+    /// Which sources grant which side: (role, permission claim, scope) × (initiate, approve).
+    fn source() -> impl Strategy<Value = [[bool; 2]; 3]> {
+        any::<[[bool; 2]; 3]>()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Reference: a side is held iff some source grants it, unless both are, then neither.
+        #[test]
+        fn the_final_set_never_holds_both_sides(grants in source(), runner in any::<bool>(), via_key in any::<bool>()) {
+            let (policy, auth, api_keys) = setup();
+            let mut roles: Vec<&str> = Vec::new();
+            let mut perms: Vec<&str> = Vec::new();
+            let mut scopes: Vec<&str> = Vec::new();
+            for side in 0..2 {
+                if grants[0][side] { roles.push(["clerk", "approver"][side]); }
+                if grants[1][side] { perms.push(SIDES[side]); }
+                if grants[2][side] { scopes.push(SIDES[side]); }
+            }
+            if runner { roles.push("runner"); }
+            let principal = if via_key {
+                // API keys carry roles only.
+                let issued = ready(api_keys.create("owner", roles.iter().map(|r| r.to_string()).collect(), None, None)).unwrap();
+                ready(auth.authenticate(issued.key.expose_raw())).unwrap()
+            } else {
+                let claims = serde_json::json!({
+                    "iss": "https://sod.test", "aud": "api", "sub": "s", "exp": 4_102_444_800u64,
+                    "roles": roles, "permissions": perms, "scope": scopes.join(" "),
+                });
+                ready(auth.authenticate(&sign(&claims))).unwrap()
+            };
+            let granted = |side: usize| {
+                grants[0][side] || (!via_key && (grants[1][side] || grants[2][side]))
+            };
+            let both = granted(0) && granted(1);
+            for (side, name) in SIDES.iter().enumerate() {
+                let id = policy.catalog().id(name).unwrap();
+                prop_assert_eq!(principal.can(id), granted(side) && !both, "side {}", name);
+            }
+            let run = policy.catalog().id("model:run").unwrap();
+            prop_assert_eq!(principal.can(run), runner, "unrelated permissions are untouched");
+        }
+    }
+}

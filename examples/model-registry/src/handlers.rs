@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use authz_axum::core::Catalog as _;
 use authz_axum::core::apikey::ApiKeyRecord;
+use authz_axum::core::clock::Clock;
 use authz_axum::prelude::*;
 use authz_axum::{ApiKeys, RouteTable};
 use axum::Json;
@@ -25,6 +26,7 @@ pub struct AppState {
 
 pub(crate) struct Inner {
     pub(crate) api_keys: Arc<ApiKeys>,
+    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) datasets: RwLock<Vec<Dataset>>,
     pub(crate) reports: RwLock<HashMap<Uuid, Report>>,
     pub(crate) payments: RwLock<HashMap<Uuid, Payment>>,
@@ -32,10 +34,11 @@ pub(crate) struct Inner {
 }
 
 impl AppState {
-    pub(crate) fn new(api_keys: Arc<ApiKeys>) -> Self {
+    pub(crate) fn new(api_keys: Arc<ApiKeys>, clock: Arc<dyn Clock>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 api_keys,
+                clock,
                 datasets: RwLock::new(vec![Dataset {
                     id: Uuid::new_v4(),
                     name: "iris".into(),
@@ -354,13 +357,6 @@ fn store_unavailable(e: impl std::fmt::Display) -> Response {
     problem(StatusCode::SERVICE_UNAVAILABLE, "the key store is unavailable")
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// `POST /api-keys`: issues a key; the raw key is in this response and nowhere else, ever.
 #[require_role("admin")]
 pub async fn create_api_key(
@@ -370,7 +366,7 @@ pub async fn create_api_key(
 ) -> Response {
     let owner = body.owner.unwrap_or_else(|| principal.subject().to_string());
     let roles = body.roles.unwrap_or_else(|| vec!["viewer".to_string()]);
-    let expires_at = body.expires_in.map(|s| now() + s);
+    let expires_at = body.expires_in.map(|s| app.inner.clock.unix_seconds() + s);
     let keys = &app.inner.api_keys;
     if let Some(unknown) = roles.iter().find(|r| !keys.has_role(r)) {
         return problem(

@@ -1,9 +1,9 @@
 //! The built-in dev issuer: an ES256 key generated at start-up, its JWKS and discovery
 //! document, and an OAuth2 client-credentials token endpoint (RFC 6749 §4.4) for demo clients.
 
+use authz_axum::core::clock::Clock;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::SecureRandom;
@@ -51,6 +51,7 @@ struct RegisteredClient {
 pub struct DevIssuer {
     issuer: String,
     audience: String,
+    clock: Arc<dyn Clock>,
     kid: String,
     signing_key: jsonwebtoken::EncodingKey,
     jwks: serde_json::Value,
@@ -75,7 +76,7 @@ fn random_secret() -> String {
 impl DevIssuer {
     /// A new issuer named `issuer`, issuing tokens for `audience`, with one demo client per
     /// role (plus `alice`, who holds both payment roles and must pick one per token).
-    pub fn new(issuer: String, audience: String) -> (Self, Vec<DemoClient>) {
+    pub fn new(issuer: String, audience: String, clock: Arc<dyn Clock>) -> (Self, Vec<DemoClient>) {
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .expect("P-256 key generation");
@@ -123,6 +124,7 @@ impl DevIssuer {
             Self {
                 issuer,
                 audience,
+                clock,
                 kid,
                 signing_key,
                 jwks,
@@ -157,10 +159,7 @@ impl DevIssuer {
 
     /// Signs an access token for `subject` with `roles`.
     pub fn issue(&self, subject: &str, roles: &[String]) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = self.clock.unix_seconds();
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
         header.kid = Some(self.kid.clone());
         header.typ = Some("at+jwt".into());

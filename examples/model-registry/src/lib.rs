@@ -183,7 +183,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             .map_err(|e| StartError(format!("token verification settings: {e}")))?,
     );
 
-    let state = AppState::new(keys);
+    let state = AppState::new(keys, clock.clone());
     let (api, table) = AuditedRouter::new()
         .public(Method::GET, "/healthz", handlers::healthz)
         .get("/me", handlers::me)
@@ -210,7 +210,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let mut app: Router = api.with_state(state);
     let mut clients = Vec::new();
     if let Some(d) = &dev {
-        let (issuer, demo) = issuer::DevIssuer::new(d.issuer.clone(), d.audiences[0].clone());
+        let (issuer, demo) = issuer::DevIssuer::new(d.issuer.clone(), d.audiences[0].clone(), clock.clone());
         clients = demo;
         let issuer_routes = Router::new()
             .route("/.well-known/openid-configuration", get(issuer::discovery))
