@@ -8,10 +8,10 @@ use std::process::Command;
 use std::sync::Arc;
 
 use authz_axum::core::apikey::ApiKeyFormat;
-use authz_axum::core::jwt::{Algorithm, JwtAuthenticator, JwtVerifier, KeySet};
+use authz_axum::core::jwt::{Algorithm, JwtVerifier, KeySet};
 use authz_axum::core::keystore::MemoryKeyStore;
 use authz_axum::core::{Policy, RoleSpec};
-use authz_axum::{ApiKeys, AuthLayer, Authenticator, KeySource};
+use authz_axum::{ApiKeys, AuthLayer, Authenticator, Issuer, StaticKeys};
 use axum::Router;
 use axum::extract::Request;
 use axum::http::StatusCode;
@@ -148,14 +148,16 @@ fn main() {
             Some(&token),
             seconds,
         ));
-        let keys = Arc::new(KeySet::new(vec![ours]).unwrap());
+        let keys = StaticKeys::new(KeySet::new(vec![ours]).unwrap());
         for cache in [true, false] {
             let verifier = JwtVerifier::builder(ISS, AUD, [alg]).build().unwrap();
-            let mut jwt = JwtAuthenticator::new(verifier, policy.clone());
-            if !cache {
-                jwt = jwt.with_cache_entries(0);
-            }
-            let auth = Arc::new(Authenticator::new(jwt, KeySource::Static(keys.clone())));
+            let auth = Arc::new(
+                Authenticator::builder(policy.clone())
+                    .issuer(Issuer::new(verifier, keys.clone()))
+                    .cache_entries(if cache { 10_000 } else { 0 })
+                    .build()
+                    .unwrap(),
+            );
             let app = Router::new().route("/", get(guarded)).layer(AuthLayer::new(auth));
             let addr = rt.block_on(serve(app));
             let label = format!("authz {alg} cache {}", if cache { "on" } else { "off" });
@@ -172,14 +174,10 @@ fn main() {
             .create("bench", vec!["viewer".into()], None, None)
             .await
             .unwrap();
-        let verifier = JwtVerifier::builder(ISS, AUD, [Algorithm::ES256])
+        let auth = Authenticator::builder(policy.clone())
+            .api_keys(keys)
             .build()
             .unwrap();
-        let auth = Authenticator::new(
-            JwtAuthenticator::new(verifier, policy.clone()),
-            KeySource::Static(Arc::new(KeySet::default())),
-        )
-        .with_api_keys(keys);
         let app = Router::new()
             .route("/", get(guarded))
             .layer(AuthLayer::new(Arc::new(auth)));
