@@ -202,6 +202,9 @@ async fn keys_over_http_create_use_rotate_revoke_expire() {
     let (file, url) = temp_db("http");
     let mut config = Config::with_bind("127.0.0.1:0".parse().unwrap());
     config.database_url = Some(url.clone());
+    // Expiry is decided by the injected clock: the test moves it instead of sleeping.
+    let clock = authz_axum::core::clock::ManualClock::starting_now();
+    config.clock = Some(Arc::new(clock.clone()));
     let server = start(config).await.unwrap();
     let admin = crate::common::demo_token(&server, "admin-client", None).await;
 
@@ -317,7 +320,7 @@ async fn keys_over_http_create_use_rotate_revoke_expire() {
     let short_key = short["key"].as_str().unwrap().to_string();
     remember_secret(&short_key);
     assert_eq!(datasets(&server, &short_key).await, 200);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_millis(2100));
     assert_eq!(datasets(&server, &key).await, 401, "overlap over");
     assert_eq!(datasets(&server, &short_key).await, 401, "expired");
     assert_eq!(datasets(&server, &new_key).await, 200);
