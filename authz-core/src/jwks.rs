@@ -49,6 +49,9 @@ pub struct JwksOptions {
     pub unknown_kid_cooldown: Duration,
     /// Timeout of one fetch (default 5 s).
     pub timeout: Duration,
+    /// The clock [`RemoteJwks::start`] and [`RemoteJwks::refresh_now`] read (requests pass the
+    /// authenticator's time instead: give both the same clock). Default: the system clock.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for JwksOptions {
@@ -59,6 +62,7 @@ impl Default for JwksOptions {
             max_ttl: Duration::from_secs(24 * 3600),
             unknown_kid_cooldown: Duration::from_secs(5),
             timeout: Duration::from_secs(5),
+            clock: clock::system(),
         }
     }
 }
@@ -227,8 +231,8 @@ impl RemoteJwks {
                 client: client(options.timeout)?,
                 url,
                 allowed,
+                clock: options.clock.clone(),
                 options,
-                clock: clock::system(),
                 keys: ArcSwapOption::empty(),
                 fetch_lock: tokio::sync::Mutex::new(()),
                 attempts: AtomicU64::new(0),
@@ -275,15 +279,6 @@ impl RemoteJwks {
             .and_then(|v| v.as_str())
             .ok_or_else(|| JwksConfigError(format!("OIDC discovery document at {url} has no jwks_uri")))?;
         Self::new(jwks_uri, allowed, options)
-    }
-
-    /// Uses `clock` for [`start`](Self::start) and [`refresh_now`](Self::refresh_now) (requests
-    /// pass the authenticator's time; give both the same clock). Call before sharing clones.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.clock = clock;
-        }
-        self
     }
 
     /// The JWKS URL.

@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
+use smallvec::SmallVec;
 
 use super::algorithm::{Algorithm, AlgorithmSet};
 use super::capture::Captured;
@@ -195,11 +196,11 @@ impl JwtVerifier {
         if !self.algorithms.contains(d.alg) {
             return Err(E::AlgorithmNotAllowed.into());
         }
-        let typ = match &d.typ {
-            None => "jwt",
+        let typ: &[u8] = match &d.typ {
+            None => b"jwt",
             Some(t) => t,
         };
-        if !self.token_types.iter().any(|t| t == typ) {
+        if !self.token_types.iter().any(|t| t.as_bytes() == typ) {
             return Err(E::InvalidType.into());
         }
         Ok(())
@@ -330,14 +331,17 @@ impl<'a> Audience<'a> {
 #[derive(Deserialize)]
 struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
 
-fn normalize_type(t: &str) -> String {
+/// A media type without its optional `application/` prefix (RFC 7515 §4.1.9), trimmed.
+fn strip_application(t: &str) -> &str {
     let t = t.trim();
-    let t = if t.len() > 12 && t[..12].eq_ignore_ascii_case("application/") {
-        &t[12..]
-    } else {
-        t
-    };
-    t.to_ascii_lowercase()
+    match t.get(..12) {
+        Some(prefix) if t.len() > 12 && prefix.eq_ignore_ascii_case("application/") => &t[12..],
+        _ => t,
+    }
+}
+
+fn normalize_type(t: &str) -> String {
+    strip_application(t).to_ascii_lowercase()
 }
 
 impl JwtVerifierBuilder {
@@ -461,8 +465,8 @@ pub(crate) struct Decoded<'t> {
     len: usize,
     pub(crate) alg: Algorithm,
     pub(crate) kid: Option<String>,
-    /// `typ`, lower case, without `application/`.
-    typ: Option<String>,
+    /// `typ`, lower case, without `application/` (inline: no allocation for usual values).
+    typ: Option<SmallVec<[u8; 24]>>,
     signing_input: &'t str,
     signature: &'t str,
     pub(crate) payload: Vec<u8>,
@@ -517,7 +521,12 @@ pub(crate) fn decode(
     if !algorithms.contains(alg) {
         return Err(E::AlgorithmNotAllowed.into());
     }
-    let typ = raw.typ.as_deref().map(normalize_type);
+    let typ = raw.typ.as_deref().map(|t| {
+        strip_application(t)
+            .bytes()
+            .map(|b| b.to_ascii_lowercase())
+            .collect()
+    });
     let payload = b64(p)?;
     Ok(Decoded {
         len: token.len(),
@@ -677,6 +686,62 @@ mod tests {
                 .unwrap_err()
                 .kind(),
             &E::InvalidClaim("exp")
+        );
+    }
+
+    #[test]
+    fn token_types_compare_without_case_or_prefix_and_never_panic() {
+        let verifier = JwtVerifier::builder("i", "a", [Algorithm::HS256])
+            .token_types(["at+JWT", "application/Custom+jwt"])
+            .build()
+            .unwrap();
+        let keys = KeySet::new(vec![VerificationKey::hmac(Algorithm::HS256, &[7; 32]).unwrap()]).unwrap();
+        let payload = br#"{"iss":"i","aud":"a","exp":4102444800}"#;
+        let with_typ = |typ: &str| {
+            let header = serde_json::json!({"alg": "HS256", "typ": typ}).to_string();
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header),
+                URL_SAFE_NO_PAD.encode(payload)
+            );
+            let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &[7; 32]);
+            let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+            format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+        };
+        for ok in [
+            "at+jwt",
+            "AT+JWT",
+            "Application/at+jwt",
+            "custom+jwt",
+            "application/custom+JWT",
+        ] {
+            assert!(
+                verifier.verify_at(&with_typ(ok), &keys, 1_800_000_000).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "JWT",
+            "application/",
+            "applicatión/at+jwt",
+            "ápplication/at+jwt",
+            "at+jwt2",
+            "",
+        ] {
+            assert_eq!(
+                verifier
+                    .verify_at(&with_typ(bad), &keys, 1_800_000_000)
+                    .unwrap_err()
+                    .kind(),
+                &E::InvalidType,
+                "{bad}"
+            );
+        }
+        assert!(
+            JwtVerifier::builder("i", "a", [Algorithm::HS256])
+                .token_types(["ünïcode/x"])
+                .build()
+                .is_ok()
         );
     }
 }

@@ -307,16 +307,19 @@ impl IssuerSettings {
         }
         mapping = mapping.scope_permissions(self.scope_permissions);
         let allowed: AlgorithmSet = self.algorithms.iter().copied().collect();
+        let options = JwksOptions {
+            clock,
+            ..JwksOptions::default()
+        };
         let remote = match &self.keys {
-            KeySource::Jwks(url) => RemoteJwks::new(url, allowed, JwksOptions::default())
+            KeySource::Jwks(url) => RemoteJwks::new(url, allowed, options)
                 .map_err(|e| StartError(format!("AUTHZ_JWKS_URL: {e}")))?,
-            KeySource::Dev => RemoteJwks::new(dev_jwks, allowed, JwksOptions::default())
+            KeySource::Dev => RemoteJwks::new(dev_jwks, allowed, options)
                 .map_err(|e| StartError(format!("dev issuer JWKS: {e}")))?,
-            KeySource::Discovery => RemoteJwks::discover(&self.issuer, allowed, JwksOptions::default())
+            KeySource::Discovery => RemoteJwks::discover(&self.issuer, allowed, options)
                 .await
                 .map_err(|e| StartError(format!("AUTHZ_DISCOVERY: {e}")))?,
-        }
-        .with_clock(clock);
+        };
         let provider: Arc<dyn KeyProvider> = Arc::new(remote.clone());
         Ok((
             Issuer::with_provider(verifier, provider).with_mapping(mapping),

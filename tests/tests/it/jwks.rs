@@ -38,17 +38,16 @@ async fn fixture(idp: &JwksServer, cooldown: Duration, start: bool) -> Fixture {
             .build()
             .unwrap(),
     );
+    let clock = ManualClock::starting_now();
+    let shared: Arc<dyn Clock> = Arc::new(clock.clone());
     let options = JwksOptions {
         unknown_kid_cooldown: cooldown,
         min_ttl: Duration::from_secs(1),
         timeout: Duration::from_secs(2),
+        clock: shared.clone(),
         ..JwksOptions::default()
     };
-    let clock = ManualClock::starting_now();
-    let shared: Arc<dyn Clock> = Arc::new(clock.clone());
-    let jwks = RemoteJwks::new(&idp.url, [Algorithm::ES256].into_iter().collect(), options)
-        .unwrap()
-        .with_clock(shared.clone());
+    let jwks = RemoteJwks::new(&idp.url, [Algorithm::ES256].into_iter().collect(), options).unwrap();
     if start {
         jwks.start().await.expect("first fetch");
     }
