@@ -4,7 +4,7 @@
 //! concurrent request), and kept working from cache while the endpoint is slow or down.
 //!
 //! Nothing here sleeps or runs on its own timer: every decision reads the time the
-//! authenticator passes in (its injectable [`Clock`](crate::clock::Clock)). A request that
+//! authenticator passes in (its injectable [`Clock`]). A request that
 //! finds the keys due for refresh starts one background fetch and is served with the current
 //! keys meanwhile (stale-while-revalidate).
 //!

@@ -35,7 +35,7 @@
 //!   key sets as robust as real identity providers need, claim mapping and provider presets.
 //! - [`auth`]: **the one authentication pipeline** — bearer JWT (from one or several isolated
 //!   issuers) or API key in, [`Principal`] out — with the [`auth::KeyProvider`] seam.
-//! - [`jwks`] (feature `remote`): keys from a JWKS URL or OpenID Connect discovery.
+//! - `jwks` (feature `remote`): keys from a JWKS URL or OpenID Connect discovery.
 //! - [`apikey`] and [`keystore`]: API keys that feed the same `Principal`, stored only as hashes.
 //! - [`clock`]: the one injectable clock every expiry decision reads.
 //!

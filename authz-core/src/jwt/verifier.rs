@@ -150,7 +150,7 @@ impl JwtVerifier {
     /// Verifies `token` as of `now` (seconds since the Unix epoch).
     ///
     /// The same steps as the request path of [`Authenticator`](crate::auth::Authenticator)
-    /// for one issuer and fixed keys: [`decode`](Self::decode) → capture → header checks →
+    /// for one issuer and fixed keys: decode → capture → header checks →
     /// key → signature → claims.
     pub fn verify_at(&self, token: &str, keys: &KeySet, now: u64) -> Result<VerifiedToken, JwtError> {
         let decoded = decode(token, self.max_token_bytes, self.algorithms)?;
