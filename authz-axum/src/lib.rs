@@ -77,7 +77,7 @@
 //!   keys; [`cors::CorsPolicy`] builds CORS that cannot be made permissive by accident;
 //!   [`routing::AuditedRouter`] records the route → requirement table.
 //! - [`ApiKeys`] adds API keys as a second credential feeding the same `Principal`; with the
-//!   `sqlx` feature, [`sql`] stores them in SQLite or PostgreSQL.
+//!   `sqlx` feature, `sql` stores them in SQLite or PostgreSQL.
 //!
 //! Features: `remote` (default; remote JWKS and OIDC discovery, pulls in reqwest and rustls),
 //! `sqlx` (SQL key stores). `default-features = false` compiles no HTTP client, TLS stack or
