@@ -7,6 +7,7 @@ mod apikeys;
 mod checklist;
 mod common;
 mod e2e;
+mod grammar_copy;
 mod guards;
 mod hostile;
 mod interop;
