@@ -14,4 +14,5 @@ mod interop;
 mod jwks;
 mod leakage;
 mod oidc;
+mod routing;
 mod vectors;
