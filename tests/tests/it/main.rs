@@ -6,6 +6,7 @@
 mod apikeys;
 mod checklist;
 mod common;
+mod differential;
 mod e2e;
 mod grammar_copy;
 mod guards;
