@@ -32,6 +32,14 @@ for t in tokens:
 put("authorization_header", "Basic dXNlcjpwYXNz")
 put("authorization_header", "bearer mr_0000000000000000_" + "a" * 49)
 
+# differential: the first byte picks the mode (0 token, 1 payload, 2 header).
+for t in tokens[:200]:
+    put("differential", b"\x00" + t.encode())
+put("differential", b'\x01{"iss":"i","aud":"a","sub":"s","exp":4102444800,"nbf":1,"iat":1}')
+put("differential", b'\x01{"iss":"i","aud":["a"],"exp":4102444800.5,"roles":["viewer"],"scope":"a b"}')
+put("differential", b'\x02{"alg":"HS256","typ":"JWT","kid":"k1"}')
+put("differential", b'\x02{"alg":"HS256","cty":"JWT","x5c":["MIIB"],"crit":["b64"],"b64":true}')
+
 put("claims", '{"iss":"i","aud":"a","sub":"s","exp":4102444800,"tid":"t","roles":["viewer"]}')
 put("claims", '{"iss":"i","aud":["a","b"],"sub":"s","exp":4102444800,"nbf":1,"iat":1,"tid":"t","realm_access":{"roles":["viewer"]},"perms":["model:run"],"scope":"a b"}')
 for t in json.loads((vectors / "nginx-auth-jwt/tokens.derived.json").read_text()):

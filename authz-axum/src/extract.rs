@@ -98,10 +98,7 @@ where
                 "authz: the principal's permissions were resolved with another catalog than the one this \
                  handler was compiled against; denying. Build the policy from the same `catalog!`."
             );
-            return Err(AuthRejection::Forbidden(
-                state.config.clone(),
-                R::describe::<C>().to_string(),
-            ));
+            return Err(AuthRejection::unmet(state.config.clone(), &R::describe::<C>()));
         }
         if R::is_met::<C>(principal) {
             Ok(Guard {
@@ -109,9 +106,9 @@ where
                 _marker: PhantomData,
             })
         } else {
-            let requirement = R::describe::<C>().to_string();
+            let requirement = R::describe::<C>();
             tracing::debug!(subject = %principal.subject(), %requirement, "request denied: requirement not met");
-            Err(AuthRejection::Forbidden(state.config.clone(), requirement))
+            Err(AuthRejection::unmet(state.config.clone(), &requirement))
         }
     }
 }
@@ -157,7 +154,11 @@ impl<S: Send + Sync, K: CredentialKind> FromRequestParts<S> for Via<K> {
         } else {
             Err(AuthRejection::Forbidden(
                 state.config.clone(),
-                format!("authentication by {}", K::METHOD),
+                format!(
+                    "this resource requires authentication by {}; the caller used {}",
+                    K::METHOD,
+                    principal.auth_method()
+                ),
             ))
         }
     }

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use authz_core::RequirementExpr;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -91,7 +92,9 @@ pub enum AuthRejection {
     InvalidRequest(Arc<RejectionConfig>, &'static str),
     /// A credential was presented and is not valid.
     InvalidToken(Arc<RejectionConfig>),
-    /// Authenticated, but the requirement is not met.
+    /// Authenticated, but the requirement is not met. The text is the response's `detail`: a
+    /// sentence naming what the resource requires (a permission as a permission, a role as a
+    /// role), never credential material. See [`AuthRejection::unmet`].
     Forbidden(Arc<RejectionConfig>, String),
     /// No key could be obtained: the key source is down.
     KeySourceUnavailable(Arc<RejectionConfig>),
@@ -100,6 +103,25 @@ pub enum AuthRejection {
 }
 
 impl AuthRejection {
+    /// 403 for a `requirement` the caller does not meet, with a detail that names a permission
+    /// as a permission and a role as a role:
+    ///
+    /// - `the caller lacks the permission this resource requires: "data:write"`
+    /// - `the caller lacks the role this resource requires: "admin"`
+    /// - `the caller does not meet this resource's requirement: any("data:write", role("admin"))`
+    pub fn unmet(config: Arc<RejectionConfig>, requirement: &RequirementExpr) -> Self {
+        let detail = match requirement {
+            RequirementExpr::Permission(_) => {
+                format!("the caller lacks the permission this resource requires: {requirement}")
+            }
+            RequirementExpr::Role(role) => {
+                format!("the caller lacks the role this resource requires: {role:?}")
+            }
+            _ => format!("the caller does not meet this resource's requirement: {requirement}"),
+        };
+        AuthRejection::Forbidden(config, detail)
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -133,11 +155,7 @@ impl AuthRejection {
                 "Unauthorized",
                 "the access token is invalid or expired".into(),
             ),
-            AuthRejection::Forbidden(_, requirement) => (
-                Some("insufficient_scope"),
-                "Forbidden",
-                format!("the caller lacks the permission this resource requires: {requirement}"),
-            ),
+            AuthRejection::Forbidden(_, detail) => (Some("insufficient_scope"), "Forbidden", detail.clone()),
             AuthRejection::KeySourceUnavailable(_) => (
                 None,
                 "Service Unavailable",
@@ -224,5 +242,33 @@ impl IntoResponse for AuthRejection {
             _ => {}
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detail(requirement: RequirementExpr) -> String {
+        AuthRejection::unmet(Arc::new(RejectionConfig::default()), &requirement).to_string()
+    }
+
+    #[test]
+    fn a_role_is_named_as_a_role_and_a_permission_as_a_permission() {
+        assert_eq!(
+            detail(RequirementExpr::Permission("data:write".into())),
+            r#"the caller lacks the permission this resource requires: "data:write""#
+        );
+        assert_eq!(
+            detail(RequirementExpr::Role("admin".into())),
+            r#"the caller lacks the role this resource requires: "admin""#
+        );
+        assert_eq!(
+            detail(RequirementExpr::Any(vec![
+                RequirementExpr::Permission("data:write".into()),
+                RequirementExpr::Role("admin".into()),
+            ])),
+            r#"the caller does not meet this resource's requirement: any("data:write", role("admin"))"#
+        );
     }
 }

@@ -127,7 +127,13 @@ impl RouteTable {
         &self.entries
     }
 
-    /// Checks the policy against the routes: permissions no route requires, and routes whose
+    /// The permissions recorded with [`AuditedRouter::checked_in_handlers`].
+    pub fn checked_in_handlers(&self) -> &[String] {
+        &self.checked_in_handlers
+    }
+
+    /// Checks the policy against the routes: permissions that neither a route requires nor a
+    /// handler checks itself ([`AuditedRouter::checked_in_handlers`]), and routes whose
     /// requirement no role can satisfy.
     pub fn lint(&self, policy: &Policy) -> Vec<LintFinding> {
         let mut findings = Vec::new();
@@ -135,6 +141,7 @@ impl RouteTable {
             .entries
             .iter()
             .flat_map(|e| e.requirement.permissions())
+            .chain(self.checked_in_handlers.iter().map(String::as_str))
             .collect();
         for p in policy.catalog().permissions() {
             if !required.contains(p.as_str()) {
@@ -192,8 +199,16 @@ impl<S: Clone + Send + Sync + 'static> Default for AuditedRouter<S> {
     }
 }
 
-fn filter(method: &Method) -> MethodFilter {
-    MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET)
+/// The axum filter for `method`. axum routes only the nine standard methods; any other one
+/// (`PURGE`, `PROPFIND`, ...) is refused here, at construction, as axum itself refuses invalid
+/// routes: serving it as some other method would put the handler behind the wrong verb.
+fn filter(method: &Method, path: &str) -> MethodFilter {
+    MethodFilter::try_from(method.clone()).unwrap_or_else(|_| {
+        panic!(
+            "AuditedRouter: cannot route {method} {path}: axum routes only CONNECT, DELETE, GET, HEAD, \
+             OPTIONS, PATCH, POST, PUT and TRACE"
+        )
+    })
 }
 
 impl<S: Clone + Send + Sync + 'static> AuditedRouter<S> {
@@ -206,32 +221,43 @@ impl<S: Clone + Send + Sync + 'static> AuditedRouter<S> {
     }
 
     /// Adds a guarded (or `Principal`-taking) handler; its requirement is read from its type.
+    ///
+    /// # Panics
+    ///
+    /// If `method` is not one axum can route (an extension method such as `PURGE`), or if axum
+    /// refuses the path (as [`Router::route`] does).
     pub fn route<H, T, D>(mut self, method: Method, path: &str, handler: H) -> Self
     where
         H: Handler<T, S> + Describe<D>,
         T: 'static,
     {
+        let filter = filter(&method, path);
         self.table.entries.push(RouteEntry {
             method: method.clone(),
             path: path.to_string(),
             requirement: H::requirement(),
         });
-        self.router = self.router.route(path, on(filter(&method), handler));
+        self.router = self.router.route(path, on(filter, handler));
         self
     }
 
     /// Adds a handler that needs no authentication, recorded as public.
+    ///
+    /// # Panics
+    ///
+    /// As [`AuditedRouter::route`].
     pub fn public<H, T>(mut self, method: Method, path: &str, handler: H) -> Self
     where
         H: Handler<T, S>,
         T: 'static,
     {
+        let filter = filter(&method, path);
         self.table.entries.push(RouteEntry {
             method: method.clone(),
             path: path.to_string(),
             requirement: RequirementExpr::Public,
         });
-        self.router = self.router.route(path, on(filter(&method), handler));
+        self.router = self.router.route(path, on(filter, handler));
         self
     }
 
@@ -292,5 +318,57 @@ impl<S: Clone + Send + Sync + 'static> AuditedRouter<S> {
     /// The router and the table.
     pub fn into_parts(self) -> (Router<S>, RouteTable) {
         (self.router, self.table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt as _;
+
+    #[test]
+    #[should_panic(expected = "cannot route PURGE /cache")]
+    fn an_extension_method_is_refused_not_served_as_get() {
+        let purge = Method::from_bytes(b"PURGE").unwrap();
+        let _ = AuditedRouter::<()>::new().public(purge, "/cache", || async {});
+    }
+
+    #[tokio::test]
+    async fn every_method_axum_routes_is_routed_as_itself() {
+        for method in [
+            Method::CONNECT,
+            Method::DELETE,
+            Method::GET,
+            Method::HEAD,
+            Method::OPTIONS,
+            Method::PATCH,
+            Method::POST,
+            Method::PUT,
+            Method::TRACE,
+        ] {
+            let (router, table) = AuditedRouter::<()>::new()
+                .public(method.clone(), "/x", || async { "ok" })
+                .into_parts();
+            assert_eq!(table.entries()[0].method, method);
+            let other = if method == Method::PUT {
+                Method::POST
+            } else {
+                Method::PUT
+            };
+            for (m, expected) in [
+                (method.clone(), StatusCode::OK),
+                (other, StatusCode::METHOD_NOT_ALLOWED),
+            ] {
+                let req = Request::builder()
+                    .method(m.clone())
+                    .uri("/x")
+                    .body(Body::empty())
+                    .unwrap();
+                let status = router.clone().oneshot(req).await.unwrap().status();
+                assert_eq!(status, expected, "route {method}, request {m}");
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The permission grammar, shared verbatim by the run-time parser (`authz-core`) and the
-//! compile-time checks (`authz-macros`, which includes this file with `#[path]`).
+//! compile-time checks (`authz-macros`, which keeps a byte-identical copy in its own `src/` so
+//! that each crate packages on its own; `tests/tests/it/grammar_copy.rs` fails if they differ).
 //!
 //! This file must stay dependency-free: it is compiled inside the proc-macro crate too.
 //!

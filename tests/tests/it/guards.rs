@@ -199,3 +199,43 @@ async fn a_missing_auth_layer_is_a_clear_error_never_a_pass() {
     assert!(r.text().await.unwrap().contains("did you add the auth layer"));
     assert_eq!(RAN_UNLAYERED.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn a_403_names_a_role_as_a_role_and_a_permission_as_a_permission() {
+    init_tracing();
+    let app = Router::new()
+        .route("/single", post(single))
+        .route("/any", post(any_of))
+        .route("/role", post(role))
+        .layer(AuthLayer::new(authenticator()));
+    let url = crate::common::serve(app).await;
+    let cases = [
+        (
+            "/role",
+            r#"the caller lacks the role this resource requires: "admin""#,
+        ),
+        (
+            "/single",
+            r#"the caller lacks the permission this resource requires: "model:run""#,
+        ),
+        (
+            "/any",
+            r#"the caller does not meet this resource's requirement: any("data:write", "model:deploy")"#,
+        ),
+    ];
+    for (path, detail) in cases {
+        let r = http()
+            .post(format!("{url}{path}"))
+            .bearer_auth(token(&["viewer"]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+        assert_eq!(
+            r.headers()["www-authenticate"],
+            r#"Bearer realm="api", error="insufficient_scope""#
+        );
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["detail"], detail, "{path}");
+    }
+}
