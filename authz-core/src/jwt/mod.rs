@@ -16,6 +16,7 @@
 mod algorithm;
 pub(crate) mod capture;
 mod error;
+mod header;
 mod key;
 mod mapping;
 mod provider;

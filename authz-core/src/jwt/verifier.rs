@@ -6,13 +6,13 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 use smallvec::SmallVec;
 
 use super::algorithm::{Algorithm, AlgorithmSet};
 use super::capture::Captured;
 use super::error::{ConfigError, JwtError, JwtErrorKind as E};
+use super::header::RawHeader;
 use super::key::KeySet;
 
 /// Default largest accepted token, in bytes (checked before any base64 or JSON work).
@@ -505,12 +505,11 @@ pub(crate) fn decode(
     let header_json = b64(h)?;
     // JSON text is UTF-8 (RFC 8259 §8.1); serde_json does not check the strings it skips.
     let header_text = std::str::from_utf8(&header_json).map_err(|_| JwtError::from(E::InvalidHeader))?;
-    let raw: RawHeader<'_> =
-        serde_json::from_str(header_text).map_err(|_| JwtError::from(E::InvalidHeader))?;
-    if raw.crit.is_some() {
+    let raw = RawHeader::parse(header_text).map_err(|_| JwtError::from(E::InvalidHeader))?;
+    if raw.crit {
         return Err(E::UnsupportedCritical.into());
     }
-    if raw.b64.is_some() {
+    if raw.b64 {
         // RFC 7797 unencoded payloads are not supported; `b64` without `crit` is malformed.
         return Err(E::UnsupportedCritical.into());
     }
@@ -537,20 +536,6 @@ pub(crate) fn decode(
         signature: s,
         payload,
     })
-}
-
-#[derive(Deserialize)]
-struct RawHeader<'a> {
-    #[serde(borrow)]
-    alg: Cow<'a, str>,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default, borrow)]
-    typ: Option<Cow<'a, str>>,
-    #[serde(default)]
-    crit: Option<IgnoredAny>,
-    #[serde(default)]
-    b64: Option<IgnoredAny>,
 }
 
 /// What the verifier read from a token's header.
@@ -601,14 +586,20 @@ fn b64(segment: &str) -> Result<Vec<u8>, JwtError> {
     URL_SAFE_NO_PAD.decode(segment).map_err(|_| E::Malformed.into())
 }
 
+/// A NumericDate claim (RFC 7519 §2): a finite number. `exp` and `nbf` must also fit the
+/// unsigned 64-bit range `jsonwebtoken` reads them into (a negative `exp` is only expired).
 fn numeric_date(claims: &Captured<'_>, name: &'static str) -> Result<Option<f64>, JwtError> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(raw) => match serde_json::from_str::<f64>(raw.get()) {
-            Ok(f) if f.is_finite() => Ok(Some(f)),
-            _ => Err(E::InvalidClaim(name).into()),
-        },
+    let Some(raw) = claims.get(name) else {
+        return Ok(None);
+    };
+    let invalid = || JwtError::from(E::InvalidClaim(name));
+    let n: serde_json::Number = serde_json::from_str(raw.get()).map_err(|_| invalid())?;
+    let f = n.as_f64().filter(|f| f.is_finite()).ok_or_else(invalid)?;
+    let in_range = name == "iat" || n.is_u64() || (f < u64::MAX as f64 && (f >= 0.0 || name == "exp"));
+    if !in_range {
+        return Err(invalid());
     }
+    Ok(Some(f))
 }
 
 #[cfg(test)]

@@ -93,6 +93,11 @@ pub fn authz_is_stricter(case: &Case<'_>) -> Option<&'static str> {
             "`at_hash`/`c_hash`/`s_hash`: an OpenID Connect ID token is not an access token (RFC 8725 §3.12)",
         );
     }
+    if has(&claims, "events") {
+        return Some(
+            "`events`: a security event token (back-channel logout) is not an access token (RFC 8417 §2.3)",
+        );
+    }
     if let Some(iat) = raw(&claims, "iat")
         && !serde_json::from_str::<f64>(iat)
             .is_ok_and(|t| t.is_finite() && t <= (case.now + case.leeway) as f64)
