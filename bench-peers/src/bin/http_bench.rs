@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use authz_axum::core::apikey::ApiKeyFormat;
-use authz_axum::core::jwt::{Algorithm, JwtVerifier, KeySet};
+use authz_axum::core::jwt::{JwtVerifier, KeySet};
 use authz_axum::core::keystore::MemoryKeyStore;
 use authz_axum::core::{Policy, RoleSpec};
 use authz_axum::{ApiKeys, AuthLayer, Authenticator, Issuer, StaticKeys};
