@@ -1,6 +1,7 @@
 //! The verified-token cache: whole token → principal, never served at or past `exp`, nor after
 //! the issuer's keys changed under it.
 
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use quick_cache::Weighter;
@@ -28,19 +29,57 @@ pub(crate) struct Entry {
     pub(crate) generation: u64,
 }
 
+/// How many bytes of a token's end are hashed.
+const HASHED_TAIL: usize = 32;
+
+/// A cached token. Hashed by its length and its last [`HASHED_TAIL`] bytes — the signature,
+/// already uniformly distributed — and compared in full: hashing a 600-byte RS256 token whole
+/// cost more than the rest of a cache hit. Only verified tokens are ever inserted, so nobody
+/// can fill the cache with colliding tails (each would need a valid signature).
+#[derive(Clone, PartialEq, Eq)]
+struct TokenKey(Box<str>);
+
+/// A lookup by `&str` without allocating.
+#[derive(Clone, Copy)]
+struct TokenRef<'a>(&'a str);
+
+fn hash_token<H: Hasher>(token: &str, state: &mut H) {
+    let bytes = token.as_bytes();
+    state.write_usize(bytes.len());
+    state.write(&bytes[bytes.len().saturating_sub(HASHED_TAIL)..]);
+}
+
+impl Hash for TokenKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_token(&self.0, state);
+    }
+}
+
+impl Hash for TokenRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_token(self.0, state);
+    }
+}
+
+impl quick_cache::Equivalent<TokenKey> for TokenRef<'_> {
+    fn equivalent(&self, key: &TokenKey) -> bool {
+        *key.0 == *self.0
+    }
+}
+
 #[derive(Clone)]
 struct TokenWeighter;
 
-impl Weighter<Box<str>, Entry> for TokenWeighter {
-    fn weight(&self, key: &Box<str>, _: &Entry) -> u64 {
+impl Weighter<TokenKey, Entry> for TokenWeighter {
+    fn weight(&self, key: &TokenKey, _: &Entry) -> u64 {
         // The token's bytes plus a share for the principal, but never less than one entry's
         // worth: the budget bounds the entry count and the bytes held.
-        (key.len() as u64 + PRINCIPAL_WEIGHT).max(ENTRY_WEIGHT)
+        (key.0.len() as u64 + PRINCIPAL_WEIGHT).max(ENTRY_WEIGHT)
     }
 }
 
 pub(crate) struct TokenCache {
-    entries: Cache<Box<str>, Entry, TokenWeighter>,
+    entries: Cache<TokenKey, Entry, TokenWeighter>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -58,7 +97,7 @@ impl TokenCache {
 
     #[inline]
     pub(crate) fn get(&self, token: &str) -> Option<Entry> {
-        self.entries.get(token)
+        self.entries.get(&TokenRef(token))
     }
 
     pub(crate) fn hit(&self) {
@@ -70,7 +109,7 @@ impl TokenCache {
     }
 
     pub(crate) fn insert(&self, token: &str, entry: Entry) {
-        self.entries.insert(token.into(), entry);
+        self.entries.insert(TokenKey(token.into()), entry);
     }
 
     pub(crate) fn clear(&self) {
@@ -95,4 +134,34 @@ pub struct CacheStats {
     pub misses: u64,
     /// Tokens currently cached.
     pub entries: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{PermissionCatalog, Policy, Principal};
+    use std::sync::Arc;
+
+    #[test]
+    fn tokens_sharing_a_tail_are_still_different_entries() {
+        let catalog = Arc::new(PermissionCatalog::new(["a:b"]).unwrap());
+        let policy = Policy::builder(catalog).build().unwrap();
+        let entry = |sub: &str| Entry {
+            principal: Principal::for_testing(sub, ["r"], &policy),
+            exp: u64::MAX,
+            issuer: 0,
+            generation: 0,
+        };
+        let cache = TokenCache::new(100);
+        let tail = "x".repeat(HASHED_TAIL);
+        let (one, two) = (format!("aaa.{tail}"), format!("bbb.{tail}"));
+        cache.insert(&one, entry("one"));
+        cache.insert(&two, entry("two"));
+        assert_eq!(cache.get(&one).unwrap().principal.subject(), "one");
+        assert_eq!(cache.get(&two).unwrap().principal.subject(), "two");
+        assert!(cache.get(&format!("ccc.{tail}")).is_none());
+        assert!(cache.get("short").is_none());
+        cache.insert("short", entry("short"));
+        assert_eq!(cache.get("short").unwrap().principal.subject(), "short");
+    }
 }

@@ -48,7 +48,10 @@ mod cache;
 mod issuer;
 mod keys;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 pub use api_keys::{ApiKeys, Issued};
@@ -97,6 +100,44 @@ impl From<JwtError> for AuthError {
 impl From<E> for AuthError {
     fn from(e: E) -> Self {
         AuthError::InvalidToken(e)
+    }
+}
+
+/// The future of [`Authenticator::authenticate`]: complete at once for a cache hit, otherwise
+/// the verification (boxed: one allocation on the slow path only).
+#[must_use = "a future does nothing unless awaited"]
+pub struct Authentication<'a>(Step<'a>);
+
+type Pending<'a> = Pin<Box<dyn Future<Output = Result<Principal, AuthError>> + Send + 'a>>;
+
+enum Step<'a> {
+    Ready(Option<Result<Principal, AuthError>>),
+    Pending(Pending<'a>),
+}
+
+impl<'a> Authentication<'a> {
+    fn pending(f: impl Future<Output = Result<Principal, AuthError>> + Send + 'a) -> Self {
+        Self(Step::Pending(Box::pin(f)))
+    }
+}
+
+impl std::fmt::Debug for Authentication<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Step::Ready(_) => "Authentication(ready)",
+            Step::Pending(_) => "Authentication(pending)",
+        })
+    }
+}
+
+impl Future for Authentication<'_> {
+    type Output = Result<Principal, AuthError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            Step::Ready(out) => Poll::Ready(out.take().expect("Authentication polled after completion")),
+            Step::Pending(f) => f.as_mut().poll(cx),
+        }
     }
 }
 
@@ -259,15 +300,19 @@ impl Authenticator {
 
     /// Authenticates one bearer credential (the token or key, without the scheme).
     ///
+    /// A cache hit is answered before this returns (the future is already complete, nothing
+    /// is allocated); everything else — verification, a key refresh, an API-key store lookup —
+    /// runs when the future is awaited.
+    ///
     /// # Errors
     /// [`AuthError::InvalidToken`] / [`AuthError::InvalidApiKey`] (401) with the reason;
     /// [`AuthError::Unavailable`] (503) when no key could be had or the key store is down.
-    pub async fn authenticate(&self, credential: &str) -> Result<Principal, AuthError> {
+    pub fn authenticate<'a>(&'a self, credential: &'a str) -> Authentication<'a> {
         let now = self.clock.now();
         if let Some(keys) = &self.api_keys
             && keys.format().claims(credential)
         {
-            return keys.authenticate_at(credential, unix_seconds(now)).await;
+            return Authentication::pending(keys.authenticate_at(credential, unix_seconds(now)));
         }
         if let Some(cache) = &self.cache {
             if let Some(entry) = cache.get(credential)
@@ -275,11 +320,11 @@ impl Authenticator {
                 && self.issuers[entry.issuer as usize].keys.generation() == entry.generation
             {
                 cache.hit();
-                return Ok(entry.principal);
+                return Authentication(Step::Ready(Some(Ok(entry.principal))));
             }
             cache.miss();
         }
-        self.verify(credential, now).await
+        Authentication::pending(self.verify(credential, now))
     }
 
     async fn verify(&self, token: &str, now: SystemTime) -> Result<Principal, AuthError> {

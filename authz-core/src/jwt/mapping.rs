@@ -101,6 +101,19 @@ impl ClaimPath {
         &self.text
     }
 
+    /// The strings at this path (a string or an array of strings; absent or `null`: none),
+    /// appended to `out`. A top-level claim is read straight from its JSON text, without a
+    /// `Value` tree.
+    fn strings_into(&self, claims: &Captured<'_>, out: &mut Vec<String>) -> Result<(), JwtErrorKind> {
+        if !self.rest.is_empty() {
+            return strings(self.lookup(claims)?, out);
+        }
+        match claims.get(&self.claim) {
+            None => Ok(()),
+            Some(raw) => raw_strings(raw.get(), out),
+        }
+    }
+
     /// The value at this path, if present.
     fn lookup(&self, claims: &Captured<'_>) -> Result<Option<Value>, JwtErrorKind> {
         let Some(raw) = claims.get(&self.claim) else {
@@ -185,6 +198,33 @@ fn strings(v: Option<Value>, out: &mut Vec<String>) -> Result<(), JwtErrorKind> 
             Ok(())
         }
         Some(_) => Err(JwtErrorKind::InvalidMappedClaim),
+    }
+}
+
+/// Like [`strings`], from JSON text.
+fn raw_strings(raw: &str, out: &mut Vec<String>) -> Result<(), JwtErrorKind> {
+    let bad = |_| JwtErrorKind::InvalidMappedClaim;
+    match raw.as_bytes().first() {
+        Some(b'[') => out.extend(serde_json::from_str::<Vec<String>>(raw).map_err(bad)?),
+        Some(b'"') => out.push(serde_json::from_str::<String>(raw).map_err(bad)?),
+        Some(b'n') if raw == "null" => {}
+        _ => return Err(JwtErrorKind::InvalidMappedClaim),
+    }
+    Ok(())
+}
+
+/// Space-delimited scopes (`scope`, RFC 8693 §4.2; `scp` as a string) or an array (`scp`).
+fn raw_scopes(raw: &str, array_allowed: bool, out: &mut Vec<String>) -> Result<(), JwtErrorKind> {
+    match raw.as_bytes().first() {
+        Some(b'"') => {
+            let s: std::borrow::Cow<'_, str> =
+                serde_json::from_str(raw).map_err(|_| JwtErrorKind::InvalidMappedClaim)?;
+            out.extend(s.split(' ').filter(|s| !s.is_empty()).map(str::to_string));
+            Ok(())
+        }
+        Some(b'[') if array_allowed => raw_strings(raw, out),
+        Some(b'n') if raw == "null" => Ok(()),
+        _ => Err(JwtErrorKind::InvalidMappedClaim),
     }
 }
 
@@ -291,37 +331,22 @@ impl ClaimMapping {
     pub(crate) fn map(&self, claims: &Captured<'_>, payload: &[u8]) -> Result<Mapped, JwtErrorKind> {
         let mut roles = Vec::new();
         for source in &self.roles {
-            strings(source.lookup(claims)?, &mut roles)?;
+            source.strings_into(claims, &mut roles)?;
         }
         if self.roles.len() > 1 {
             let mut seen = std::collections::HashSet::new();
             roles.retain(|r| seen.insert(r.clone()));
         }
-        let parse = |name: &str| -> Result<Option<Value>, JwtErrorKind> {
-            claims
-                .get(name)
-                .map(|raw| {
-                    serde_json::from_str::<Value>(raw.get()).map_err(|_| JwtErrorKind::InvalidMappedClaim)
-                })
-                .transpose()
-        };
-        let split = |s: &str, out: &mut Vec<String>| {
-            out.extend(s.split(' ').filter(|s| !s.is_empty()).map(str::to_string));
-        };
         let mut scopes = Vec::new();
-        match parse("scope")? {
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) => split(&s, &mut scopes),
-            Some(_) => return Err(JwtErrorKind::InvalidMappedClaim),
+        if let Some(raw) = claims.get("scope") {
+            raw_scopes(raw.get(), false, &mut scopes)?;
         }
-        match parse("scp")? {
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) => split(&s, &mut scopes),
-            other => strings(other, &mut scopes)?,
+        if let Some(raw) = claims.get("scp") {
+            raw_scopes(raw.get(), true, &mut scopes)?;
         }
         let mut permissions = Vec::new();
         for source in &self.permissions {
-            strings(source.lookup(claims)?, &mut permissions)?;
+            source.strings_into(claims, &mut permissions)?;
         }
         if self.scope_permissions {
             permissions.extend(scopes.iter().cloned());
