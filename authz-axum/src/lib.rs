@@ -88,6 +88,7 @@ pub mod extract;
 pub mod layer;
 pub mod rejection;
 pub mod routing;
+pub mod serve;
 #[cfg(feature = "sqlx")]
 pub mod sql;
 

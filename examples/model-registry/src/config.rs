@@ -86,6 +86,10 @@ pub struct Config {
     /// The clock every expiry decision reads (tests inject one; default: the system clock).
     #[arg(skip)]
     pub clock: Option<Arc<dyn Clock>>,
+
+    /// Timeouts, connection cap and shutdown grace (defaults: `ServeConfig::default()`).
+    #[arg(skip)]
+    pub serve: authz_axum::serve::ServeConfig,
 }
 
 /// Every environment variable the registry reads.
@@ -146,6 +150,7 @@ impl Config {
             discovery: None,
             issuers_file: None,
             clock: None,
+            serve: authz_axum::serve::ServeConfig::default(),
         }
     }
 }

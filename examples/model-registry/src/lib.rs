@@ -93,7 +93,8 @@ impl Server {
         self.clients.iter().find(|c| c.id == id)
     }
 
-    /// Stops the server and waits for it.
+    /// Stops accepting, lets in-flight requests finish (within the shutdown grace), records
+    /// pending API-key use times, and returns.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -183,7 +184,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             .map_err(|e| StartError(format!("token verification settings: {e}")))?,
     );
 
-    let state = AppState::new(keys, clock.clone());
+    let state = AppState::new(keys.clone(), clock.clone());
     let (api, table) = AuditedRouter::new()
         .public(Method::GET, "/healthz", handlers::healthz)
         .get("/me", handlers::me)
@@ -243,12 +244,22 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let app = app.layer(authz_axum::sensitive_headers_layer());
 
     let (tx, rx) = oneshot::channel::<()>();
+    let flush = keys.clone();
+    let serve_config = config.serve.clone();
     let task = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+        let shutdown = async {
             let _ = rx.await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "server stopped");
+        };
+        match authz_axum::serve::serve(listener, app, serve_config, shutdown).await {
+            Ok(report) if report.unfinished > 0 => {
+                tracing::warn!(unfinished = report.unfinished, "stopped with requests unfinished")
+            }
+            Ok(_) => tracing::info!("all in-flight requests completed"),
+            Err(e) => tracing::error!(error = %e, "server stopped"),
+        }
+        // Nothing recorded during the last requests is lost.
+        if let Err(e) = flush.flush_last_used().await {
+            tracing::warn!(error = %e, "could not record the last API key use times");
         }
     });
     addr.set_ip(local.ip());

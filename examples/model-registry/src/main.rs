@@ -161,8 +161,7 @@ async fn main() {
         );
         println!("\n# no token → 401\ncurl -si {url}/datasets");
     }
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => println!("shutting down"),
-        _ = server.wait() => {}
-    }
+    // SIGTERM or Ctrl-C: stop accepting, drain in-flight requests, flush, exit 0.
+    authz_axum::serve::shutdown_signal().await;
+    server.stop().await;
 }

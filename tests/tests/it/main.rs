@@ -18,4 +18,5 @@ mod jwks;
 mod leakage;
 mod oidc;
 mod routing;
+mod serving;
 mod vectors;
