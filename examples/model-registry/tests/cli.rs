@@ -95,3 +95,79 @@ fn a_malformed_variable_refuses_to_start_naming_it() {
         assert!(stderr.contains(says), "{name}={value:?}: {stderr}");
     }
 }
+
+/// SIGTERM with requests in flight: every one completes, pending API-key use times are
+/// written, and the process exits 0.
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_flushes_and_exits_zero() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = std::env::temp_dir().join(format!("mr-term-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("keys.db").display());
+    let out = Command::new(env!("CARGO_BIN_EXE_model-registry"))
+        .args(["keys", "create", "--owner", "ops", "--role", "admin"])
+        .env("AUTHZ_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let key = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_model-registry"))
+        .env("AUTHZ_BIND", "127.0.0.1:0")
+        .env("AUTHZ_DATABASE_URL", &url)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("banner: {first}"))
+        .to_string();
+    std::thread::spawn(move || for _ in lines {});
+    let body = br#"{"name":"ds-00"}"#;
+    let mut in_flight = Vec::new();
+    for _ in 0..10 {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        write!(
+            s,
+            "POST /datasets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        s.write_all(&body[..8]).unwrap();
+        in_flight.push(s);
+    }
+    // Let the server read the ten request heads (they then wait for the rest of the body).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let kill = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    for mut s in in_flight {
+        s.write_all(&body[8..]).unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 201", "an in-flight request completed");
+    }
+    let status = server.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "graceful exit");
+    let store = model_registry::key_store(Some(&url)).await.unwrap();
+    let records = store.list().await.unwrap();
+    assert!(
+        records.iter().all(|r| r.last_used_at.is_some()),
+        "use times recorded before exit"
+    );
+}
