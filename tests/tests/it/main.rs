@@ -4,6 +4,7 @@
 #![allow(unreachable_pub)]
 
 mod apikeys;
+mod attacks;
 mod checklist;
 mod common;
 mod configured;
