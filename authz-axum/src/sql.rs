@@ -1,7 +1,16 @@
 //! SQLite (embedded default) and PostgreSQL (shared by several instances) key stores, with
-//! migrations applied on first use (feature `sqlx`).
+//! migrations applied at start-up (feature `sqlx`).
+//!
+//! Both fail fast: every operation is bounded by the store timeout (default
+//! [`DEFAULT_STORE_TIMEOUT`], 3 s: pool acquisition, SQLite's busy wait and the query itself), so
+//! a store that cannot answer is a 503 within the bound, never a 30 s hang; the pool reconnects
+//! by itself when the database is back. A SQLite file is created only by `connect` at start-up:
+//! if it disappears later, every operation fails naming the file — nothing is recreated behind
+//! the operator's back. Rotation is one transaction.
 
 use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use authz_core::apikey::{ApiKeyRecord, KeyHash};
 use authz_core::keystore::{KeyStore, StoreError, StoreFuture};
@@ -26,33 +35,78 @@ fn list_from(s: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError(format!("corrupt list column: {e}")))
 }
 
-fn box_fut<'a, T>(f: impl Future<Output = Result<T, StoreError>> + Send + 'a) -> StoreFuture<'a, T> {
-    Box::pin(f)
+/// How long one store operation may take by default (acquire, SQLite busy wait, query).
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `f`, bounded by `timeout`; for SQLite, refused at once if its file is gone.
+fn bounded<'a, T: 'a>(
+    timeout: Duration,
+    file: Option<&'a PathBuf>,
+    f: impl Future<Output = Result<T, StoreError>> + Send + 'a,
+) -> StoreFuture<'a, T> {
+    Box::pin(async move {
+        if let Some(file) = file
+            && !file.exists()
+        {
+            return Err(StoreError(format!(
+                "the SQLite file {} is gone; restore it (it is not recreated while the service runs)",
+                file.display()
+            )));
+        }
+        // A safety net above the store's own bounds (acquire, SQLite busy wait, PostgreSQL
+        // statement_timeout), which fail the statement itself: a write reported as failed must
+        // not complete later.
+        match tokio::time::timeout(timeout * 2, f).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError(format!("no answer within {} ms", timeout.as_millis()))),
+        }
+    })
 }
 
 const COLUMNS: &str = "id, owner, roles, scopes, key_hash, created_at, expires_at, last_used_at, revoked_at, description, rotated_from";
 
 /// The same store over two databases: the SQL is shared (`$n` placeholders work in both).
 macro_rules! sql_store {
-    ($name:ident, $db:ty, $pool:ty, $options:ty, $prepare:expr, $migrations:literal, $doc:literal) => {
+    ($name:ident, $db:ty, $pool:ty, $open:path, $migrations:literal, $doc:literal) => {
         #[doc = $doc]
         #[derive(Debug, Clone)]
         pub struct $name {
             pool: $pool,
+            timeout: Duration,
+            file: Option<PathBuf>,
         }
 
         impl $name {
-            /// Connects to `url` and applies the migrations.
+            /// Connects to `url` and applies the migrations, every operation bounded by
+            /// [`DEFAULT_STORE_TIMEOUT`].
             pub async fn connect(url: &str) -> Result<Self, StoreError> {
-                let options: $options = url.parse().map_err(db_err)?;
-                let pool = <$pool>::connect_with($prepare(options)).await.map_err(db_err)?;
-                Self::from_pool(pool).await
+                Self::connect_with_timeout(url, DEFAULT_STORE_TIMEOUT).await
+            }
+
+            /// Like [`connect`](Self::connect), bounding every operation by `timeout`.
+            pub async fn connect_with_timeout(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+                let (pool, file) = $open(url, timeout).await?;
+                let mut store = Self::from_pool(pool).await?;
+                store.timeout = timeout;
+                store.file = file;
+                Ok(store)
             }
 
             /// Uses an existing pool, applying the migrations.
             pub async fn from_pool(pool: $pool) -> Result<Self, StoreError> {
                 sqlx::migrate!($migrations).run(&pool).await.map_err(|e| StoreError(e.to_string()))?;
-                Ok(Self { pool })
+                Ok(Self {
+                    pool,
+                    timeout: DEFAULT_STORE_TIMEOUT,
+                    file: None,
+                })
+            }
+
+            fn op<'a, T: 'a>(
+                &'a self,
+                f: impl Future<Output = Result<T, StoreError>> + Send + 'a,
+            ) -> StoreFuture<'a, T> {
+                bounded(self.timeout, self.file.as_ref(), f)
             }
 
             /// The pool (for tests and administration).
@@ -81,7 +135,7 @@ macro_rules! sql_store {
 
         impl KeyStore for $name {
             fn insert(&self, r: ApiKeyRecord) -> StoreFuture<'_, ()> {
-                box_fut(async move {
+                self.op(async move {
                     sqlx::query(&format!(
                         "INSERT INTO authz_api_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
                     ))
@@ -104,7 +158,7 @@ macro_rules! sql_store {
             }
 
             fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApiKeyRecord>> {
-                box_fut(async move {
+                self.op(async move {
                     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM authz_api_keys WHERE id = $1"))
                         .bind(id)
                         .fetch_optional(&self.pool)
@@ -115,7 +169,7 @@ macro_rules! sql_store {
             }
 
             fn list(&self) -> StoreFuture<'_, Vec<ApiKeyRecord>> {
-                box_fut(async move {
+                self.op(async move {
                     let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM authz_api_keys ORDER BY created_at DESC, id"))
                         .fetch_all(&self.pool)
                         .await
@@ -125,7 +179,7 @@ macro_rules! sql_store {
             }
 
             fn revoke<'a>(&'a self, id: &'a str, at: u64) -> StoreFuture<'a, bool> {
-                box_fut(async move {
+                self.op(async move {
                     let done = sqlx::query(
                         "UPDATE authz_api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
                     )
@@ -139,7 +193,7 @@ macro_rules! sql_store {
             }
 
             fn expire_by<'a>(&'a self, id: &'a str, at: u64) -> StoreFuture<'a, bool> {
-                box_fut(async move {
+                self.op(async move {
                     let done = sqlx::query(
                         "UPDATE authz_api_keys SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > $2 \
                          THEN $2 ELSE expires_at END WHERE id = $1",
@@ -153,8 +207,46 @@ macro_rules! sql_store {
                 })
             }
 
+            fn rotate<'a>(&'a self, new: ApiKeyRecord, old_id: &'a str, old_expires_by: u64) -> StoreFuture<'a, bool> {
+                self.op(async move {
+                    // One transaction: a crash leaves the key either rotated or not.
+                    let mut tx = self.pool.begin().await.map_err(db_err)?;
+                    let moved = sqlx::query(
+                        "UPDATE authz_api_keys SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > $2 \
+                         THEN $2 ELSE expires_at END WHERE id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(old_id)
+                    .bind(to_i64(old_expires_by))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    if moved.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    sqlx::query(&format!(
+                        "INSERT INTO authz_api_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                    ))
+                    .bind(&new.id)
+                    .bind(&new.owner)
+                    .bind(list_json(&new.roles))
+                    .bind(list_json(&new.scopes))
+                    .bind(new.hash.as_bytes().to_vec())
+                    .bind(to_i64(new.created_at))
+                    .bind(new.expires_at.map(to_i64))
+                    .bind(new.last_used_at.map(to_i64))
+                    .bind(new.revoked_at.map(to_i64))
+                    .bind(&new.description)
+                    .bind(&new.rotated_from)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(true)
+                })
+            }
+
             fn touch<'a>(&'a self, used: &'a [(String, u64)]) -> StoreFuture<'a, ()> {
-                box_fut(async move {
+                self.op(async move {
                     let mut tx = self.pool.begin().await.map_err(db_err)?;
                     for (id, at) in used {
                         sqlx::query(
@@ -174,22 +266,63 @@ macro_rules! sql_store {
     };
 }
 
+/// Opens a SQLite pool: the file is created here (at start-up) if missing, and never by a
+/// pooled connection later.
+async fn open_sqlite(
+    url: &str,
+    timeout: Duration,
+) -> Result<(sqlx::SqlitePool, Option<PathBuf>), StoreError> {
+    use sqlx::ConnectOptions as _;
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    let options: SqliteConnectOptions = url.parse().map_err(db_err)?;
+    let options = options.busy_timeout(timeout);
+    let path = options.get_filename().to_path_buf();
+    let on_disk = !(path.as_os_str().is_empty()
+        || path.to_string_lossy().contains(":memory:")
+        || url.contains("memory"));
+    if on_disk && !path.exists() {
+        let conn = options
+            .clone()
+            .create_if_missing(true)
+            .connect()
+            .await
+            .map_err(|e| StoreError(format!("cannot create {}: {e}", path.display())))?;
+        sqlx::Connection::close(conn).await.map_err(db_err)?;
+    }
+    let pool = SqlitePoolOptions::new()
+        .acquire_timeout(timeout)
+        .connect_with(options.create_if_missing(false))
+        .await
+        .map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
+    Ok((pool, on_disk.then_some(path)))
+}
+
+async fn open_postgres(url: &str, timeout: Duration) -> Result<(sqlx::PgPool, Option<PathBuf>), StoreError> {
+    let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(db_err)?;
+    // The server aborts a statement that runs longer than the bound.
+    let options = options.options([("statement_timeout", timeout.as_millis().to_string())]);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(timeout)
+        .connect_with(options)
+        .await
+        .map_err(db_err)?;
+    Ok((pool, None))
+}
+
 sql_store!(
     SqliteKeyStore,
     sqlx::Sqlite,
     sqlx::SqlitePool,
-    sqlx::sqlite::SqliteConnectOptions,
-    |o: sqlx::sqlite::SqliteConnectOptions| o.create_if_missing(true),
+    open_sqlite,
     "./migrations/sqlite",
-    "API keys in a SQLite file (created and migrated on first use: use `sqlite://path?mode=rwc`)."
+    "API keys in a SQLite file (created at start-up if missing, never afterwards)."
 );
 
 sql_store!(
     PostgresKeyStore,
     sqlx::Postgres,
     sqlx::PgPool,
-    sqlx::postgres::PgConnectOptions,
-    |o: sqlx::postgres::PgConnectOptions| o,
+    open_postgres,
     "./migrations/postgres",
     "API keys in PostgreSQL, shared by every instance of a service."
 );

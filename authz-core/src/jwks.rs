@@ -323,7 +323,7 @@ impl RemoteJwks {
     }
 
     /// One fetch shared by concurrent callers, if `gate` allows it now.
-    async fn fetch_shared(&self, now: SystemTime, gate: Gate) -> RefreshOutcome {
+    async fn fetch_shared(&self, now: SystemTime, gate: Gate<'_>) -> RefreshOutcome {
         let inner = &self.inner;
         let now_ms = millis(now);
         let seen = inner.attempts.load(Ordering::Acquire);
@@ -345,7 +345,7 @@ impl RemoteJwks {
                     return RefreshOutcome::Suppressed;
                 }
             }
-            Gate::UnknownKid => {
+            Gate::UnknownKid(_) => {
                 let last = inner.last_kid_fetch_ms.load(Ordering::Acquire);
                 let cooldown = inner.options.unknown_kid_cooldown.as_millis() as u64;
                 if last != NEVER && now_ms.saturating_sub(last) < cooldown {
@@ -363,8 +363,12 @@ impl RemoteJwks {
             Ok(changed) => {
                 inner.failures.store(0, Ordering::Release);
                 if changed {
-                    if gate == Gate::UnknownKid {
-                        // The fetch found new keys: the next unknown `kid` may fetch at once.
+                    if let Gate::UnknownKid(kid) = gate
+                        && inner.keys.load().as_ref().is_some_and(|k| k.contains_kid(kid))
+                    {
+                        // The fetch found the key that was asked for: a genuine rotation, so
+                        // the next unknown `kid` may fetch at once. (Only then: a provider whose
+                        // answers differ between fetches must not reset the cool-down.)
                         inner.last_kid_fetch_ms.store(NEVER, Ordering::Release);
                     }
                     OUTCOME_UPDATED
@@ -415,20 +419,22 @@ impl RemoteJwks {
             inner.options.min_ttl,
             inner.options.max_ttl.max(inner.options.min_ttl),
         );
-        let changed = match inner.keys.load().as_ref() {
-            None => true,
+        let (changed, lost) = match inner.keys.load().as_ref() {
+            None => (true, false),
             Some(old) => {
                 let lost = !old.is_subset_of(&set);
-                if lost {
-                    // A key was removed or its material changed: tokens it verified must be
-                    // verified again.
-                    inner.generation.fetch_add(1, Ordering::AcqRel);
-                }
-                lost || !set.is_subset_of(old)
+                (lost || !set.is_subset_of(old), lost)
             }
         };
         tracing::debug!(url = %inner.url, keys = set.len(), ttl_s = ttl.as_secs(), changed, "JWKS refreshed");
         inner.keys.store(Some(Arc::new(set)));
+        if lost {
+            // A key was removed or its material changed: tokens it verified must be verified
+            // again. Moved only after the new keys are in place (readers load the generation
+            // before the keys), so no entry verified with the old keys can carry the new
+            // generation.
+            inner.generation.fetch_add(1, Ordering::AcqRel);
+        }
         let due = now_ms + ttl.mul_f64(0.8).as_millis() as u64;
         inner.refresh_at_ms.store(due, Ordering::Release);
         Ok(changed)
@@ -436,13 +442,13 @@ impl RemoteJwks {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Gate {
+enum Gate<'a> {
     /// Always fetch (start-up, an explicit refresh).
     None,
     /// Not while backing off after failures.
     Backoff,
-    /// Not within the unknown-`kid` cool-down.
-    UnknownKid,
+    /// Not within the unknown-`kid` cool-down; the `kid` asked for.
+    UnknownKid(&'a str),
 }
 
 impl KeyProvider for RemoteJwks {
@@ -476,10 +482,10 @@ impl KeyProvider for RemoteJwks {
         self.inner.generation.load(Ordering::Acquire)
     }
 
-    fn refresh(&self, reason: RefreshReason, now: SystemTime) -> RefreshFuture<'_> {
+    fn refresh<'a>(&'a self, reason: RefreshReason<'a>, now: SystemTime) -> RefreshFuture<'a> {
         Box::pin(async move {
             let gate = match reason {
-                RefreshReason::UnknownKeyId => Gate::UnknownKid,
+                RefreshReason::UnknownKeyId(kid) => Gate::UnknownKid(kid),
                 _ => Gate::Backoff,
             };
             self.fetch_shared(now, gate).await

@@ -30,6 +30,25 @@ pub trait KeyStore: Send + Sync + 'static {
     fn expire_by<'a>(&'a self, id: &'a str, at: u64) -> StoreFuture<'a, bool>;
     /// Records last use times, in one batch.
     fn touch<'a>(&'a self, used: &'a [(String, u64)]) -> StoreFuture<'a, ()>;
+
+    /// Rotation: moves `old_id`'s expiry to `old_expires_by` (never later) and inserts `new`,
+    /// **both or neither**. `false` (and nothing inserted) if `old_id` does not exist or is
+    /// revoked. The default runs the two steps one after the other — a store that can, should
+    /// override it with one transaction (the memory and SQL stores do).
+    fn rotate<'a>(
+        &'a self,
+        new: ApiKeyRecord,
+        old_id: &'a str,
+        old_expires_by: u64,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            if !self.expire_by(old_id, old_expires_by).await? {
+                return Ok(false);
+            }
+            self.insert(new).await?;
+            Ok(true)
+        })
+    }
 }
 
 /// Records in memory (tests, demos). Lost on restart.
@@ -83,6 +102,29 @@ impl KeyStore for MemoryKeyStore {
                 }
                 None => false,
             })
+        })
+    }
+
+    fn rotate<'a>(
+        &'a self,
+        new: ApiKeyRecord,
+        old_id: &'a str,
+        old_expires_by: u64,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            // One lock for both steps.
+            let mut map = self.records.write().map_err(poisoned)?;
+            if map.contains_key(&new.id) {
+                return Err(StoreError(format!("key id {} exists", new.id)));
+            }
+            match map.get_mut(old_id) {
+                Some(r) if r.revoked_at.is_none() => {
+                    r.expires_at = Some(r.expires_at.map_or(old_expires_by, |e| e.min(old_expires_by)));
+                }
+                _ => return Ok(false),
+            }
+            map.insert(new.id.clone(), new);
+            Ok(true)
         })
     }
 

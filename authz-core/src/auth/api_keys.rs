@@ -139,8 +139,14 @@ impl ApiKeys {
         record.scopes = old.scopes.clone();
         record.description = old.description.clone();
         record.rotated_from = Some(old.id.clone());
-        self.store.insert(record.clone()).await?;
-        self.store.expire_by(id, now + overlap.as_secs()).await?;
+        // Both steps or neither (one transaction in the SQL stores).
+        if !self
+            .store
+            .rotate(record.clone(), id, now + overlap.as_secs())
+            .await?
+        {
+            return Ok(None);
+        }
         tracing::info!(key_id = %record.id, replaces = %id, overlap_s = overlap.as_secs(), "API key rotated");
         Ok(Some(Issued { record, key }))
     }

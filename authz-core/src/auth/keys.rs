@@ -20,11 +20,11 @@ pub type RefreshFuture<'a> = Pin<Box<dyn Future<Output = RefreshOutcome> + Send 
 /// Why the authenticator asks for a refresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum RefreshReason {
+pub enum RefreshReason<'a> {
     /// No key set is loaded at all.
     NoKeys,
-    /// A well-formed token names a `kid` the current set does not have.
-    UnknownKeyId,
+    /// A well-formed token names this `kid`, which the current set does not have.
+    UnknownKeyId(&'a str),
 }
 
 /// What a refresh achieved.
@@ -59,7 +59,7 @@ pub trait KeyProvider: Send + Sync + fmt::Debug + 'static {
     }
 
     /// Asks for fresher keys. Default: nothing can change ([`RefreshOutcome::Unchanged`]).
-    fn refresh(&self, reason: RefreshReason, now: SystemTime) -> RefreshFuture<'_> {
+    fn refresh<'a>(&'a self, reason: RefreshReason<'a>, now: SystemTime) -> RefreshFuture<'a> {
         let _ = (reason, now);
         Box::pin(async { RefreshOutcome::Unchanged })
     }

@@ -338,7 +338,12 @@ impl Authenticator {
         issuer.verifier.check_header(&decoded)?;
         let (registered, generation) = self.verify_with_keys(issuer, &decoded, &captured, now).await?;
         let mapped = issuer.mapping.map(&captured, &decoded.payload)?;
+        let valid_until = issuer.verifier.valid_until(&registered);
         let subject = registered.sub.ok_or(E::MissingClaim("sub"))?;
+        if subject.trim().is_empty() {
+            // RFC 9068 §2.2: `sub` identifies the principal; an empty one identifies nobody.
+            return Err(E::InvalidClaim("sub").into());
+        }
         let catalog = self.policy.catalog();
         let extra_permissions = mapped.permissions.iter().filter_map(|p| catalog.id(p)).collect();
         let exp = registered.exp;
@@ -357,13 +362,14 @@ impl Authenticator {
             &self.policy,
         );
         if let Some(c) = &self.cache
-            && now_s < exp
+            && now_s < valid_until
         {
             c.insert(
                 token,
                 Entry {
                     principal: principal.clone(),
-                    exp,
+                    // `exp`, or sooner when the issuer bounds a token's age (`max_age`).
+                    exp: valid_until,
                     issuer: index as u32,
                     generation,
                 },
@@ -413,7 +419,8 @@ impl Authenticator {
         match issuer.verifier.verify_decoded(decoded, captured, &keys, now_s) {
             Ok(claims) => Ok((claims, generation)),
             Err(e) if *e.kind() == E::UnknownKeyId => {
-                match issuer.keys.refresh(RefreshReason::UnknownKeyId, now).await {
+                let kid = decoded.kid.as_deref().unwrap_or_default();
+                match issuer.keys.refresh(RefreshReason::UnknownKeyId(kid), now).await {
                     RefreshOutcome::Updated => {
                         let generation = issuer.keys.generation();
                         let keys = issuer.keys.keys(now).ok_or(AuthError::Unavailable)?;

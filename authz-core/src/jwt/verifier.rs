@@ -142,6 +142,15 @@ impl JwtVerifier {
         self.max_token_bytes
     }
 
+    /// Until when (seconds since the epoch) a token verified with these claims stays valid:
+    /// its `exp`, or sooner when [`max_age`](JwtVerifierBuilder::max_age) bounds its age.
+    pub fn valid_until(&self, claims: &RegisteredClaims) -> u64 {
+        match (self.max_age, claims.iat) {
+            (Some(max_age), Some(iat)) => claims.exp.min(iat.saturating_add(max_age + self.leeway)),
+            _ => claims.exp,
+        }
+    }
+
     /// Claims besides the registered ones that the checks read.
     pub(crate) fn reads(&self) -> &[String] {
         &self.reads

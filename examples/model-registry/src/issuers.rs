@@ -183,6 +183,15 @@ impl IssuerSettings {
             (None, false) => KeySource::Dev,
         };
         let issuer = match (&config.issuer, &keys) {
+            (Some(i), KeySource::Dev) if i.trim() != dev_issuer => {
+                // Without keys from the named provider, the built-in dev issuer would mint
+                // tokens under that provider's name: refuse instead.
+                return Err(StartError(format!(
+                    "AUTHZ_ISSUER is {:?} but neither AUTHZ_JWKS_URL nor AUTHZ_DISCOVERY=true says where its keys are; \
+                     set one (or unset AUTHZ_ISSUER to use the built-in dev issuer)",
+                    i.trim()
+                )));
+            }
             (Some(i), _) => non_empty(o, "issuer", i)?,
             (None, KeySource::Dev) => dev_issuer.to_string(),
             (None, _) => {

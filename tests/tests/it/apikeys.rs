@@ -442,3 +442,163 @@ async fn a_handler_can_require_one_credential_kind() {
     // A credential with the key prefix is judged only as a key: a JWT-shaped one is not retried.
     assert_eq!(get("/any", &format!("azk_{jwt}")).await.unwrap().status(), 401);
 }
+
+// ---- faults: a store that cannot answer, a file that disappears, a rotation cut in half ----
+
+fn sample_key(keys: &ApiKeys) -> (apikey::GeneratedKey, ApiKeyRecord) {
+    let _ = keys;
+    let key = ApiKeyFormat::default().generate();
+    let record = ApiKeyRecord::new(&key, "owner", vec!["viewer".into()], None);
+    (key, record)
+}
+
+#[tokio::test]
+async fn a_rotation_cut_in_half_leaves_the_key_either_rotated_or_not() {
+    let (_file, url) = temp_db("rotate-fault");
+    let store = SqliteKeyStore::connect(&url).await.unwrap();
+    let keys = ApiKeys::new(ApiKeyFormat::default(), Arc::new(store.clone()), policy());
+    let issued = keys
+        .create("owner", vec!["viewer".into()], None, None)
+        .await
+        .unwrap();
+    // Fault injection: the second half of the rotation (the new key's insert) fails.
+    sqlx::query(
+        "CREATE TRIGGER fail_insert BEFORE INSERT ON authz_api_keys BEGIN SELECT RAISE(ABORT, 'injected'); END",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    assert!(
+        keys.rotate(&issued.record.id, Duration::from_secs(60))
+            .await
+            .is_err()
+    );
+    let all = store.list().await.unwrap();
+    assert_eq!(all.len(), 1, "no orphan new key");
+    assert_eq!(
+        all[0].expires_at, None,
+        "the old key's expiry was rolled back with the insert"
+    );
+    sqlx::query("DROP TRIGGER fail_insert")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let rotated = keys
+        .rotate(&issued.record.id, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let all = store.list().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all.iter().any(|r| r.id == rotated.record.id));
+    assert!(
+        all.iter()
+            .any(|r| r.id == issued.record.id && r.expires_at.is_some())
+    );
+    // A revoked key is not rotated, and nothing is inserted.
+    keys.revoke(&rotated.record.id).await.unwrap();
+    assert!(
+        keys.rotate(&rotated.record.id, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.list().await.unwrap().len(), 2);
+    let (_k, r) = sample_key(&keys);
+    assert!(!store.rotate(r, "no-such-key", 1).await.unwrap());
+    assert_eq!(store.list().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_vanished_sqlite_file_is_reported_and_never_recreated() {
+    let (file, url) = temp_db("vanish");
+    let store = SqliteKeyStore::connect(&url).await.unwrap();
+    assert!(file.exists(), "created at start-up");
+    let (_key, record) = sample_key(&ApiKeys::new(
+        ApiKeyFormat::default(),
+        Arc::new(MemoryKeyStore::new()),
+        policy(),
+    ));
+    store.insert(record.clone()).await.unwrap();
+    let moved = file.with_extension("moved");
+    std::fs::rename(&file, &moved).unwrap();
+    for _ in 0..5 {
+        let err = store.get(&record.id).await.unwrap_err().to_string();
+        assert!(err.contains(&file.display().to_string()), "{err}");
+    }
+    assert!(!file.exists(), "nothing recreated behind the operator's back");
+    std::fs::rename(&moved, &file).unwrap();
+    assert!(
+        store.get(&record.id).await.unwrap().is_some(),
+        "recovers when the file is back"
+    );
+    // At start-up a missing file is created; a missing directory is an error naming the path.
+    let err = SqliteKeyStore::connect("sqlite:///nonexistent-dir-authz/keys.db")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nonexistent-dir-authz"), "{err}");
+}
+
+#[tokio::test]
+async fn a_locked_sqlite_store_answers_within_the_bound() {
+    use sqlx::Connection as _;
+    let (file, url) = temp_db("locked");
+    let store = SqliteKeyStore::connect_with_timeout(&url, Duration::from_millis(300))
+        .await
+        .unwrap();
+    let mut blocker = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let (_key, record) = sample_key(&ApiKeys::new(
+        ApiKeyFormat::default(),
+        Arc::new(MemoryKeyStore::new()),
+        policy(),
+    ));
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), store.insert(record.clone())).await;
+    assert!(matches!(outcome, Ok(Err(_))), "an error, not a hang");
+    let _ = started;
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    store.insert(record).await.unwrap();
+}
+
+#[tokio::test]
+async fn api_keys_answer_503_while_the_store_is_gone_and_recover() {
+    init_tracing();
+    let (file, url) = temp_db("http-503");
+    let mut config = Config::with_bind("127.0.0.1:0".parse().unwrap());
+    config.database_url = Some(url.clone());
+    let server = start(config).await.unwrap();
+    let admin = crate::common::demo_token(&server, "admin-client", None).await;
+    let created: Value = call(
+        &server,
+        Method::POST,
+        "/api-keys",
+        &admin,
+        json!({"roles": ["viewer"]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let key = created["key"].as_str().unwrap().to_string();
+    remember_secret(&key);
+    assert_eq!(datasets(&server, &key).await, 200);
+    let moved = file.with_extension("moved");
+    std::fs::rename(&file, &moved).unwrap();
+    let r = call(&server, Method::GET, "/datasets", &key, json!(null)).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(
+        datasets(&server, &admin).await,
+        200,
+        "JWTs do not need the key store"
+    );
+    std::fs::rename(&moved, &file).unwrap();
+    assert_eq!(datasets(&server, &key).await, 200, "recovers without a restart");
+    server.stop().await;
+}
