@@ -31,6 +31,11 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Records last use times, in one batch.
     fn touch<'a>(&'a self, used: &'a [(String, u64)]) -> StoreFuture<'a, ()>;
 
+    /// Whether the store answers (readiness probes). Default: a lookup of an id no key has.
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move { self.get("\u{0}readiness").await.map(|_| ()) })
+    }
+
     /// Rotation: moves `old_id`'s expiry to `old_expires_by` (never later) and inserts `new`,
     /// **both or neither**. `false` (and nothing inserted) if `old_id` does not exist or is
     /// revoked. The default runs the two steps one after the other — a store that can, should

@@ -103,6 +103,33 @@ impl From<E> for AuthError {
     }
 }
 
+/// What [`Authenticator::readiness`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Readiness {
+    /// Per issuer, how many verification keys are loaded.
+    pub issuers: Vec<IssuerReadiness>,
+    /// Whether the API-key store answered (`None`: no API keys configured).
+    pub api_key_store: Option<bool>,
+}
+
+/// One issuer's part of [`Readiness`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IssuerReadiness {
+    /// The issuer's `iss`.
+    pub iss: String,
+    /// Keys loaded (0: its tokens get 503 until a fetch succeeds).
+    pub keys: usize,
+}
+
+impl Readiness {
+    /// Every issuer has keys and the key store (if any) answers.
+    pub fn is_ready(&self) -> bool {
+        self.issuers.iter().all(|i| i.keys > 0) && self.api_key_store != Some(false)
+    }
+}
+
 /// The future of [`Authenticator::authenticate`]: complete at once for a cache hit, otherwise
 /// the verification (boxed: one allocation on the slow path only).
 #[must_use = "a future does nothing unless awaited"]
@@ -289,6 +316,28 @@ impl Authenticator {
     /// Cache counters (all zero when the cache is off).
     pub fn cache_stats(&self) -> CacheStats {
         self.cache.as_ref().map(TokenCache::stats).unwrap_or_default()
+    }
+
+    /// Whether this authenticator can serve: every issuer has keys loaded and the API-key store
+    /// (if any) answers within its bound. For a readiness probe; names no secret.
+    pub async fn readiness(&self) -> Readiness {
+        let now = self.clock.now();
+        let issuers = self
+            .issuers
+            .iter()
+            .map(|i| IssuerReadiness {
+                iss: i.iss().to_string(),
+                keys: i.keys.keys(now).map_or(0, |k| k.len()),
+            })
+            .collect();
+        let api_key_store = match &self.api_keys {
+            None => None,
+            Some(k) => Some(k.store().ping().await.is_ok()),
+        };
+        Readiness {
+            issuers,
+            api_key_store,
+        }
     }
 
     /// Forgets every cached token.

@@ -26,6 +26,7 @@ pub struct AppState {
 
 pub(crate) struct Inner {
     pub(crate) api_keys: Arc<ApiKeys>,
+    pub(crate) authenticator: Arc<authz_axum::Authenticator>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) datasets: RwLock<Vec<Dataset>>,
     pub(crate) reports: RwLock<HashMap<Uuid, Report>>,
@@ -34,10 +35,15 @@ pub(crate) struct Inner {
 }
 
 impl AppState {
-    pub(crate) fn new(api_keys: Arc<ApiKeys>, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(
+        api_keys: Arc<ApiKeys>,
+        clock: Arc<dyn Clock>,
+        authenticator: Arc<authz_axum::Authenticator>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 api_keys,
+                authenticator,
                 clock,
                 datasets: RwLock::new(vec![Dataset {
                     id: Uuid::new_v4(),
@@ -122,6 +128,28 @@ pub(crate) fn problem(status: StatusCode, detail: &str) -> Response {
         "application/problem+json".parse().expect("static"),
     );
     r
+}
+
+/// `GET /readyz`: 200 when every issuer has keys and the key store answers, else 503 (with
+/// what is missing; never a secret). `/healthz` only says the process is up.
+pub async fn readyz(State(app): State<AppState>) -> Response {
+    let r = app.inner.authenticator.readiness().await;
+    let body = serde_json::json!({
+        "ready": r.is_ready(),
+        "issuers": r.issuers.iter().map(|i| serde_json::json!({"iss": i.iss, "keys": i.keys})).collect::<Vec<_>>(),
+        "api_key_store": r.api_key_store.map(|ok| if ok { "ok" } else { "unavailable" }),
+    });
+    let status = if r.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut resp = (status, Json(body)).into_response();
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    resp
 }
 
 /// `GET /healthz`

@@ -184,9 +184,10 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             .map_err(|e| StartError(format!("token verification settings: {e}")))?,
     );
 
-    let state = AppState::new(keys.clone(), clock.clone());
+    let state = AppState::new(keys.clone(), clock.clone(), authenticator.clone());
     let (api, table) = AuditedRouter::new()
         .public(Method::GET, "/healthz", handlers::healthz)
+        .public(Method::GET, "/readyz", handlers::readyz)
         .get("/me", handlers::me)
         .get("/datasets", handlers::list_datasets)
         .post("/datasets", handlers::create_dataset)

@@ -187,3 +187,43 @@ async fn shutdown_stops_accepting_and_lets_in_flight_requests_finish() {
         .unwrap();
     assert_eq!(report.unfinished, 0);
 }
+
+#[tokio::test]
+async fn readiness_reports_keys_and_the_store_liveness_stays_up() {
+    use crate::common::{JwksServer, Mode, SigningKey};
+    crate::common::init_tracing();
+    let key = SigningKey::es256("r1");
+    let idp = JwksServer::start(vec![key.jwk.clone()]).await;
+    idp.set_mode(Mode::Down);
+    let mut config = model_registry::Config::with_bind("127.0.0.1:0".parse().unwrap());
+    config.issuer = Some("https://ready.example.com".into());
+    config.jwks_url = Some(idp.url.clone());
+    let clock = authz_axum::core::clock::ManualClock::starting_now();
+    config.clock = Some(Arc::new(clock.clone()));
+    let server = model_registry::start(config).await.unwrap();
+    let get = |path: &'static str| {
+        let url = format!("{}{path}", server.url());
+        async move { http().get(url).send().await.unwrap() }
+    };
+    assert_eq!(get("/healthz").await.status(), 200, "the process is up");
+    let r = get("/readyz").await;
+    assert_eq!(r.status(), 503, "no keys yet");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["ready"], false);
+    assert_eq!(body["issuers"][0]["keys"], 0);
+    assert_eq!(body["api_key_store"], "ok");
+    idp.set_mode(Mode::Up);
+    server.authenticator.issuers()[0]
+        .keys()
+        .refresh(
+            authz_axum::core::auth::RefreshReason::NoKeys,
+            std::time::SystemTime::now() + Duration::from_secs(60),
+        )
+        .await;
+    let r = get("/readyz").await;
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["ready"], true);
+    assert_eq!(body["issuers"][0]["keys"], 1);
+    server.stop().await;
+}
