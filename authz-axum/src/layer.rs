@@ -15,7 +15,12 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, header};
 use tower::{Layer, Service};
 
+use std::net::SocketAddr;
+
 use authz_core::auth::{AuthError, Authenticator};
+use axum::extract::ConnectInfo;
+
+use crate::throttle::FailedAttempts;
 
 use crate::rejection::{AuthRejection, RejectionConfig};
 
@@ -29,6 +34,8 @@ pub(crate) enum Outcome {
     Header(BearerError),
     /// The credential was checked and refused (401), or could not be checked (503).
     Refused(AuthError),
+    /// Refused, and the failure budget of the client address or credential is spent (429).
+    Throttled(u64),
 }
 
 /// What the layer leaves in the request extensions.
@@ -48,6 +55,7 @@ impl AuthState {
             Outcome::Header(BearerError::UnsupportedScheme) => Err(AuthRejection::UnsupportedScheme(c())),
             Outcome::Header(e) => Err(AuthRejection::InvalidRequest(c(), e.detail())),
             Outcome::Refused(AuthError::Unavailable) => Err(AuthRejection::KeySourceUnavailable(c())),
+            Outcome::Throttled(secs) => Err(AuthRejection::TooManyAttempts(c(), *secs)),
             Outcome::Refused(_) => Err(AuthRejection::InvalidToken(c())),
         }
     }
@@ -127,6 +135,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, BearerError> {
 pub struct AuthLayer {
     authenticator: Arc<Authenticator>,
     config: Arc<RejectionConfig>,
+    throttle: Option<Arc<FailedAttempts>>,
 }
 
 impl AuthLayer {
@@ -135,7 +144,17 @@ impl AuthLayer {
         Self {
             authenticator,
             config: Arc::new(RejectionConfig::default()),
+            throttle: None,
         }
+    }
+
+    /// Throttles failed credential checks (see [`crate::throttle`]): over budget, a failed
+    /// check answers 429 with `Retry-After` instead of 401; valid credentials are never
+    /// throttled. The client address comes from `ConnectInfo<SocketAddr>` (set by
+    /// [`crate::serve::serve`]); without it only the per-credential budget applies.
+    pub fn throttle_failures(mut self, throttle: Arc<FailedAttempts>) -> Self {
+        self.throttle = Some(throttle);
+        self
     }
 
     /// Uses `config` for realm and body shaping.
@@ -157,6 +176,7 @@ impl<S> Layer<S> for AuthLayer {
             inner,
             authenticator: self.authenticator.clone(),
             config: self.config.clone(),
+            throttle: self.throttle.clone(),
         }
     }
 }
@@ -167,6 +187,7 @@ pub struct AuthService<S> {
     inner: S,
     authenticator: Arc<Authenticator>,
     config: Arc<RejectionConfig>,
+    throttle: Option<Arc<FailedAttempts>>,
 }
 
 impl<S> AuthService<S> {
@@ -203,15 +224,20 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let authenticator = self.authenticator.clone();
         let config = self.config.clone();
+        let throttle = self.throttle.clone();
         Box::pin(async move {
-            let outcome = authenticate(&authenticator, &mut req).await;
+            let outcome = authenticate(&authenticator, throttle.as_deref(), &mut req).await;
             req.extensions_mut().insert(AuthState { outcome, config });
             inner.call(req).await
         })
     }
 }
 
-async fn authenticate(authenticator: &Authenticator, req: &mut Request) -> Outcome {
+async fn authenticate(
+    authenticator: &Authenticator,
+    throttle: Option<&FailedAttempts>,
+    req: &mut Request,
+) -> Outcome {
     // Mark the credential sensitive so that no logging layer prints it.
     if let Some(v) = req.headers_mut().get_mut(header::AUTHORIZATION) {
         v.set_sensitive(true);
@@ -232,6 +258,21 @@ async fn authenticate(authenticator: &Authenticator, req: &mut Request) -> Outco
         }
         Err(e) => {
             tracing::debug!(reason = %e, "bearer credential refused");
+            if let Some(throttle) = throttle {
+                let address = req
+                    .extensions()
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip());
+                // An API key's id (public), never anything secret; JWTs count per address only.
+                let id = authenticator
+                    .api_keys()
+                    .and_then(|k| k.format().parse(token).ok())
+                    .map(|p| p.id().to_string());
+                if let Some(wait) = throttle.record_failure(address, id.as_deref()) {
+                    tracing::info!(client = ?address, retry_after_s = wait.as_secs(), "failed credential checks over budget");
+                    return Outcome::Throttled(wait.as_secs().max(1));
+                }
+            }
             Outcome::Refused(e)
         }
     }

@@ -91,6 +91,7 @@ pub mod routing;
 pub mod serve;
 #[cfg(feature = "sqlx")]
 pub mod sql;
+pub mod throttle;
 
 /// The framework-independent core (permission model, policy, the authentication pipeline).
 pub use authz_core as core;

@@ -98,6 +98,8 @@ pub enum AuthRejection {
     Forbidden(Arc<RejectionConfig>, String),
     /// No key could be obtained: the key source is down.
     KeySourceUnavailable(Arc<RejectionConfig>),
+    /// A failed credential check over the failure budget (429, `Retry-After` in seconds).
+    TooManyAttempts(Arc<RejectionConfig>, u64),
     /// No auth layer ran: a server configuration error.
     LayerMissing,
 }
@@ -131,6 +133,7 @@ impl AuthRejection {
             AuthRejection::InvalidRequest(..) => StatusCode::BAD_REQUEST,
             AuthRejection::Forbidden(..) => StatusCode::FORBIDDEN,
             AuthRejection::KeySourceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AuthRejection::TooManyAttempts(..) => StatusCode::TOO_MANY_REQUESTS,
             AuthRejection::LayerMissing => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -162,6 +165,11 @@ impl AuthRejection {
                 "the token cannot be verified right now because no signing key is available; retry later"
                     .into(),
             ),
+            AuthRejection::TooManyAttempts(..) => (
+                None,
+                "Too Many Requests",
+                "too many failed credential checks; retry later with a valid credential".into(),
+            ),
             AuthRejection::LayerMissing => (
                 None,
                 "Internal Server Error",
@@ -184,7 +192,8 @@ impl AuthRejection {
             | AuthRejection::InvalidRequest(c, _)
             | AuthRejection::InvalidToken(c)
             | AuthRejection::Forbidden(c, _)
-            | AuthRejection::KeySourceUnavailable(c) => Some(c),
+            | AuthRejection::KeySourceUnavailable(c)
+            | AuthRejection::TooManyAttempts(c, _) => Some(c),
             AuthRejection::LayerMissing => None,
         }
     }
@@ -238,6 +247,11 @@ impl IntoResponse for AuthRejection {
             }
             StatusCode::SERVICE_UNAVAILABLE => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                if let AuthRejection::TooManyAttempts(_, secs) = &self {
+                    headers.insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+                }
             }
             _ => {}
         }

@@ -52,6 +52,7 @@ pub struct DevIssuer {
     issuer: String,
     audience: String,
     clock: Arc<dyn Clock>,
+    failures: authz_axum::throttle::FailedAttempts,
     kid: String,
     signing_key: jsonwebtoken::EncodingKey,
     jwks: serde_json::Value,
@@ -125,6 +126,7 @@ impl DevIssuer {
                 issuer,
                 audience,
                 clock,
+                failures: authz_axum::throttle::FailedAttempts::new(Default::default()),
                 kid,
                 signing_key,
                 jwks,
@@ -265,6 +267,7 @@ fn form_urlencoded_decode(s: &str) -> String {
 /// by form fields (never both); secrets compared in constant time; responses `no-store`.
 pub async fn token(
     State(issuer): State<Arc<DevIssuer>>,
+    connect: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     Form(req): Form<TokenRequest>,
 ) -> Response {
@@ -302,6 +305,22 @@ pub async fn token(
     };
     let Some(client) = issuer.authenticate_client(&id, &secret) else {
         tracing::debug!(client_id = %id, "token request refused: bad client credentials");
+        let address = connect.map(|c| c.0.0.ip());
+        if let Some(wait) = issuer.failures.record_failure(address, Some(&id)) {
+            // Over the failure budget: 429 (RFC 6585 §4) with Retry-After; a client presenting
+            // its right secret is never throttled.
+            let mut r = oauth_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "invalid_client",
+                "too many failed client authentications; retry later",
+                false,
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                axum::http::HeaderValue::from(wait.as_secs().max(1)),
+            );
+            return r;
+        }
         return oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",

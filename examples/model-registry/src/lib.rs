@@ -223,9 +223,13 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     }
     let mut app = app
         .layer(
-            AuthLayer::new(authenticator.clone()).with_rejections(
-                RejectionConfig::new("model-registry").map_err(|e| StartError(e.to_string()))?,
-            ),
+            AuthLayer::new(authenticator.clone())
+                .throttle_failures(Arc::new(authz_axum::throttle::FailedAttempts::new(
+                    authz_axum::throttle::ThrottleConfig::default(),
+                )))
+                .with_rejections(
+                    RejectionConfig::new("model-registry").map_err(|e| StartError(e.to_string()))?,
+                ),
         )
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
     if !config.cors_origins.is_empty() {

@@ -602,3 +602,82 @@ async fn api_keys_answer_503_while_the_store_is_gone_and_recover() {
     assert_eq!(datasets(&server, &key).await, 200, "recovers without a restart");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn failed_checks_are_throttled_and_the_right_credential_still_works() {
+    init_tracing();
+    let mut config = Config::with_bind("127.0.0.1:0".parse().unwrap());
+    config.database_url = None;
+    let server = start(config).await.unwrap();
+    let admin = crate::common::demo_token(&server, "admin-client", None).await;
+    let created: Value = call(
+        &server,
+        Method::POST,
+        "/api-keys",
+        &admin,
+        json!({"roles": ["viewer"]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let (key, id) = (
+        created["key"].as_str().unwrap().to_string(),
+        created["id"].as_str().unwrap().to_string(),
+    );
+    remember_secret(&key);
+    // Wrong secrets under the key's real id, each with a valid checksum.
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..200 {
+        let other = ApiKeyFormat::new("mr").unwrap().generate();
+        let body = format!("mr_{id}_{}", &other.expose_raw()[3 + 17..3 + 17 + 43]);
+        let forged = format!("{body}{}", apikey::checksum(&body));
+        let r = call(&server, Method::GET, "/datasets", &forged, json!(null)).await;
+        if r.status() == 429 {
+            retry_after = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+        }
+        statuses.push(r.status().as_u16());
+    }
+    assert!(statuses.iter().all(|s| *s == 401 || *s == 429), "{statuses:?}");
+    assert_eq!(statuses[0], 401, "the first failures are plain 401s");
+    assert_eq!(
+        *statuses.last().unwrap(),
+        429,
+        "the 200th wrong secret is throttled"
+    );
+    assert!(retry_after.unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(datasets(&server, &key).await, 200, "the right key still works");
+    assert_eq!(
+        datasets(&server, &admin).await,
+        200,
+        "valid callers are unaffected"
+    );
+
+    // The token endpoint: wrong client secrets are throttled, the right one is not.
+    let client = server.client("viewer-client").unwrap().clone();
+    let token = |secret: String| {
+        let url = format!("{}/oauth/token", server.url());
+        let id = client.id.clone();
+        async move {
+            http()
+                .post(url)
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let mut last = 0;
+    for i in 0..200 {
+        last = token(format!("wrong-{i}")).await.status().as_u16();
+        assert!(last == 401 || last == 429);
+    }
+    assert_eq!(last, 429);
+    assert_eq!(token(client.secret.clone()).await.status(), 200);
+    server.stop().await;
+}

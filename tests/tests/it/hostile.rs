@@ -178,7 +178,8 @@ async fn bounded_mixed_load_valid_requests_all_succeed_and_no_5xx() {
                 if hostile { "hostile" } else { "valid" }
             );
             if hostile {
-                assert_eq!(status, 401);
+                // 401, or 429 once the address's failure budget is spent (never a pass).
+                assert!(status == 401 || status == 429, "hostile: {status}");
                 counts.1 += 1;
             } else {
                 assert_eq!(status, 200);
