@@ -1,4 +1,4 @@
-//! Benchmarks of the permission model: `cargo bench -p authz-core`.
+//! Benchmarks of the permission model: `cargo bench -p authz-axum-core`.
 //!
 //! Every group measures authz next to the baseline it replaces, in the same run, so that
 //! BENCHMARKS.md can report ratios.

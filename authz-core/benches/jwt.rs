@@ -1,4 +1,4 @@
-//! Token verification benchmarks: `cargo bench -p authz-core --bench jwt`.
+//! Token verification benchmarks: `cargo bench -p authz-axum-core --bench jwt`.
 //!
 //! Per algorithm, in one run: the raw signature check with a key parsed once (the floor),
 //! bare `jsonwebtoken::decode` of the same token (the baseline), authz's verifier alone, and
