@@ -18,6 +18,8 @@ su postgres -s /bin/sh -c "$pg_bin/initdb -D $AUTHZ_PG_DIR/data -A trust -U post
 su postgres -s /bin/sh -c "$pg_bin/pg_ctl -D $AUTHZ_PG_DIR/data -l $AUTHZ_PG_DIR/log -w \
     -o '-c listen_addresses=127.0.0.1 -p $AUTHZ_PG_PORT -k $AUTHZ_PG_DIR' start" >/dev/null
 export AUTHZ_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$AUTHZ_PG_PORT/postgres"
+# The outage test starts and stops a PostgreSQL of its own with these binaries.
+export AUTHZ_TEST_PG_BIN="$pg_bin"
 stop_postgres() {
     su postgres -s /bin/sh -c "$pg_bin/pg_ctl -D $AUTHZ_PG_DIR/data -m fast -w stop" >/dev/null 2>&1 || true
     rm -rf "$AUTHZ_PG_DIR"

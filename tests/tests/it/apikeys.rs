@@ -681,3 +681,148 @@ async fn failed_checks_are_throttled_and_the_right_credential_still_works() {
     assert_eq!(token(client.secret.clone()).await.status(), 200);
     server.stop().await;
 }
+
+/// A PostgreSQL server of this test's own (so stopping it disturbs no other test), run as the
+/// `postgres` user from the binaries `.ci/postgres.sh` found (`AUTHZ_TEST_PG_BIN`).
+struct OwnPostgres {
+    bin: String,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl OwnPostgres {
+    fn pg(&self, args: &str) -> bool {
+        std::process::Command::new("su")
+            .args(["postgres", "-s", "/bin/sh", "-c", &format!("{}/{args}", self.bin)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn init(bin: String) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("authz-own-pg-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let chown = std::process::Command::new("chown")
+            .args(["postgres:postgres", dir.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        let pg = Self { bin, dir, port };
+        assert!(pg.pg(&format!(
+            "initdb -D {}/data -A trust -U postgres -E UTF8",
+            pg.dir.display()
+        )));
+        assert!(pg.start());
+        pg
+    }
+
+    fn start(&self) -> bool {
+        self.pg(&format!(
+            "pg_ctl -D {0}/data -l {0}/log -w -o '-c listen_addresses=127.0.0.1 -p {1} -k {0}' start",
+            self.dir.display(),
+            self.port
+        ))
+    }
+
+    fn stop(&self) -> bool {
+        self.pg(&format!(
+            "pg_ctl -D {}/data -m immediate -w stop",
+            self.dir.display()
+        ))
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn postgres_down_is_a_503_within_the_bound_and_recovers_without_a_restart() {
+    let Ok(bin) = std::env::var("AUTHZ_TEST_PG_BIN") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the PostgreSQL outage test: .ci/postgres.sh sets AUTHZ_TEST_PG_BIN"
+        );
+        eprintln!("SKIPPED: PostgreSQL outage test (set AUTHZ_TEST_PG_BIN, as .ci/postgres.sh does)");
+        return;
+    };
+    init_tracing();
+    let pg = OwnPostgres::init(bin);
+    let mut config = Config::with_bind("127.0.0.1:0".parse().unwrap());
+    config.database_url = Some(pg.url());
+    let server = start(config).await.unwrap();
+    let admin = crate::common::demo_token(&server, "admin-client", None).await;
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let created: Value = call(
+            &server,
+            Method::POST,
+            "/api-keys",
+            &admin,
+            json!({"roles": ["viewer"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        let key = created["key"].as_str().unwrap().to_string();
+        remember_secret(&key);
+        keys.push((key, created["id"].as_str().unwrap().to_string()));
+    }
+    let (good, _) = keys[0].clone();
+    let (revoked, revoked_id) = keys[1].clone();
+    let r = call(
+        &server,
+        Method::POST,
+        &format!("/api-keys/{revoked_id}/revoke"),
+        &admin,
+        json!({}),
+    )
+    .await;
+    assert!(r.status().is_success());
+    assert_eq!(datasets(&server, &good).await, 200);
+    assert_eq!(datasets(&server, &revoked).await, 401);
+
+    assert!(pg.stop(), "PostgreSQL stopped");
+    for key in [&good, &revoked] {
+        let r = tokio::time::timeout(
+            Duration::from_secs(10),
+            call(&server, Method::GET, "/datasets", key, json!(null)),
+        )
+        .await
+        .expect("an answer within the store bound, not a hang");
+        assert_eq!(r.status(), 503, "the store is down: 503, never a pass");
+        assert!(r.headers().contains_key("retry-after"));
+    }
+    assert_eq!(datasets(&server, &admin).await, 200, "JWTs do not need the store");
+
+    assert!(pg.start(), "PostgreSQL back");
+    let mut status = 0;
+    for _ in 0..20 {
+        status = datasets(&server, &good).await;
+        if status == 200 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(status, 200, "recovered without restarting the service");
+    assert_eq!(
+        datasets(&server, &revoked).await,
+        401,
+        "revoked stays revoked after the outage"
+    );
+    server.stop().await;
+}
