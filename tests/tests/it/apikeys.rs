@@ -382,7 +382,7 @@ async fn keys_over_http_create_use_rotate_revoke_expire() {
 
 #[tokio::test]
 async fn a_handler_can_require_one_credential_kind() {
-    use authz_axum::core::jwt::{Algorithm, JwtVerifier, KeySet, VerificationKey};
+    use authz_axum::core::jwt::{Algorithm, JwtVerifier};
     use authz_axum::{AuthLayer, Authenticator, Issuer, Jwt, Principal, StaticKeys, Via};
     init_tracing();
     async fn any(p: Principal) -> String {
@@ -406,12 +406,7 @@ async fn a_handler_can_require_one_credential_kind() {
     let verifier = JwtVerifier::builder("https://kind.test", "kind", [Algorithm::ES256])
         .build()
         .unwrap();
-    let set = KeySet::new(vec![
-        VerificationKey::from_jwk(&signing.jwk, Default::default())
-            .unwrap()
-            .unwrap(),
-    ])
-    .unwrap();
+    let set = signing.key_set();
     let auth = Authenticator::builder(policy)
         .issuer(Issuer::new(verifier, StaticKeys::new(set)))
         .api_keys(keys)

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use authz_axum::core::Policy;
 use authz_axum::core::auth::{AuthError, Authenticator, Issuer, StaticKeys};
 use authz_axum::core::clock::{Clock, ManualClock};
 use authz_axum::core::jwt::{
     Algorithm, AlgorithmSet, ClaimMapping, ClaimPath, JwtErrorKind as E, JwtVerifier, KeySet, Provider,
     VerificationKey,
 };
-use authz_axum::core::{PermissionCatalog, Policy, RoleSpec};
 use authz_axum::jwks::{JwksOptions, RemoteJwks};
 use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine as _;
@@ -30,27 +30,7 @@ const SECRET_A: [u8; 32] = [0xA1; 32];
 const SECRET_B: [u8; 32] = [0xB2; 32];
 
 fn policy() -> Arc<Policy> {
-    let catalog = Arc::new(
-        PermissionCatalog::new([
-            "data:read",
-            "model:run",
-            "model:deploy",
-            "payment:initiate",
-            "payment:approve",
-        ])
-        .unwrap(),
-    );
-    Arc::new(
-        Policy::builder(catalog)
-            .role(RoleSpec::new("viewer").grant("data:read"))
-            .role(RoleSpec::new("analyst").inherits("viewer").grant("model:run"))
-            .role(RoleSpec::new("admin").grant("model:deploy"))
-            .role(RoleSpec::new("clerk").grant("payment:initiate"))
-            .role(RoleSpec::new("approver").grant("payment:approve"))
-            .separation_of_duties("payment:initiate", "payment:approve")
-            .build()
-            .unwrap(),
-    )
+    crate::common::payments_policy()
 }
 
 fn names(p: &authz_axum::core::Principal, policy: &Policy) -> Vec<String> {

@@ -473,12 +473,7 @@ async fn claim_mapping_reads_nested_roles_scopes_and_permissions() {
     let verifier = JwtVerifier::builder(ISS, AUD, [Algorithm::ES256])
         .build()
         .unwrap();
-    let keys = KeySet::new(vec![
-        VerificationKey::from_jwk(&key.jwk, Default::default())
-            .unwrap()
-            .unwrap(),
-    ])
-    .unwrap();
+    let keys = key.key_set();
     let mapping = ClaimMapping::default()
         .roles_from("/realm_access/roles")
         .unwrap()

@@ -135,6 +135,17 @@ impl SigningKey {
         t
     }
 
+    /// This key's public half as a key set, for authenticators built in tests.
+    pub fn key_set(&self) -> authz_axum::core::jwt::KeySet {
+        use authz_axum::core::jwt::{KeySet, VerificationKey};
+        KeySet::new(vec![
+            VerificationKey::from_jwk(&self.jwk, Default::default())
+                .unwrap()
+                .unwrap(),
+        ])
+        .unwrap()
+    }
+
     /// Signs `claims` with this key (header `alg: ES256`, this `kid`).
     pub fn sign(&self, claims: &serde_json::Value) -> String {
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
@@ -347,4 +358,32 @@ impl RsaSigningKey {
         remember_secret(&t);
         t
     }
+}
+
+/// The policy of the identity and attack tests: viewer < analyst, two roles that deploy, and a
+/// separation-of-duty pair.
+pub fn payments_policy() -> Arc<authz_axum::core::Policy> {
+    use authz_axum::core::{PermissionCatalog, Policy, RoleSpec};
+    let catalog = Arc::new(
+        PermissionCatalog::new([
+            "data:read",
+            "model:run",
+            "model:deploy",
+            "payment:initiate",
+            "payment:approve",
+        ])
+        .unwrap(),
+    );
+    Arc::new(
+        Policy::builder(catalog)
+            .role(RoleSpec::new("viewer").grant("data:read"))
+            .role(RoleSpec::new("analyst").inherits("viewer").grant("model:run"))
+            .role(RoleSpec::new("deployer").grant("model:deploy"))
+            .role(RoleSpec::new("admin").grant("model:deploy"))
+            .role(RoleSpec::new("clerk").grant("payment:initiate"))
+            .role(RoleSpec::new("approver").grant("payment:approve"))
+            .separation_of_duties("payment:initiate", "payment:approve")
+            .build()
+            .unwrap(),
+    )
 }

@@ -5,11 +5,9 @@
 
 use std::sync::Arc;
 
+use authz_axum::core::Policy;
 use authz_axum::core::auth::{AuthError, Authenticator, Issuer, StaticKeys};
-use authz_axum::core::jwt::{
-    Algorithm, ClaimMapping, JwtErrorKind, JwtVerifier, KeySet, Provider, VerificationKey,
-};
-use authz_axum::core::{PermissionCatalog, Policy, RoleSpec};
+use authz_axum::core::jwt::{Algorithm, ClaimMapping, JwtErrorKind, JwtVerifier, Provider};
 use authz_axum::jwks::{JwksOptions, RemoteJwks};
 use authz_axum::{AuthLayer, Principal};
 use axum::Router;
@@ -23,27 +21,7 @@ use crate::common::{
 const AUD: &str = "api.example.com";
 
 fn policy() -> Arc<Policy> {
-    let catalog = Arc::new(
-        PermissionCatalog::new([
-            "data:read",
-            "model:run",
-            "model:deploy",
-            "payment:initiate",
-            "payment:approve",
-        ])
-        .unwrap(),
-    );
-    Arc::new(
-        Policy::builder(catalog)
-            .role(RoleSpec::new("viewer").grant("data:read"))
-            .role(RoleSpec::new("analyst").inherits("viewer").grant("model:run"))
-            .role(RoleSpec::new("deployer").grant("model:deploy"))
-            .role(RoleSpec::new("clerk").grant("payment:initiate"))
-            .role(RoleSpec::new("approver").grant("payment:approve"))
-            .separation_of_duties("payment:initiate", "payment:approve")
-            .build()
-            .unwrap(),
-    )
+    crate::common::payments_policy()
 }
 
 async fn whoami(p: Principal) -> axum::Json<Value> {
@@ -198,12 +176,7 @@ fn es256_issuer(
     let verifier = configure(JwtVerifier::builder(iss, AUD, [Algorithm::ES256]))
         .build()
         .unwrap();
-    let keys = KeySet::new(vec![
-        VerificationKey::from_jwk(&key.jwk, Default::default())
-            .unwrap()
-            .unwrap(),
-    ])
-    .unwrap();
+    let keys = key.key_set();
     Issuer::new(verifier, StaticKeys::new(keys))
 }
 
@@ -389,12 +362,7 @@ fn preset(provider: Provider, iss: &str, audience: &str, extra_roles: Option<&st
     if let Some(r) = extra_roles {
         mapping = mapping.also_roles_from(r).unwrap();
     }
-    let keys = KeySet::new(vec![
-        VerificationKey::from_jwk(&key.jwk, Default::default())
-            .unwrap()
-            .unwrap(),
-    ])
-    .unwrap();
+    let keys = key.key_set();
     let auth = Authenticator::builder(policy())
         .issuer(Issuer::new(verifier, StaticKeys::new(keys)).with_mapping(mapping))
         .build()
@@ -619,12 +587,7 @@ async fn separation_of_duties_holds_whatever_grants_each_side() {
     let verifier = JwtVerifier::builder(iss, AUD, [Algorithm::ES256])
         .build()
         .unwrap();
-    let keys = KeySet::new(vec![
-        VerificationKey::from_jwk(&key.jwk, Default::default())
-            .unwrap()
-            .unwrap(),
-    ])
-    .unwrap();
+    let keys = key.key_set();
     let mapping = ClaimMapping::default()
         .permissions_from("permissions")
         .unwrap()

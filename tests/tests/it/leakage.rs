@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use authz_axum::core::jwt::{Algorithm, JwtVerifier, KeySet, VerificationKey};
+use authz_axum::core::jwt::{Algorithm, JwtVerifier};
 use authz_axum::core::{PermissionCatalog, Policy, RoleSpec};
 use authz_axum::{AuthLayer, Authenticator, Issuer, Principal, StaticKeys};
 use axum::Router;
@@ -33,12 +33,7 @@ async fn no_credential_material_in_logs_debug_output_or_bodies() {
     let verifier = JwtVerifier::builder("https://leak.test", "leak", [Algorithm::ES256])
         .build()
         .unwrap();
-    let keys = KeySet::new(vec![
-        VerificationKey::from_jwk(&key.jwk, Default::default())
-            .unwrap()
-            .unwrap(),
-    ])
-    .unwrap();
+    let keys = key.key_set();
     let auth = Arc::new(
         Authenticator::builder(policy)
             .issuer(Issuer::new(verifier, StaticKeys::new(keys)))
