@@ -64,6 +64,9 @@ fn bounded<'a, T: 'a>(
 }
 
 const COLUMNS: &str = "id, owner, roles, scopes, key_hash, created_at, expires_at, last_used_at, revoked_at, description, rotated_from";
+const INSERT: &str = "INSERT INTO authz_api_keys (id, owner, roles, scopes, key_hash, created_at, expires_at, \
+                      last_used_at, revoked_at, description, rotated_from) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
 /// The same store over two databases: the SQL is shared (`$n` placeholders work in both).
 macro_rules! sql_store {
@@ -114,6 +117,22 @@ macro_rules! sql_store {
                 &self.pool
             }
 
+            /// The one INSERT of a record (creation and rotation).
+            fn insert_query(r: &ApiKeyRecord) -> sqlx::query::Query<'static, $db, <$db as sqlx::Database>::Arguments<'static>> {
+                sqlx::query(INSERT)
+                    .bind(r.id.clone())
+                    .bind(r.owner.clone())
+                    .bind(list_json(&r.roles))
+                    .bind(list_json(&r.scopes))
+                    .bind(r.hash.as_bytes().to_vec())
+                    .bind(to_i64(r.created_at))
+                    .bind(r.expires_at.map(to_i64))
+                    .bind(r.last_used_at.map(to_i64))
+                    .bind(r.revoked_at.map(to_i64))
+                    .bind(r.description.clone())
+                    .bind(r.rotated_from.clone())
+            }
+
             fn row(row: &<$db as sqlx::Database>::Row) -> Result<ApiKeyRecord, StoreError> {
                 use sqlx::Row;
                 let hash: Vec<u8> = row.try_get("key_hash").map_err(db_err)?;
@@ -136,20 +155,7 @@ macro_rules! sql_store {
         impl KeyStore for $name {
             fn insert(&self, r: ApiKeyRecord) -> StoreFuture<'_, ()> {
                 self.op(async move {
-                    sqlx::query(&format!(
-                        "INSERT INTO authz_api_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-                    ))
-                    .bind(&r.id)
-                    .bind(&r.owner)
-                    .bind(list_json(&r.roles))
-                    .bind(list_json(&r.scopes))
-                    .bind(r.hash.as_bytes().to_vec())
-                    .bind(to_i64(r.created_at))
-                    .bind(r.expires_at.map(to_i64))
-                    .bind(r.last_used_at.map(to_i64))
-                    .bind(r.revoked_at.map(to_i64))
-                    .bind(&r.description)
-                    .bind(&r.rotated_from)
+                    Self::insert_query(&r)
                     .execute(&self.pool)
                     .await
                     .map_err(db_err)?;
@@ -223,20 +229,7 @@ macro_rules! sql_store {
                     if moved.rows_affected() == 0 {
                         return Ok(false);
                     }
-                    sqlx::query(&format!(
-                        "INSERT INTO authz_api_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-                    ))
-                    .bind(&new.id)
-                    .bind(&new.owner)
-                    .bind(list_json(&new.roles))
-                    .bind(list_json(&new.scopes))
-                    .bind(new.hash.as_bytes().to_vec())
-                    .bind(to_i64(new.created_at))
-                    .bind(new.expires_at.map(to_i64))
-                    .bind(new.last_used_at.map(to_i64))
-                    .bind(new.revoked_at.map(to_i64))
-                    .bind(&new.description)
-                    .bind(&new.rotated_from)
+                    Self::insert_query(&new)
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;

@@ -189,6 +189,24 @@ async fn call(
 }
 
 /// The status of `GET /datasets` with `credential`.
+/// A new viewer API key made through `POST /api-keys` with `admin`'s token: (key, id).
+async fn viewer_key(server: &model_registry::Server, admin: &str) -> (String, String) {
+    let created: Value = call(
+        server,
+        Method::POST,
+        "/api-keys",
+        admin,
+        json!({"roles": ["viewer"]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let key = created["key"].as_str().unwrap().to_string();
+    remember_secret(&key);
+    (key, created["id"].as_str().unwrap().to_string())
+}
+
 async fn datasets(server: &model_registry::Server, credential: &str) -> u16 {
     call(server, Method::GET, "/datasets", credential, json!(null))
         .await
@@ -569,19 +587,7 @@ async fn api_keys_answer_503_while_the_store_is_gone_and_recover() {
     config.database_url = Some(url.clone());
     let server = start(config).await.unwrap();
     let admin = crate::common::demo_token(&server, "admin-client", None).await;
-    let created: Value = call(
-        &server,
-        Method::POST,
-        "/api-keys",
-        &admin,
-        json!({"roles": ["viewer"]}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    let key = created["key"].as_str().unwrap().to_string();
-    remember_secret(&key);
+    let (key, _) = viewer_key(&server, &admin).await;
     assert_eq!(datasets(&server, &key).await, 200);
     let moved = file.with_extension("moved");
     std::fs::rename(&file, &moved).unwrap();
@@ -605,22 +611,7 @@ async fn failed_checks_are_throttled_and_the_right_credential_still_works() {
     config.database_url = None;
     let server = start(config).await.unwrap();
     let admin = crate::common::demo_token(&server, "admin-client", None).await;
-    let created: Value = call(
-        &server,
-        Method::POST,
-        "/api-keys",
-        &admin,
-        json!({"roles": ["viewer"]}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    let (key, id) = (
-        created["key"].as_str().unwrap().to_string(),
-        created["id"].as_str().unwrap().to_string(),
-    );
-    remember_secret(&key);
+    let (key, id) = viewer_key(&server, &admin).await;
     // Wrong secrets under the key's real id, each with a valid checksum.
     let mut statuses = Vec::new();
     let mut retry_after = None;
@@ -762,20 +753,7 @@ async fn postgres_down_is_a_503_within_the_bound_and_recovers_without_a_restart(
     let admin = crate::common::demo_token(&server, "admin-client", None).await;
     let mut keys = Vec::new();
     for _ in 0..2 {
-        let created: Value = call(
-            &server,
-            Method::POST,
-            "/api-keys",
-            &admin,
-            json!({"roles": ["viewer"]}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-        let key = created["key"].as_str().unwrap().to_string();
-        remember_secret(&key);
-        keys.push((key, created["id"].as_str().unwrap().to_string()));
+        keys.push(viewer_key(&server, &admin).await);
     }
     let (good, _) = keys[0].clone();
     let (revoked, revoked_id) = keys[1].clone();
