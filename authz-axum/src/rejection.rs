@@ -29,6 +29,7 @@ type Shaper = Arc<dyn Fn(&RejectionInfo) -> Response + Send + Sync>;
 pub struct RejectionConfig {
     realm: String,
     shaper: Option<Shaper>,
+    disclose_requirements: bool,
 }
 
 impl fmt::Debug for RejectionConfig {
@@ -36,6 +37,7 @@ impl fmt::Debug for RejectionConfig {
         f.debug_struct("RejectionConfig")
             .field("realm", &self.realm)
             .field("shaper", &self.shaper.is_some())
+            .field("disclose_requirements", &self.disclose_requirements)
             .finish()
     }
 }
@@ -45,6 +47,7 @@ impl Default for RejectionConfig {
         Self {
             realm: "api".into(),
             shaper: None,
+            disclose_requirements: false,
         }
     }
 }
@@ -63,13 +66,25 @@ impl RejectionConfig {
                 "realm {realm:?} must be non-empty printable ASCII without quotes or backslashes"
             )));
         }
-        Ok(Self { realm, shaper: None })
+        Ok(Self {
+            realm,
+            shaper: None,
+            disclose_requirements: false,
+        })
     }
 
     /// Shapes every rejection's response (status and `WWW-Authenticate` are set afterwards and
     /// cannot be changed by the hook, so the RFC 6750 contract holds).
     pub fn shape_with(mut self, f: impl Fn(&RejectionInfo) -> Response + Send + Sync + 'static) -> Self {
         self.shaper = Some(Arc::new(f));
+        self
+    }
+
+    /// Names the missing permission or role in 403 bodies (default off: a 403 says only that
+    /// something is missing, so callers cannot map the policy by probing). Turn on for internal
+    /// services whose callers should see what to ask for.
+    pub fn disclose_requirements(mut self, disclose: bool) -> Self {
+        self.disclose_requirements = disclose;
         self
     }
 
@@ -111,7 +126,17 @@ impl AuthRejection {
     /// - `the caller lacks the permission this resource requires: "data:write"`
     /// - `the caller lacks the role this resource requires: "admin"`
     /// - `the caller does not meet this resource's requirement: any("data:write", role("admin"))`
+    ///
+    /// Unless the service opted in with [`RejectionConfig::disclose_requirements`], the detail
+    /// says only that a permission is missing: naming it tells every caller how the policy is
+    /// built.
     pub fn unmet(config: Arc<RejectionConfig>, requirement: &RequirementExpr) -> Self {
+        if !config.disclose_requirements {
+            return AuthRejection::Forbidden(
+                config,
+                "the caller lacks a permission or role this resource requires".into(),
+            );
+        }
         let detail = match requirement {
             RequirementExpr::Permission(_) => {
                 format!("the caller lacks the permission this resource requires: {requirement}")
@@ -224,7 +249,8 @@ impl IntoResponse for AuthRejection {
                     "status": info.status.as_u16(),
                     "detail": info.detail,
                 });
-                let mut r = body.to_string().into_response();
+                // Bodies end with a newline (friendlier in a terminal, `curl` included).
+                let mut r = format!("{body}\n").into_response();
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/problem+json"),

@@ -78,6 +78,8 @@ pub struct Server {
     pub clients: Vec<DemoClient>,
     /// The authenticator (for its cache counters).
     pub authenticator: Arc<Authenticator>,
+    /// Every route with its requirement.
+    pub routes: authz_axum::RouteTable,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -207,7 +209,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     for finding in table.lint(&policy) {
         tracing::warn!(%finding, "policy lint");
     }
-    *state.inner.routes.write().expect("lock") = table;
+    *state.inner.routes.write().expect("lock") = table.clone();
 
     let mut app: Router = api.with_state(state);
     let mut clients = Vec::new();
@@ -283,6 +285,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         issuer: settings[0].issuer.clone(),
         clients,
         authenticator,
+        routes: table,
         shutdown: Some(tx),
         task,
     })

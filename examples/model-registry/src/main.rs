@@ -47,8 +47,34 @@ enum KeysAction {
         #[arg(long)]
         description: Option<String>,
     },
+    /// List the keys (metadata only: the store holds no secret).
+    List,
+    /// Revoke a key by id; it stops working on the next request.
+    Revoke {
+        /// The key's id (the part after the prefix, as `keys list` shows it).
+        id: String,
+    },
 }
 
+fn policy(config: &Config) -> Result<std::sync::Arc<authz_axum::core::Policy>, String> {
+    model_registry::load_policy(config.policy.as_deref())
+        .map(std::sync::Arc::new)
+        .map_err(|e| e.to_string())
+}
+
+async fn key_service(config: &Config) -> Result<std::sync::Arc<authz_axum::ApiKeys>, String> {
+    let store = model_registry::key_store(config.database_url.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(model_registry::api_keys(
+        store,
+        policy(config)?,
+        authz_axum::core::clock::system(),
+    ))
+}
+
+/// Prints the raw key — and nothing else — on stdout, so `KEY=$(model-registry keys create …)`
+/// captures exactly the key; everything else goes to stderr.
 async fn keys_create(
     config: &Config,
     owner: String,
@@ -56,40 +82,70 @@ async fn keys_create(
     expires_in: Option<u64>,
     description: Option<String>,
 ) -> Result<(), String> {
-    let policy = std::sync::Arc::new(
-        model_registry::load_policy(config.policy.as_deref()).map_err(|e| e.to_string())?,
-    );
+    let policy = policy(config)?;
     if let Some(unknown) = roles.iter().find(|r| !policy.has_role(r)) {
         return Err(format!(
             "`{unknown}` is not a role of the policy (roles: {})",
             policy.role_names().collect::<Vec<_>>().join(", ")
         ));
     }
-    let store = model_registry::key_store(config.database_url.as_deref())
-        .await
-        .map_err(|e| e.to_string())?;
-    let keys = model_registry::api_keys(store, policy, authz_axum::core::clock::system());
+    let keys = key_service(config).await?;
     let now = authz_axum::core::clock::unix_seconds(std::time::SystemTime::now());
     let issued = keys
         .create(&owner, roles, expires_in.map(|s| now + s), description)
         .await
         .map_err(|e| e.to_string())?;
-    println!(
-        "created API key {} for {} (roles: {})",
+    eprintln!(
+        "created API key {} for {} (roles: {}); this is the only time it is shown, only its SHA-256 is stored",
         issued.record.id,
         issued.record.owner,
         issued.record.roles.join(", ")
     );
     println!("{}", issued.key.expose_raw());
-    eprintln!("This is the only time the key is shown; only its SHA-256 is stored.");
     Ok(())
+}
+
+async fn keys_list(config: &Config) -> Result<(), String> {
+    let keys = key_service(config).await?;
+    let records = keys.list().await.map_err(|e| e.to_string())?;
+    let time = |t: Option<u64>| t.map_or_else(|| "-".to_string(), |t| t.to_string());
+    println!("id\towner\troles\tcreated_at\texpires_at\tlast_used_at\trevoked_at");
+    for r in records {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            r.id,
+            r.owner,
+            r.roles.join(","),
+            r.created_at,
+            time(r.expires_at),
+            time(r.last_used_at),
+            time(r.revoked_at)
+        );
+    }
+    Ok(())
+}
+
+async fn keys_revoke(config: &Config, id: &str) -> Result<(), String> {
+    let keys = key_service(config).await?;
+    if keys.revoke(id).await.map_err(|e| e.to_string())? {
+        eprintln!("revoked API key {id}");
+        Ok(())
+    } else {
+        Err(format!(
+            "no API key with id {id:?} (see `model-registry keys list`)"
+        ))
+    }
 }
 
 #[tokio::main]
 async fn main() {
+    // Logs go to stderr (stdout is for what a command prints), in colour only on a terminal.
+    use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     if let Err(e) = model_registry::config::check_environment() {
         eprintln!("model-registry: {e}");
@@ -97,22 +153,35 @@ async fn main() {
     }
     let cli = Cli::parse();
     let config = cli.config;
-    if let Some(Command::Keys {
-        action:
+    if let Some(Command::Keys { action }) = cli.command {
+        let (name, result) = match action {
             KeysAction::Create {
                 owner,
                 roles,
                 expires_in,
                 description,
-            },
-    }) = cli.command
-    {
-        if let Err(e) = keys_create(&config, owner, roles, expires_in, description).await {
-            eprintln!("model-registry keys create: {e}");
+            } => (
+                "create",
+                keys_create(&config, owner, roles, expires_in, description).await,
+            ),
+            KeysAction::List => ("list", keys_list(&config).await),
+            KeysAction::Revoke { id } => ("revoke", keys_revoke(&config, &id).await),
+        };
+        if let Err(e) = result {
+            eprintln!("model-registry keys {name}: {e}");
             std::process::exit(2);
         }
         return;
     }
+    // Where API keys live, for the banner (never a URL: it may carry a password).
+    let store = match config.database_url.as_deref() {
+        Some(url) => match sqlite_file(url) {
+            Some(path) => format!("SQLite file {}", path.display()),
+            None if url.starts_with("sqlite:") => "SQLite in memory (lost on exit)".to_string(),
+            None => "PostgreSQL (AUTHZ_DATABASE_URL)".to_string(),
+        },
+        None => "in memory (lost on exit)".to_string(),
+    };
     let server = match start(config).await {
         Ok(s) => s,
         Err(e) => {
@@ -122,6 +191,23 @@ async fn main() {
     };
     let url = server.url();
     println!("model-registry listening on {url} (issuer {})", server.issuer);
+    println!("\nRoutes (requirement):");
+    for r in server.routes.entries() {
+        println!("  {:<7} {:<26} {}", r.method.as_str(), r.path, r.requirement);
+    }
+    println!(
+        "Roles: {}",
+        server
+            .authenticator
+            .policy()
+            .role_names()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("API keys: {store}");
+    println!(
+        "Readiness: GET {url}/readyz (liveness: GET {url}/healthz); route table: GET {url}/routes (admin)"
+    );
     if server.clients.is_empty() {
         println!("verifying tokens from the configured identity provider");
     } else {
@@ -164,4 +250,21 @@ async fn main() {
     // SIGTERM or Ctrl-C: stop accepting, drain in-flight requests, flush, exit 0.
     authz_axum::serve::shutdown_signal().await;
     server.stop().await;
+}
+
+/// The absolute path of the SQLite file a `sqlite:` URL names.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest
+        .split('?')
+        .next()
+        .filter(|p| !p.is_empty() && !p.contains(":memory:"))?;
+    let path = std::path::Path::new(path);
+    Some(std::fs::canonicalize(path).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    }))
 }

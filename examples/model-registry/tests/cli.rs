@@ -23,8 +23,19 @@ async fn keys_create_prints_a_working_key_once() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let key = stdout.lines().last().unwrap().trim().to_string();
-    assert!(key.starts_with("mr_"), "{stdout}");
+    // stdout is exactly the key and a newline: `KEY=$(model-registry keys create …)` works.
+    let key = stdout
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("{stdout:?}"))
+        .to_string();
+    assert!(
+        key.starts_with("mr_") && !key.contains(char::is_whitespace),
+        "{stdout:?}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains('\u{1b}'),
+        "no colour when not a terminal"
+    );
     let policy = std::sync::Arc::new(model_registry::load_policy(None).unwrap());
     let keys = model_registry::api_keys(
         model_registry::key_store(Some(&url)).await.unwrap(),
@@ -170,4 +181,44 @@ async fn sigterm_drains_in_flight_requests_flushes_and_exits_zero() {
         records.iter().all(|r| r.last_used_at.is_some()),
         "use times recorded before exit"
     );
+}
+
+/// `keys list` shows metadata and never a secret; `keys revoke` stops a key.
+#[tokio::test]
+async fn keys_list_and_revoke() {
+    let dir = std::env::temp_dir().join(format!("mr-list-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("keys.db").display());
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_model-registry"))
+            .args(args)
+            .env("AUTHZ_DATABASE_URL", &url)
+            .output()
+            .unwrap()
+    };
+    let created = run(&["keys", "create", "--owner", "ci", "--role", "viewer"]);
+    let key = String::from_utf8(created.stdout).unwrap().trim().to_string();
+    let listed = run(&["keys", "list"]);
+    assert!(listed.status.success());
+    let listing = String::from_utf8(listed.stdout).unwrap();
+    let id = key.split('_').nth(1).unwrap();
+    assert!(
+        listing.contains(id) && listing.contains("ci") && listing.contains("viewer"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains(&key[key.len() - 30..]),
+        "no secret in the listing"
+    );
+    assert!(run(&["keys", "revoke", id]).status.success());
+    let policy = std::sync::Arc::new(model_registry::load_policy(None).unwrap());
+    let keys = model_registry::api_keys(
+        model_registry::key_store(Some(&url)).await.unwrap(),
+        policy,
+        authz_axum::core::clock::system(),
+    );
+    assert!(keys.authenticate(&key).await.is_err(), "revoked");
+    let unknown = run(&["keys", "revoke", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("keys list"));
 }

@@ -207,7 +207,10 @@ async fn a_403_names_a_role_as_a_role_and_a_permission_as_a_permission() {
         .route("/single", post(single))
         .route("/any", post(any_of))
         .route("/role", post(role))
-        .layer(AuthLayer::new(authenticator()));
+        .layer(
+            AuthLayer::new(authenticator())
+                .with_rejections(authz_axum::RejectionConfig::default().disclose_requirements(true)),
+        );
     let url = crate::common::serve(app).await;
     let cases = [
         (
@@ -237,5 +240,27 @@ async fn a_403_names_a_role_as_a_role_and_a_permission_as_a_permission() {
         );
         let body: serde_json::Value = r.json().await.unwrap();
         assert_eq!(body["detail"], detail, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn by_default_a_403_does_not_disclose_the_requirement() {
+    init_tracing();
+    let app = Router::new()
+        .route("/single", post(single))
+        .route("/role", post(role))
+        .layer(AuthLayer::new(authenticator()));
+    let url = crate::common::serve(app).await;
+    for path in ["/single", "/role"] {
+        let r = http()
+            .post(format!("{url}{path}"))
+            .bearer_auth(token(&["viewer"]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        let text = r.text().await.unwrap();
+        assert!(text.ends_with('\n'), "bodies end with a newline");
+        assert!(!text.contains("model:run") && !text.contains("admin"), "{text}");
     }
 }
