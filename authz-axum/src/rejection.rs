@@ -290,7 +290,20 @@ mod tests {
     use super::*;
 
     fn detail(requirement: RequirementExpr) -> String {
-        AuthRejection::unmet(Arc::new(RejectionConfig::default()), &requirement).to_string()
+        let disclosing = RejectionConfig::default().disclose_requirements(true);
+        AuthRejection::unmet(Arc::new(disclosing), &requirement).to_string()
+    }
+
+    #[test]
+    fn by_default_the_requirement_is_not_disclosed() {
+        let r = AuthRejection::unmet(
+            Arc::new(RejectionConfig::default()),
+            &RequirementExpr::Permission("data:write".into()),
+        );
+        assert_eq!(
+            r.to_string(),
+            "the caller lacks a permission or role this resource requires"
+        );
     }
 
     #[test]

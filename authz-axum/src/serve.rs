@@ -198,7 +198,13 @@ where
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_read_timeout);
-            builder.http2().timer(TokioTimer::new());
+            // HTTP/2 has no head to wait for: ping an idle peer and drop it if it stops
+            // answering (a live HTTP/2 client may keep its connection; the cap bounds them).
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .keep_alive_interval(Some(header_read_timeout))
+                .keep_alive_timeout(header_read_timeout);
             let connection = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
             if let Err(e) = watcher.watch(connection.into_owned()).await {
