@@ -187,7 +187,7 @@ impl AuthRejection {
             AuthRejection::KeySourceUnavailable(_) => (
                 None,
                 "Service Unavailable",
-                "the token cannot be verified right now because no signing key is available; retry later"
+                "the credential cannot be checked right now (no signing key, or the key store does not answer); retry later"
                     .into(),
             ),
             AuthRejection::TooManyAttempts(..) => (

@@ -171,7 +171,7 @@ async fn get_limited(client: &reqwest::Client, url: &Url) -> Result<(Vec<u8>, Op
         .get(url.clone())
         .send()
         .await
-        .map_err(|e| FetchError::Http(e.without_url().to_string()))?;
+        .map_err(|e| FetchError::Http(error_chain(&e.without_url())))?;
     if !resp.status().is_success() {
         return Err(FetchError::Http(format!("status {}", resp.status())));
     }
@@ -194,6 +194,18 @@ async fn get_limited(client: &reqwest::Client, url: &Url) -> Result<(Vec<u8>, Op
         body.extend_from_slice(&chunk);
     }
     Ok((body, max_age))
+}
+
+/// An error and its causes ("error sending request: connection refused"), never a URL.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 /// `max-age` from a `Cache-Control` value (`no-store`/`no-cache` count as 0).
@@ -296,7 +308,10 @@ impl RemoteJwks {
     }
 
     fn last_error(&self) -> FetchError {
-        FetchError::Http(format!("fetching {} failed; see the log", self.inner.url))
+        FetchError::Http(format!(
+            "fetching {} failed (the warning above says why)",
+            self.inner.url
+        ))
     }
 
     /// Fetches now (ignoring back-off and cool-down), or shares a fetch already under way.
@@ -383,8 +398,13 @@ impl RemoteJwks {
                 inner
                     .next_attempt_ms
                     .store(now_ms + backoff.as_millis() as u64, Ordering::Release);
-                tracing::warn!(url = %inner.url, error = %e, retry_in_ms = backoff.as_millis() as u64,
-                    "JWKS fetch failed; cached keys stay in use");
+                if inner.keys.load().is_some() {
+                    tracing::warn!(url = %inner.url, error = %e, retry_in_ms = backoff.as_millis() as u64,
+                        "JWKS fetch failed; the keys fetched before stay in use");
+                } else {
+                    tracing::warn!(url = %inner.url, error = %e, retry_in_ms = backoff.as_millis() as u64,
+                        "JWKS fetch failed and no keys are loaded: tokens of this issuer get 503");
+                }
                 OUTCOME_FAILED
             }
         };

@@ -118,7 +118,7 @@ impl fmt::Display for Algorithm {
 /// The name is not a supported JWS algorithm (names are case-sensitive; `none` never parses).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unsupported JWS algorithm; supported are HS256/384/512, RS256/384/512, PS256/384/512, ES256/384 and EdDSA"
+    "unsupported JWS algorithm; supported are HS256/384/512, RS256/384/512, PS256/384/512, ES256/384 and EdDSA, written exactly so (names are case-sensitive, RFC 7518 §3.1)"
 )]
 pub struct UnsupportedAlgorithm;
 

@@ -342,6 +342,15 @@ fn parse_jwk(jwk: &Value, allowed: AlgorithmSet, expand: bool) -> Result<Vec<Ver
             }
         },
     };
+    if let Some(a) = declared
+        && !allowed.is_empty()
+        && !allowed.contains(a)
+    {
+        // It could never verify a token here; say so rather than load a key nothing can use.
+        return Err(Unusable::NotForUs(format!(
+            "its algorithm {a} is not in the allowlist"
+        )));
+    }
     // The algorithms this key is bound to: the declared one, else every allowed one of its family.
     let algorithms = |family: KeyFamily| -> Result<Vec<Algorithm>, Unusable> {
         if let Some(a) = declared {
@@ -843,5 +852,18 @@ mod tests {
         let n = vec![0xff; 256];
         let der = pkcs1_der(&n, &[1, 0, 1]);
         assert_eq!(&der[..4], &[0x30, 0x82, 0x01, 0x0a]);
+    }
+
+    #[test]
+    fn a_key_whose_algorithm_is_not_allowed_is_skipped_with_the_reason() {
+        let doc: Value = serde_json::from_str(
+            r#"{"keys":[{"kty":"oct","kid":"h","alg":"HS512","k":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZg"}]}"#,
+        )
+        .unwrap();
+        let allowed: AlgorithmSet = [Algorithm::HS256].into_iter().collect();
+        let err = KeySet::from_jwks_report(&doc, allowed).unwrap_err().to_string();
+        assert!(err.contains("HS512 is not in the allowlist"), "{err}");
+        let everything: AlgorithmSet = Algorithm::ALL.into_iter().collect();
+        assert_eq!(KeySet::from_jwks_report(&doc, everything).unwrap().keys.len(), 1);
     }
 }

@@ -122,11 +122,22 @@ pub(crate) fn problem(status: StatusCode, detail: &str) -> Response {
         "status": status.as_u16(),
         "detail": detail,
     });
-    let mut r = (status, body.to_string()).into_response();
-    r.headers_mut().insert(
+    let mut r = (status, format!("{body}\n")).into_response();
+    let headers = r.headers_mut();
+    headers.insert(
         header::CONTENT_TYPE,
         "application/problem+json".parse().expect("static"),
     );
+    headers.insert(header::CACHE_CONTROL, "no-store".parse().expect("static"));
+    if status == StatusCode::FORBIDDEN {
+        // The same challenge as the guards' 403 (RFC 6750 §3.1).
+        headers.insert(
+            header::WWW_AUTHENTICATE,
+            r#"Bearer realm="model-registry", error="insufficient_scope""#
+                .parse()
+                .expect("static"),
+        );
+    }
     r
 }
 
@@ -185,6 +196,7 @@ pub async fn list_datasets(State(app): State<AppState>) -> Json<serde_json::Valu
 
 /// Body of `POST /datasets`.
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 #[serde(default)]
 pub struct NewDataset {
     name: Option<String>,
@@ -208,6 +220,7 @@ pub async fn create_dataset(
 
 /// Body of `POST /models/{id}/run`.
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 #[serde(default)]
 pub struct RunRequest {
     input: Option<serde_json::Value>,
@@ -223,6 +236,7 @@ pub async fn run_model(Path(id): Path<String>, JsonBody(body): JsonBody<RunReque
 
 /// Body of `POST /models/{id}/deploy`.
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 #[serde(default)]
 pub struct DeployRequest {
     environment: Option<String>,
@@ -243,6 +257,7 @@ pub async fn deploy_model(
 
 /// Body of `POST /reports`.
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 #[serde(default)]
 pub struct NewReport {
     title: Option<String>,
@@ -290,6 +305,7 @@ pub async fn get_report(
 
 /// Body of `POST /payments`.
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 #[serde(default)]
 pub struct NewPayment {
     amount: Option<u64>,
@@ -352,6 +368,7 @@ pub async fn routes(State(app): State<AppState>) -> Json<serde_json::Value> {
 
 /// Body of `POST /api-keys`.
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 #[serde(default)]
 pub struct NewApiKey {
     owner: Option<String>,
@@ -435,6 +452,7 @@ pub async fn revoke_api_key(State(app): State<AppState>, Path(id): Path<String>)
 
 /// Body of `POST /api-keys/{id}/rotate`.
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 #[serde(default)]
 pub struct RotateRequest {
     overlap_seconds: Option<u64>,

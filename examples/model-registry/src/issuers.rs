@@ -205,7 +205,16 @@ impl IssuerSettings {
             issuer,
             audiences: vec![non_empty(o, "audience", &config.audience)?],
             keys,
-            algorithms: algorithms(o, &config.algorithms)?,
+            algorithms: {
+                if config.algorithms.iter().any(|a| a.trim().is_empty()) {
+                    return Err(StartError(format!(
+                        "{}: {:?} has an empty entry; give a comma-separated list",
+                        o.name("algorithms"),
+                        config.algorithms.join(",")
+                    )));
+                }
+                algorithms(o, &config.algorithms)?
+            },
             provider: config
                 .provider
                 .as_deref()
@@ -249,7 +258,12 @@ impl IssuerSettings {
                 .span()
                 .map(|s| format!(":{}", line_of(&text, s.start)))
                 .unwrap_or_default();
-            StartError(format!("AUTHZ_ISSUERS_FILE {shown}{line}: {}", e.message()))
+            let hint = if e.message().contains("expected a sequence") {
+                " (write [[issuer]] with double brackets: one table per issuer)"
+            } else {
+                ""
+            };
+            StartError(format!("AUTHZ_ISSUERS_FILE {shown}{line}: {}{hint}", e.message()))
         })?;
         if file.issuer.is_empty() {
             return Err(StartError(format!(
@@ -315,6 +329,13 @@ impl IssuerSettings {
             }
         }
         mapping = mapping.scope_permissions(self.scope_permissions);
+        if self.provider == Provider::Auth0 && self.roles_claims.is_none() {
+            tracing::warn!(
+                issuer = %self.issuer,
+                "auth0 has no standard roles claim: only the `permissions` claim grants anything; \
+                 set AUTHZ_ROLES_CLAIMS to your namespaced roles claim"
+            );
+        }
         let allowed: AlgorithmSet = self.algorithms.iter().copied().collect();
         let options = JwksOptions {
             clock,

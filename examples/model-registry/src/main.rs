@@ -62,7 +62,18 @@ fn policy(config: &Config) -> Result<std::sync::Arc<authz_axum::core::Policy>, S
         .map_err(|e| e.to_string())
 }
 
-async fn key_service(config: &Config) -> Result<std::sync::Arc<authz_axum::ApiKeys>, String> {
+/// The key service; `existing` refuses to create a SQLite file that is not there (a typo in
+/// the path would otherwise look like "no keys").
+async fn key_service(config: &Config, existing: bool) -> Result<std::sync::Arc<authz_axum::ApiKeys>, String> {
+    if existing
+        && let Some(path) = config.database_url.as_deref().and_then(sqlite_file)
+        && !path.exists()
+    {
+        return Err(format!(
+            "AUTHZ_DATABASE_URL: the SQLite file {} does not exist (keys create makes it)",
+            path.display()
+        ));
+    }
     let store = model_registry::key_store(config.database_url.as_deref())
         .await
         .map_err(|e| e.to_string())?;
@@ -89,7 +100,7 @@ async fn keys_create(
             policy.role_names().collect::<Vec<_>>().join(", ")
         ));
     }
-    let keys = key_service(config).await?;
+    let keys = key_service(config, false).await?;
     let now = authz_axum::core::clock::unix_seconds(std::time::SystemTime::now());
     let issued = keys
         .create(&owner, roles, expires_in.map(|s| now + s), description)
@@ -106,7 +117,7 @@ async fn keys_create(
 }
 
 async fn keys_list(config: &Config) -> Result<(), String> {
-    let keys = key_service(config).await?;
+    let keys = key_service(config, true).await?;
     let records = keys.list().await.map_err(|e| e.to_string())?;
     let time = |t: Option<u64>| t.map_or_else(|| "-".to_string(), |t| t.to_string());
     println!("id\towner\troles\tcreated_at\texpires_at\tlast_used_at\trevoked_at");
@@ -126,7 +137,7 @@ async fn keys_list(config: &Config) -> Result<(), String> {
 }
 
 async fn keys_revoke(config: &Config, id: &str) -> Result<(), String> {
-    let keys = key_service(config).await?;
+    let keys = key_service(config, true).await?;
     if keys.revoke(id).await.map_err(|e| e.to_string())? {
         eprintln!("revoked API key {id}");
         Ok(())

@@ -218,6 +218,18 @@ async fn keys_list_and_revoke() {
         authz_axum::core::clock::system(),
     );
     assert!(keys.authenticate(&key).await.is_err(), "revoked");
+    // A path that does not exist is an error naming it, not an empty listing.
+    let missing = Command::new(env!("CARGO_BIN_EXE_model-registry"))
+        .args(["keys", "list"])
+        .env(
+            "AUTHZ_DATABASE_URL",
+            format!("sqlite://{}", dir.join("typo.db").display()),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("typo.db"));
+    assert!(!dir.join("typo.db").exists(), "not created by keys list");
     let unknown = run(&["keys", "revoke", "nope"]);
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("keys list"));

@@ -612,6 +612,16 @@ async fn failed_checks_are_throttled_and_the_right_credential_still_works() {
     let server = start(config).await.unwrap();
     let admin = crate::common::demo_token(&server, "admin-client", None).await;
     let (key, id) = viewer_key(&server, &admin).await;
+    // A misspelt field is refused, not silently ignored (it would mint a viewer key).
+    let typo = call(
+        &server,
+        Method::POST,
+        "/api-keys",
+        &admin,
+        json!({"role": "admin"}),
+    )
+    .await;
+    assert_eq!(typo.status(), 400);
     // Wrong secrets under the key's real id, each with a valid checksum.
     let mut statuses = Vec::new();
     let mut retry_after = None;
