@@ -253,7 +253,8 @@ async fn authenticate(
     match authenticator.authenticate(token).await {
         Ok(p) => Outcome::Authenticated(p),
         Err(e @ AuthError::Unavailable) => {
-            tracing::warn!("bearer credential not verifiable: key source unavailable");
+            // The key source logs the outage itself (rate-limited); per request, debug only.
+            tracing::debug!("bearer credential not verifiable: key source unavailable");
             Outcome::Refused(e)
         }
         Err(e) => {
@@ -269,7 +270,8 @@ async fn authenticate(
                     .and_then(|k| k.format().parse(token).ok())
                     .map(|p| p.id().to_string());
                 if let Some(wait) = throttle.record_failure(address, id.as_deref()) {
-                    tracing::info!(client = ?address, retry_after_s = wait.as_secs(), "failed credential checks over budget");
+                    // Debug only: a flood must not become a flood of log lines.
+                    tracing::debug!(client = ?address, retry_after_s = wait.as_secs(), "failed credential checks over budget");
                     return Outcome::Throttled(wait.as_secs().max(1));
                 }
             }

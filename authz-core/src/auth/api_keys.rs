@@ -22,6 +22,8 @@ pub struct ApiKeys {
     policy: Arc<Policy>,
     clock: Arc<dyn Clock>,
     pending: Mutex<HashMap<String, u64>>,
+    /// When (seconds since the epoch) the last store-outage warning was logged.
+    last_outage_warning: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for ApiKeys {
@@ -60,6 +62,7 @@ impl ApiKeys {
             policy,
             clock,
             pending: Mutex::new(HashMap::new()),
+            last_outage_warning: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -177,7 +180,25 @@ impl ApiKeys {
     pub async fn authenticate_at(&self, presented: &str, at: u64) -> Result<Principal, AuthError> {
         let parsed = self.format.parse(presented).map_err(AuthError::InvalidApiKey)?;
         let record = self.store.get(parsed.id()).await.map_err(|e| {
-            tracing::warn!(error = %e, "API key store unavailable");
+            // At most one warning per second: an outage under load must not flood the log.
+            let last = self
+                .last_outage_warning
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if at > last
+                && self
+                    .last_outage_warning
+                    .compare_exchange(
+                        last,
+                        at,
+                        std::sync::atomic::Ordering::Relaxed,
+                        std::sync::atomic::Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                tracing::warn!(error = %e, "API key store unavailable: key requests get 503");
+            } else {
+                tracing::debug!(error = %e, "API key store unavailable");
+            }
             AuthError::Unavailable
         })?;
         let principal = apikey::authenticate(parsed, record.as_ref(), &self.policy, at)
