@@ -63,6 +63,45 @@
 //! With axum's `#[debug_handler]`, put the authz attribute **first** (above it): axum's macro
 //! re-emits the handler inside its own checks and calls it with the original arity.
 //!
+//! ## Wiring it into a service
+//!
+//! A policy, an issuer (here Keycloak, keys by OpenID Connect discovery), the authenticator,
+//! the layer, and the production server:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use authz_axum::core::jwt::{Algorithm, Provider};
+//! use authz_axum::core::{Catalog as _, Policy};
+//! use authz_axum::jwks::{JwksOptions, RemoteJwks};
+//! use authz_axum::prelude::*;
+//! use authz_axum::{Authenticator, Issuer};
+//!
+//! authz_axum::catalog! { pub struct Catalog { permissions: ["model:run"] } }
+//!
+//! #[require_permission("model:run")]
+//! async fn run_model() -> &'static str { "running\n" }
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let catalog = Arc::new(Catalog::catalog().clone());
+//! let policy = Arc::new(Policy::from_toml_str("[roles.analyst]\ngrants = [\"model:run\"]\n", catalog, None)?);
+//! let (iss, aud, algs) = ("https://kc.example.com/realms/main", "api.example.com", [Algorithm::RS256]);
+//! let keys = RemoteJwks::discover(iss, algs.into_iter().collect(), JwksOptions::default()).await?;
+//! keys.start().await?;
+//! let issuer = Issuer::new(Provider::Keycloak.verifier(iss, aud, algs).build()?, keys)
+//!     .with_mapping(Provider::Keycloak.mapping(&[aud.to_string()])?);
+//! let auth = Arc::new(Authenticator::builder(policy).issuer(issuer).build()?);
+//! let app = axum::Router::new()
+//!     .route("/models/{id}/run", axum::routing::post(run_model))
+//!     .layer(AuthLayer::new(auth));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! authz_axum::serve::serve(listener, app, Default::default(), authz_axum::serve::shutdown_signal()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Static keys instead: `Issuer::new(verifier, StaticKeys::new(KeySet::from_jwks(..)?))`; API
+//! keys: `Authenticator::builder(policy).api_keys(ApiKeys::new(..))`; several issuers: one
+//! `.issuer(..)` each.
+//!
 //! ## Runtime
 //!
 //! - [`AuthLayer`] runs the one authentication pipeline, [`Authenticator`] (from
