@@ -442,7 +442,8 @@ impl Authenticator {
             .ok_or_else(|| E::InvalidIssuer.into())
     }
 
-    /// Key lookup (with at most one refresh), signature and claims.
+    /// Key lookup (with at most one refresh), signature and claims. The header was checked by
+    /// the caller, before anything could cause a key fetch.
     async fn verify_with_keys(
         &self,
         issuer: &Issuer,
@@ -451,36 +452,34 @@ impl Authenticator {
         now: SystemTime,
     ) -> Result<(crate::jwt::RegisteredClaims, u64), AuthError> {
         let now_s = unix_seconds(now);
-        // Read before the keys: a concurrent swap then makes the entry stale, never wrongly fresh.
-        let generation = issuer.keys.generation();
-        let keys = match issuer.keys.keys(now) {
-            Some(k) => k,
-            None => match issuer.keys.refresh(RefreshReason::NoKeys, now).await {
-                RefreshOutcome::Updated => {
-                    let generation = issuer.keys.generation();
-                    let keys = issuer.keys.keys(now).ok_or(AuthError::Unavailable)?;
-                    let claims = issuer.verifier.verify_decoded(decoded, captured, &keys, now_s)?;
-                    return Ok((claims, generation));
+        let mut refreshed = false;
+        loop {
+            // Read before the keys: a concurrent swap then makes the entry stale, never wrongly
+            // fresh.
+            let generation = issuer.keys.generation();
+            let Some(keys) = issuer.keys.keys(now) else {
+                if refreshed {
+                    return Err(AuthError::Unavailable);
                 }
-                _ => return Err(AuthError::Unavailable),
-            },
-        };
-        match issuer.verifier.verify_decoded(decoded, captured, &keys, now_s) {
-            Ok(claims) => Ok((claims, generation)),
-            Err(e) if *e.kind() == E::UnknownKeyId => {
-                let kid = decoded.kid.as_deref().unwrap_or_default();
-                match issuer.keys.refresh(RefreshReason::UnknownKeyId(kid), now).await {
-                    RefreshOutcome::Updated => {
-                        let generation = issuer.keys.generation();
-                        let keys = issuer.keys.keys(now).ok_or(AuthError::Unavailable)?;
-                        let claims = issuer.verifier.verify_decoded(decoded, captured, &keys, now_s)?;
-                        Ok((claims, generation))
+                refreshed = true;
+                match issuer.keys.refresh(RefreshReason::NoKeys, now).await {
+                    RefreshOutcome::Updated => continue,
+                    _ => return Err(AuthError::Unavailable),
+                }
+            };
+            match issuer.verifier.verify_keyed(decoded, captured, &keys, now_s) {
+                Ok(claims) => return Ok((claims, generation)),
+                Err(e) if *e.kind() == E::UnknownKeyId && !refreshed => {
+                    refreshed = true;
+                    let kid = decoded.kid.as_deref().unwrap_or_default();
+                    match issuer.keys.refresh(RefreshReason::UnknownKeyId(kid), now).await {
+                        RefreshOutcome::Updated => continue,
+                        RefreshOutcome::Failed => return Err(AuthError::Unavailable),
+                        _ => return Err(e.into()),
                     }
-                    RefreshOutcome::Failed => Err(AuthError::Unavailable),
-                    _ => Err(e.into()),
                 }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => Err(e.into()),
         }
     }
 }

@@ -165,7 +165,8 @@ impl JwtVerifier {
         let decoded = decode(token, self.max_token_bytes, self.algorithms)?;
         let text = decoded.payload_text()?;
         let captured = Captured::parse(text, &self.reads).map_err(|_| JwtError::from(E::InvalidPayload))?;
-        let registered = self.verify_decoded(&decoded, &captured, keys, now)?;
+        self.check_header(&decoded)?;
+        let registered = self.verify_keyed(&decoded, &captured, keys, now)?;
         Ok(VerifiedToken {
             header: decoded.header(),
             registered,
@@ -225,15 +226,15 @@ impl JwtVerifier {
         Ok(())
     }
 
-    /// Header checks, key, signature, claims: everything after decoding.
-    pub(crate) fn verify_decoded(
+    /// Key, signature, claims: everything after [`check_header`](Self::check_header), which
+    /// the caller has run.
+    pub(crate) fn verify_keyed(
         &self,
         d: &Decoded<'_>,
         captured: &Captured<'_>,
         keys: &KeySet,
         now: u64,
     ) -> Result<RegisteredClaims, JwtError> {
-        self.check_header(d)?;
         self.check_signature(d, keys)?;
         self.validate_claims(captured, now)
     }

@@ -458,8 +458,7 @@ async fn a_handler_can_require_one_credential_kind() {
 
 // ---- faults: a store that cannot answer, a file that disappears, a rotation cut in half ----
 
-fn sample_key(keys: &ApiKeys) -> (apikey::GeneratedKey, ApiKeyRecord) {
-    let _ = keys;
+fn sample_key() -> (apikey::GeneratedKey, ApiKeyRecord) {
     let key = ApiKeyFormat::default().generate();
     let record = ApiKeyRecord::new(&key, "owner", vec!["viewer".into()], None);
     (key, record)
@@ -517,7 +516,7 @@ async fn a_rotation_cut_in_half_leaves_the_key_either_rotated_or_not() {
             .is_none()
     );
     assert_eq!(store.list().await.unwrap().len(), 2);
-    let (_k, r) = sample_key(&keys);
+    let (_k, r) = sample_key();
     assert!(!store.rotate(r, "no-such-key", 1).await.unwrap());
     assert_eq!(store.list().await.unwrap().len(), 2);
 }
@@ -527,11 +526,7 @@ async fn a_vanished_sqlite_file_is_reported_and_never_recreated() {
     let (file, url) = temp_db("vanish");
     let store = SqliteKeyStore::connect(&url).await.unwrap();
     assert!(file.exists(), "created at start-up");
-    let (_key, record) = sample_key(&ApiKeys::new(
-        ApiKeyFormat::default(),
-        Arc::new(MemoryKeyStore::new()),
-        policy(),
-    ));
+    let (_key, record) = sample_key();
     store.insert(record.clone()).await.unwrap();
     let moved = file.with_extension("moved");
     std::fs::rename(&file, &moved).unwrap();
@@ -566,15 +561,9 @@ async fn a_locked_sqlite_store_answers_within_the_bound() {
         .execute(&mut blocker)
         .await
         .unwrap();
-    let (_key, record) = sample_key(&ApiKeys::new(
-        ApiKeyFormat::default(),
-        Arc::new(MemoryKeyStore::new()),
-        policy(),
-    ));
-    let started = std::time::Instant::now();
+    let (_key, record) = sample_key();
     let outcome = tokio::time::timeout(Duration::from_secs(10), store.insert(record.clone())).await;
     assert!(matches!(outcome, Ok(Err(_))), "an error, not a hang");
-    let _ = started;
     sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
     store.insert(record).await.unwrap();
 }
