@@ -125,6 +125,8 @@
 pub mod cors;
 pub mod extract;
 pub mod layer;
+#[cfg(feature = "token-service")]
+pub mod oauth;
 pub mod rejection;
 pub mod routing;
 pub mod serve;

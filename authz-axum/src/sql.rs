@@ -15,23 +15,23 @@ use std::time::Duration;
 use authz_core::apikey::{ApiKeyRecord, KeyHash};
 use authz_core::keystore::{KeyStore, StoreError, StoreFuture};
 
-fn db_err(e: sqlx::Error) -> StoreError {
+pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     StoreError(e.to_string())
 }
 
-fn to_i64(v: u64) -> i64 {
+pub(crate) fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn from_i64(v: Option<i64>) -> Option<u64> {
+pub(crate) fn from_i64(v: Option<i64>) -> Option<u64> {
     v.map(|v| u64::try_from(v).unwrap_or(0))
 }
 
-fn list_json(v: &[String]) -> String {
+pub(crate) fn list_json(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-fn list_from(s: &str) -> Result<Vec<String>, StoreError> {
+pub(crate) fn list_from(s: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError(format!("corrupt list column: {e}")))
 }
 
@@ -39,7 +39,7 @@ fn list_from(s: &str) -> Result<Vec<String>, StoreError> {
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// `f`, bounded by `timeout`; for SQLite, refused at once if its file is gone.
-fn bounded<'a, T: 'a>(
+pub(crate) fn bounded<'a, T: 'a>(
     timeout: Duration,
     file: Option<&'a PathBuf>,
     f: impl Future<Output = Result<T, StoreError>> + Send + 'a,
@@ -261,7 +261,7 @@ macro_rules! sql_store {
 
 /// Opens a SQLite pool: the file is created here (at start-up) if missing, and never by a
 /// pooled connection later.
-async fn open_sqlite(
+pub(crate) async fn open_sqlite(
     url: &str,
     timeout: Duration,
 ) -> Result<(sqlx::SqlitePool, Option<PathBuf>), StoreError> {
@@ -290,7 +290,10 @@ async fn open_sqlite(
     Ok((pool, on_disk.then_some(path)))
 }
 
-async fn open_postgres(url: &str, timeout: Duration) -> Result<(sqlx::PgPool, Option<PathBuf>), StoreError> {
+pub(crate) async fn open_postgres(
+    url: &str,
+    timeout: Duration,
+) -> Result<(sqlx::PgPool, Option<PathBuf>), StoreError> {
     let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(db_err)?;
     // The server aborts a statement that runs longer than the bound.
     let options = options.options([("statement_timeout", timeout.as_millis().to_string())]);

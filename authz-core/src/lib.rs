@@ -52,6 +52,7 @@ pub mod grammar;
 pub mod jwks;
 pub mod jwt;
 pub mod keystore;
+pub mod oauth;
 pub mod permission;
 pub mod policy;
 pub mod principal;

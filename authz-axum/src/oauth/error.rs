@@ -1,0 +1,124 @@
+//! Error responses of the token, revocation and introspection endpoints (RFC 6749 §5.2):
+//! a JSON body `{"error", "error_description"}`, always `Cache-Control: no-store`.
+
+use std::borrow::Cow;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// An OAuth error response. The description never contains a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// The RFC 6749 §5.2 error code (`invalid_request`, `invalid_client`, `invalid_grant`, …).
+    pub error: &'static str,
+    /// A human-readable description (`error_description`).
+    pub description: Cow<'static, str>,
+    /// `Some(realm)`: answer with `WWW-Authenticate: Basic realm=…` (the client tried Basic).
+    pub basic_realm: Option<String>,
+    /// Seconds for `Retry-After` (429, 503).
+    pub retry_after: Option<u64>,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, error: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            status,
+            error,
+            description: description.into(),
+            basic_realm: None,
+            retry_after: None,
+        }
+    }
+
+    /// 400 `invalid_request`.
+    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    /// 401 `invalid_client`.
+    pub fn invalid_client(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
+    }
+
+    /// 400 `invalid_grant`.
+    pub fn invalid_grant(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+    }
+
+    /// 400 `unauthorized_client`.
+    pub fn unauthorized_client(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", description)
+    }
+
+    /// 400 `unsupported_grant_type`.
+    pub fn unsupported_grant_type(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", description)
+    }
+
+    /// 400 `invalid_scope`.
+    pub fn invalid_scope(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
+    }
+
+    /// 429 `slow_down`-style throttling (RFC 6585), with `Retry-After`.
+    pub fn too_many_attempts(retry_after: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "invalid_request",
+            "too many failed attempts; retry later",
+        );
+        e.retry_after = Some(retry_after.max(1));
+        e
+    }
+
+    /// 503 `temporarily_unavailable`: the store does not answer.
+    pub fn unavailable() -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the authorization server's store is unavailable; retry later",
+        );
+        e.retry_after = Some(5);
+        e
+    }
+
+    /// Adds the Basic challenge (RFC 6749 §5.2: required when the client used Basic).
+    pub fn with_basic_challenge(mut self, realm: &str) -> Self {
+        self.basic_realm = Some(realm.to_string());
+        self
+    }
+}
+
+impl From<authz_core::keystore::StoreError> for OAuthError {
+    fn from(e: authz_core::keystore::StoreError) -> Self {
+        tracing::warn!(error = %e, "token service store unavailable");
+        Self::unavailable()
+    }
+}
+
+/// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
+pub(crate) fn no_store(response: &mut Response) {
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.error, "error_description": self.description });
+        let mut r = (self.status, axum::Json(body)).into_response();
+        no_store(&mut r);
+        if let Some(realm) = &self.basic_realm {
+            let realm = realm.replace(['"', '\\'], "");
+            if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\", charset=\"UTF-8\"")) {
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        if let Some(s) = self.retry_after {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        r
+    }
+}

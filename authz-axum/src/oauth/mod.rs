@@ -1,0 +1,317 @@
+//! An OAuth 2.0 authorization server (feature `token-service`): authorization code with PKCE
+//! for people, client credentials for machines, refresh-token rotation with reuse detection,
+//! revocation (RFC 7009), introspection (RFC 7662), metadata (RFC 8414) and a JWKS with
+//! signing-key rotation. Its state model and the [`TokenStore`] trait are in
+//! [`authz_core::oauth`]; SQLite and PostgreSQL stores are in [`sql`] (feature `sqlx`).
+//!
+//! | endpoint | default path | RFC |
+//! |---|---|---|
+//! | authorization (login page) | `GET`/`POST /authorize` | 6749 §4.1, 7636, 9207 |
+//! | token | `POST /token` | 6749 §3.2, §4.1.3, §4.4, §6 |
+//! | revocation | `POST /revoke` | 7009 |
+//! | introspection | `POST /introspect` | 7662 |
+//! | metadata | `GET /.well-known/oauth-authorization-server`, `/.well-known/openid-configuration` | 8414 |
+//! | keys | `GET /.well-known/jwks.json` | 7517 |
+//! | end the login session | `POST /logout` | |
+//!
+//! What it enforces, beyond the RFCs' MUSTs (RFC 9700, the OAuth security BCP):
+//! - `response_type=code` only (no implicit flow); PKCE S256 only, required for public clients
+//!   and by default for every client; redirect URIs matched exactly.
+//! - Codes live at most 60 s and are single use; a replayed code revokes every token issued
+//!   from it.
+//! - Access tokens are RFC 9068 JWTs (`typ: at+jwt`, ES256) living 5–15 minutes unless a
+//!   longer lifetime is opted into.
+//! - Refresh tokens are 256-bit opaque values stored as SHA-256, bound to the client and a
+//!   family, rotated on every use; presenting a spent one revokes the family, its live
+//!   descendant included. There is **no grace period** for a retried refresh: a grace window
+//!   lets a thief who races the client use the stolen token once unnoticed, which is the window
+//!   the BCP's rotation exists to close; a client that lost a response logs in again.
+//! - Client secrets are 256-bit, stored as SHA-256, compared in constant time, rotated with an
+//!   overlap; passwords are Argon2id; unknown users cost the same time as wrong passwords;
+//!   logins and client authentications are throttled (429 + `Retry-After`).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use authz_axum::core::clock;
+//! use authz_axum::core::oauth::MemoryTokenStore;
+//! use authz_axum::oauth::{TokenService, TokenServiceConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = TokenServiceConfig::new("https://auth.example.com", "https://api.example.com");
+//! let service = TokenService::new(config, Arc::new(MemoryTokenStore::new()), clock::system()).await?;
+//! let _maintenance = service.spawn_maintenance(std::time::Duration::from_secs(60));
+//! let app: axum::Router = service.router();
+//! # let _ = app; Ok(()) }
+//! ```
+
+mod admin;
+mod authorize;
+mod client_auth;
+mod config;
+mod error;
+mod introspect;
+mod keys;
+mod login;
+mod metadata;
+mod params;
+mod password;
+#[cfg(feature = "sqlx")]
+pub mod sql;
+mod token;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use authz_core::clock::Clock;
+use authz_core::keystore::StoreError;
+use authz_core::oauth::{AccessTokenRecord, TokenStore};
+use axum::Router;
+use axum::routing::{get, post};
+
+pub use admin::{ClientRegistration, NewClient, create_user, register_client, rotate_client_secret};
+pub use config::{ACCESS_TOKEN_LIFETIME_RANGE, Endpoints, LoginThrottleConfig, TokenServiceConfig};
+pub use error::OAuthError;
+pub use password::{hash_password, verify_password};
+
+use crate::throttle::FailedAttempts;
+
+/// Why a token service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenServiceError {
+    /// A setting is out of range (the message names it).
+    #[error("token service configuration: {0}")]
+    Config(String),
+    /// The store did not answer or holds unusable keys.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The authorization server. Cheap to share (`Arc`); [`router`](Self::router) mounts it.
+pub struct TokenService {
+    config: TokenServiceConfig,
+    store: Arc<dyn TokenStore>,
+    clock: Arc<dyn Clock>,
+    keys: keys::SigningKeys,
+    client_failures: FailedAttempts,
+    logins: login::LoginThrottle,
+    dummy_hash: String,
+}
+
+impl std::fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenService")
+            .field("issuer", &self.config.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A signed access token and what was recorded about it.
+#[derive(Clone)]
+pub struct IssuedAccessToken {
+    /// The JWT. A bearer credential: never log it.
+    pub token: String,
+    /// Its `jti`.
+    pub jti: String,
+    /// Its `exp` (seconds since the epoch).
+    pub expires_at: u64,
+}
+
+impl std::fmt::Debug for IssuedAccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedAccessToken")
+            .field("token", &"<redacted>")
+            .field("jti", &self.jti)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl TokenService {
+    /// Checks `config`, opens the signing keys (making the first one if the store has none) and
+    /// returns the service.
+    ///
+    /// # Errors
+    /// [`TokenServiceError::Config`] naming the setting; [`TokenServiceError::Store`] when the
+    /// store does not answer.
+    pub async fn new(
+        config: TokenServiceConfig,
+        store: Arc<dyn TokenStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, TokenServiceError> {
+        config.validate().map_err(TokenServiceError::Config)?;
+        let keys = keys::SigningKeys::open(store.as_ref(), clock.unix_seconds()).await?;
+        let dummy_hash = password::dummy_hash().await;
+        Ok(Arc::new(Self {
+            client_failures: FailedAttempts::new(config.client_throttle),
+            logins: login::LoginThrottle::new(config.login_throttle),
+            config,
+            store,
+            clock,
+            keys,
+            dummy_hash,
+        }))
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TokenServiceConfig {
+        &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn TokenStore> {
+        &self.store
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.unix_seconds()
+    }
+
+    /// Every endpoint, at the configured paths (see the module docs). Handlers can read the
+    /// client address from `ConnectInfo<SocketAddr>` (set by [`crate::serve`] and by
+    /// `into_make_service_with_connect_info`); without it throttling is per account/client only.
+    pub fn router(self: &Arc<Self>) -> Router {
+        let e = &self.config.endpoints;
+        Router::new()
+            .route(
+                &e.authorize,
+                get(authorize::get_authorize).post(authorize::post_authorize),
+            )
+            .route(&e.token, post(token::token))
+            .route(&e.revoke, post(introspect::revoke))
+            .route(&e.introspect, post(introspect::introspect))
+            .route(&e.jwks, get(metadata::jwks))
+            .route(&e.logout, post(authorize::logout))
+            .route("/.well-known/oauth-authorization-server", get(metadata::metadata))
+            .route("/.well-known/openid-configuration", get(metadata::metadata))
+            .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
+            .with_state(Arc::clone(self))
+    }
+
+    /// The current JWKS document (every key not retired, a pending one included).
+    pub fn jwks(&self) -> serde_json::Value {
+        self.keys.ring().jwks(self.now())
+    }
+
+    /// Signs an access token (RFC 9068) and records its `jti`. `family` links it to a
+    /// refresh-token family so that revoking the family revokes it.
+    ///
+    /// # Errors
+    /// The store's, when recording fails.
+    pub async fn issue_access_token(
+        &self,
+        client_id: &str,
+        subject: &str,
+        roles: &[String],
+        scope: &[String],
+        family: Option<&str>,
+    ) -> Result<IssuedAccessToken, StoreError> {
+        let now = self.now();
+        let exp = now + self.config.access_token_lifetime.as_secs();
+        let jti = authz_core::oauth::new_secret()[..22].to_string();
+        let claims = serde_json::json!({
+            "iss": self.config.issuer,
+            "sub": subject,
+            "aud": self.config.audience,
+            "client_id": client_id,
+            "iat": now,
+            "nbf": now,
+            "exp": exp,
+            "jti": jti,
+            "scope": scope.join(" "),
+            "roles": roles,
+        });
+        let token = self.keys.sign(&claims, now)?;
+        self.store
+            .insert_access(AccessTokenRecord {
+                jti: jti.clone(),
+                family_id: family.map(str::to_string),
+                client_id: client_id.to_string(),
+                subject: subject.to_string(),
+                expires_at: exp,
+                revoked_at: None,
+            })
+            .await?;
+        Ok(IssuedAccessToken {
+            token,
+            jti,
+            expires_at: exp,
+        })
+    }
+
+    /// Publishes a new signing key now; it signs after
+    /// [`key_publish_ahead`](TokenServiceConfig::key_publish_ahead), and the current key leaves
+    /// the JWKS once its last token has expired. Returns the new `kid`.
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn rotate_signing_key(&self) -> Result<String, StoreError> {
+        let kid = self
+            .keys
+            .rotate(
+                self.store.as_ref(),
+                self.now(),
+                self.config.key_publish_ahead.as_secs(),
+                self.config.access_token_lifetime.as_secs() + 60,
+            )
+            .await?;
+        tracing::info!(kid = %kid, "signing key published; it signs after the publication delay");
+        Ok(kid)
+    }
+
+    /// One maintenance round: reloads the keys (other instances may have rotated), rotates
+    /// them when the newest is older than
+    /// [`key_rotation_period`](TokenServiceConfig::key_rotation_period), and deletes expired
+    /// rows. Returns the rows deleted.
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn maintain(&self) -> Result<u64, StoreError> {
+        self.keys.reload(self.store.as_ref()).await?;
+        let now = self.now();
+        if self
+            .keys
+            .newest_signs_from()
+            .is_none_or(|t| now >= t + self.config.key_rotation_period.as_secs())
+        {
+            self.rotate_signing_key().await?;
+        }
+        self.store.purge_expired(now).await
+    }
+
+    /// Runs [`maintain`](Self::maintain) every `every` on the tokio runtime (errors are logged
+    /// and retried next round).
+    pub fn spawn_maintenance(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let service = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match service.maintain().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(rows = n, "token service: expired rows deleted"),
+                    Err(e) => tracing::warn!(error = %e, "token service maintenance failed"),
+                }
+            }
+        })
+    }
+}
+
+/// The client's address from `ConnectInfo<SocketAddr>`, when the server provides it.
+pub(crate) struct ClientAddress(pub(crate) Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}

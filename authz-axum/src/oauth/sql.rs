@@ -1,0 +1,661 @@
+//! The token service's state in SQLite (one instance, the default) or PostgreSQL (shared by
+//! several instances), features `token-service` + `sqlx`. Same migrations directory and the
+//! same fail-fast bounds as the API-key stores ([`crate::sql`]): every operation within the
+//! store timeout, a SQLite file created only at start-up. Redeeming a code or a refresh token
+//! is one conditional `UPDATE`, so of two concurrent redemptions exactly one wins.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use authz_core::keystore::{StoreError, StoreFuture};
+use authz_core::oauth::{
+    AccessTokenRecord, AuthorizationCode, Client, ClientSecret, ClientType, CodeRedemption, GrantType,
+    KeyHash, LoginSession, RefreshRedemption, RefreshToken, SigningKeyRecord, TokenFamily, TokenStore, User,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sqlx::Row as _;
+
+use crate::sql::{DEFAULT_STORE_TIMEOUT, bounded, db_err, from_i64, list_from, list_json, to_i64};
+
+fn secrets_json(secrets: &[ClientSecret]) -> String {
+    let v: Vec<serde_json::Value> = secrets
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "hash": URL_SAFE_NO_PAD.encode(s.hash.as_bytes()),
+                "created_at": s.created_at,
+                "expires_at": s.expires_at,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(v).to_string()
+}
+
+fn secrets_from(s: &str) -> Result<Vec<ClientSecret>, StoreError> {
+    let corrupt = || StoreError("corrupt secrets column".into());
+    let v: Vec<serde_json::Value> = serde_json::from_str(s).map_err(|_| corrupt())?;
+    v.iter()
+        .map(|s| {
+            let hash = URL_SAFE_NO_PAD
+                .decode(s["hash"].as_str().ok_or_else(corrupt)?)
+                .ok()
+                .and_then(|b| KeyHash::from_bytes(&b))
+                .ok_or_else(corrupt)?;
+            Ok(ClientSecret {
+                hash,
+                created_at: s["created_at"].as_u64().ok_or_else(corrupt)?,
+                expires_at: s["expires_at"].as_u64(),
+            })
+        })
+        .collect()
+}
+
+fn grants_json(g: &[GrantType]) -> String {
+    list_json(&g.iter().map(|g| g.as_str().to_string()).collect::<Vec<_>>())
+}
+
+fn grants_from(s: &str) -> Result<Vec<GrantType>, StoreError> {
+    list_from(s)?
+        .iter()
+        .map(|g| GrantType::parse(g).ok_or_else(|| StoreError(format!("unknown grant type {g:?} in store"))))
+        .collect()
+}
+
+fn hash_from(b: Vec<u8>) -> Result<KeyHash, StoreError> {
+    KeyHash::from_bytes(&b).ok_or_else(|| StoreError("corrupt hash column".into()))
+}
+
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+macro_rules! oauth_store {
+    ($name:ident, $db:ty, $pool:ty, $open:path, $migrations:literal, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            pool: $pool,
+            timeout: Duration,
+            file: Option<PathBuf>,
+        }
+
+        impl $name {
+            /// Connects to `url` and applies the migrations; every operation bounded by
+            /// [`DEFAULT_STORE_TIMEOUT`].
+            pub async fn connect(url: &str) -> Result<Self, StoreError> {
+                Self::connect_with_timeout(url, DEFAULT_STORE_TIMEOUT).await
+            }
+
+            /// Like [`connect`](Self::connect), bounding every operation by `timeout`.
+            pub async fn connect_with_timeout(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+                let (pool, file) = $open(url, timeout).await?;
+                sqlx::migrate!($migrations).run(&pool).await.map_err(|e| StoreError(e.to_string()))?;
+                Ok(Self { pool, timeout, file })
+            }
+
+            /// The pool (tests, administration).
+            pub fn pool(&self) -> &$pool {
+                &self.pool
+            }
+
+            fn op<'a, T: 'a>(&'a self, f: impl Future<Output = Result<T, StoreError>> + Send + 'a) -> StoreFuture<'a, T> {
+                bounded(self.timeout, self.file.as_ref(), f)
+            }
+
+            fn client_row(r: &<$db as sqlx::Database>::Row) -> Result<Client, StoreError> {
+                let t: String = r.try_get("client_type").map_err(db_err)?;
+                Ok(Client {
+                    id: r.try_get("id").map_err(db_err)?,
+                    client_type: ClientType::parse(&t).ok_or_else(|| StoreError(format!("unknown client type {t:?}")))?,
+                    secrets: secrets_from(&r.try_get::<String, _>("secrets").map_err(db_err)?)?,
+                    redirect_uris: list_from(&r.try_get::<String, _>("redirect_uris").map_err(db_err)?)?,
+                    grant_types: grants_from(&r.try_get::<String, _>("grant_types").map_err(db_err)?)?,
+                    roles: list_from(&r.try_get::<String, _>("roles").map_err(db_err)?)?,
+                    created_at: u(r.try_get("created_at").map_err(db_err)?),
+                })
+            }
+
+            fn user_row(r: &<$db as sqlx::Database>::Row) -> Result<User, StoreError> {
+                Ok(User {
+                    username: r.try_get("username").map_err(db_err)?,
+                    password_hash: r.try_get("password_hash").map_err(db_err)?,
+                    roles: list_from(&r.try_get::<String, _>("roles").map_err(db_err)?)?,
+                    created_at: u(r.try_get("created_at").map_err(db_err)?),
+                })
+            }
+
+            fn code_row(r: &<$db as sqlx::Database>::Row) -> Result<AuthorizationCode, StoreError> {
+                Ok(AuthorizationCode {
+                    hash: hash_from(r.try_get("hash").map_err(db_err)?)?,
+                    client_id: r.try_get("client_id").map_err(db_err)?,
+                    redirect_uri: r.try_get("redirect_uri").map_err(db_err)?,
+                    code_challenge: r.try_get("code_challenge").map_err(db_err)?,
+                    subject: r.try_get("subject").map_err(db_err)?,
+                    roles: list_from(&r.try_get::<String, _>("roles").map_err(db_err)?)?,
+                    scope: list_from(&r.try_get::<String, _>("scope").map_err(db_err)?)?,
+                    family_id: r.try_get("family_id").map_err(db_err)?,
+                    issued_at: u(r.try_get("issued_at").map_err(db_err)?),
+                    expires_at: u(r.try_get("expires_at").map_err(db_err)?),
+                })
+            }
+
+            fn family_row(r: &<$db as sqlx::Database>::Row) -> Result<TokenFamily, StoreError> {
+                Ok(TokenFamily {
+                    id: r.try_get("id").map_err(db_err)?,
+                    client_id: r.try_get("client_id").map_err(db_err)?,
+                    subject: r.try_get("subject").map_err(db_err)?,
+                    created_at: u(r.try_get("created_at").map_err(db_err)?),
+                    expires_at: u(r.try_get("expires_at").map_err(db_err)?),
+                    last_used_at: u(r.try_get("last_used_at").map_err(db_err)?),
+                    revoked_at: from_i64(r.try_get("revoked_at").map_err(db_err)?),
+                })
+            }
+
+            fn refresh_row(r: &<$db as sqlx::Database>::Row) -> Result<RefreshToken, StoreError> {
+                Ok(RefreshToken {
+                    hash: hash_from(r.try_get("hash").map_err(db_err)?)?,
+                    family_id: r.try_get("family_id").map_err(db_err)?,
+                    client_id: r.try_get("client_id").map_err(db_err)?,
+                    subject: r.try_get("subject").map_err(db_err)?,
+                    roles: list_from(&r.try_get::<String, _>("roles").map_err(db_err)?)?,
+                    scope: list_from(&r.try_get::<String, _>("scope").map_err(db_err)?)?,
+                    issued_at: u(r.try_get("issued_at").map_err(db_err)?),
+                    spent_at: from_i64(r.try_get("spent_at").map_err(db_err)?),
+                })
+            }
+
+            fn access_row(r: &<$db as sqlx::Database>::Row) -> Result<AccessTokenRecord, StoreError> {
+                Ok(AccessTokenRecord {
+                    jti: r.try_get("jti").map_err(db_err)?,
+                    family_id: r.try_get("family_id").map_err(db_err)?,
+                    client_id: r.try_get("client_id").map_err(db_err)?,
+                    subject: r.try_get("subject").map_err(db_err)?,
+                    expires_at: u(r.try_get("expires_at").map_err(db_err)?),
+                    revoked_at: from_i64(r.try_get("revoked_at").map_err(db_err)?),
+                })
+            }
+
+            fn key_row(r: &<$db as sqlx::Database>::Row) -> Result<SigningKeyRecord, StoreError> {
+                Ok(SigningKeyRecord {
+                    kid: r.try_get("kid").map_err(db_err)?,
+                    alg: r.try_get("alg").map_err(db_err)?,
+                    private_pkcs8: r.try_get("private_pkcs8").map_err(db_err)?,
+                    public_jwk: r.try_get("public_jwk").map_err(db_err)?,
+                    created_at: u(r.try_get("created_at").map_err(db_err)?),
+                    signs_from: u(r.try_get("signs_from").map_err(db_err)?),
+                    retire_after: from_i64(r.try_get("retire_after").map_err(db_err)?),
+                })
+            }
+        }
+
+        impl TokenStore for $name {
+            fn insert_client(&self, c: Client) -> StoreFuture<'_, ()> {
+                self.op(async move {
+                    sqlx::query(
+                        "INSERT INTO authz_oauth_clients (id, client_type, secrets, redirect_uris, grant_types, roles, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(c.id.clone())
+                    .bind(c.client_type.as_str())
+                    .bind(secrets_json(&c.secrets))
+                    .bind(list_json(&c.redirect_uris))
+                    .bind(grants_json(&c.grant_types))
+                    .bind(list_json(&c.roles))
+                    .bind(to_i64(c.created_at))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| StoreError(format!("client {:?}: {e}", c.id)))?;
+                    Ok(())
+                })
+            }
+
+            fn client<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Client>> {
+                self.op(async move {
+                    let row = sqlx::query("SELECT * FROM authz_oauth_clients WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    row.as_ref().map(Self::client_row).transpose()
+                })
+            }
+
+            fn clients(&self) -> StoreFuture<'_, Vec<Client>> {
+                self.op(async move {
+                    let rows = sqlx::query("SELECT * FROM authz_oauth_clients ORDER BY id")
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    rows.iter().map(Self::client_row).collect()
+                })
+            }
+
+            fn set_client_secrets<'a>(&'a self, id: &'a str, secrets: Vec<ClientSecret>) -> StoreFuture<'a, bool> {
+                self.op(async move {
+                    let done = sqlx::query("UPDATE authz_oauth_clients SET secrets = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(secrets_json(&secrets))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    Ok(done.rows_affected() > 0)
+                })
+            }
+
+            fn delete_client<'a>(&'a self, id: &'a str, now: u64) -> StoreFuture<'a, bool> {
+                self.op(async move {
+                    let mut tx = self.pool.begin().await.map_err(db_err)?;
+                    let done = sqlx::query("DELETE FROM authz_oauth_clients WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    sqlx::query("UPDATE authz_oauth_families SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL")
+                        .bind(id)
+                        .bind(to_i64(now))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    sqlx::query("UPDATE authz_oauth_access_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL")
+                        .bind(id)
+                        .bind(to_i64(now))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(done.rows_affected() > 0)
+                })
+            }
+
+            fn insert_user(&self, user: User) -> StoreFuture<'_, ()> {
+                self.op(async move {
+                    sqlx::query("INSERT INTO authz_oauth_users (username, password_hash, roles, created_at) VALUES ($1, $2, $3, $4)")
+                        .bind(user.username.clone())
+                        .bind(user.password_hash.clone())
+                        .bind(list_json(&user.roles))
+                        .bind(to_i64(user.created_at))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(|e| StoreError(format!("user {:?}: {e}", user.username)))?;
+                    Ok(())
+                })
+            }
+
+            fn user<'a>(&'a self, username: &'a str) -> StoreFuture<'a, Option<User>> {
+                self.op(async move {
+                    let row = sqlx::query("SELECT * FROM authz_oauth_users WHERE username = $1")
+                        .bind(username)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    row.as_ref().map(Self::user_row).transpose()
+                })
+            }
+
+            fn users(&self) -> StoreFuture<'_, Vec<User>> {
+                self.op(async move {
+                    let rows = sqlx::query("SELECT * FROM authz_oauth_users ORDER BY username")
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    rows.iter().map(Self::user_row).collect()
+                })
+            }
+
+            fn insert_code(&self, code: AuthorizationCode, f: TokenFamily) -> StoreFuture<'_, ()> {
+                self.op(async move {
+                    let mut tx = self.pool.begin().await.map_err(db_err)?;
+                    sqlx::query(
+                        "INSERT INTO authz_oauth_families (id, client_id, subject, created_at, expires_at, last_used_at, revoked_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(f.id.clone())
+                    .bind(f.client_id.clone())
+                    .bind(f.subject.clone())
+                    .bind(to_i64(f.created_at))
+                    .bind(to_i64(f.expires_at))
+                    .bind(to_i64(f.last_used_at))
+                    .bind(f.revoked_at.map(to_i64))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    sqlx::query(
+                        "INSERT INTO authz_oauth_codes (hash, client_id, redirect_uri, code_challenge, subject, roles, scope, \
+                         family_id, issued_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)",
+                    )
+                    .bind(code.hash.as_bytes().to_vec())
+                    .bind(code.client_id.clone())
+                    .bind(code.redirect_uri.clone())
+                    .bind(code.code_challenge.clone())
+                    .bind(code.subject.clone())
+                    .bind(list_json(&code.roles))
+                    .bind(list_json(&code.scope))
+                    .bind(code.family_id.clone())
+                    .bind(to_i64(code.issued_at))
+                    .bind(to_i64(code.expires_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)
+                })
+            }
+
+            fn redeem_code<'a>(&'a self, hash: &'a KeyHash, now: u64) -> StoreFuture<'a, CodeRedemption> {
+                self.op(async move {
+                    let h = hash.as_bytes().to_vec();
+                    let won = sqlx::query("UPDATE authz_oauth_codes SET used_at = $2 WHERE hash = $1 AND used_at IS NULL")
+                        .bind(h.clone())
+                        .bind(to_i64(now))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_err)?
+                        .rows_affected()
+                        > 0;
+                    let row = sqlx::query("SELECT * FROM authz_oauth_codes WHERE hash = $1")
+                        .bind(h)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    Ok(match row.as_ref().map(Self::code_row).transpose()? {
+                        None => CodeRedemption::Unknown,
+                        Some(c) if won => CodeRedemption::Fresh(c),
+                        Some(c) => CodeRedemption::Replayed(c),
+                    })
+                })
+            }
+
+            fn insert_refresh(&self, t: RefreshToken) -> StoreFuture<'_, ()> {
+                self.op(async move {
+                    let mut tx = self.pool.begin().await.map_err(db_err)?;
+                    sqlx::query(
+                        "INSERT INTO authz_oauth_refresh_tokens (hash, family_id, client_id, subject, roles, scope, issued_at, spent_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
+                    )
+                    .bind(t.hash.as_bytes().to_vec())
+                    .bind(t.family_id.clone())
+                    .bind(t.client_id.clone())
+                    .bind(t.subject.clone())
+                    .bind(list_json(&t.roles))
+                    .bind(list_json(&t.scope))
+                    .bind(to_i64(t.issued_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    sqlx::query("UPDATE authz_oauth_families SET last_used_at = $2 WHERE id = $1 AND last_used_at < $2")
+                        .bind(t.family_id.clone())
+                        .bind(to_i64(t.issued_at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)
+                })
+            }
+
+            fn redeem_refresh<'a>(&'a self, hash: &'a KeyHash, now: u64) -> StoreFuture<'a, RefreshRedemption> {
+                self.op(async move {
+                    let h = hash.as_bytes().to_vec();
+                    let won = sqlx::query("UPDATE authz_oauth_refresh_tokens SET spent_at = $2 WHERE hash = $1 AND spent_at IS NULL")
+                        .bind(h.clone())
+                        .bind(to_i64(now))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_err)?
+                        .rows_affected()
+                        > 0;
+                    let row = sqlx::query("SELECT * FROM authz_oauth_refresh_tokens WHERE hash = $1")
+                        .bind(h)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    let Some(token) = row.as_ref().map(Self::refresh_row).transpose()? else {
+                        return Ok(RefreshRedemption::Unknown);
+                    };
+                    if !won {
+                        return Ok(RefreshRedemption::Spent(token));
+                    }
+                    let family = sqlx::query("SELECT * FROM authz_oauth_families WHERE id = $1")
+                        .bind(token.family_id.clone())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    let family = family
+                        .as_ref()
+                        .map(Self::family_row)
+                        .transpose()?
+                        .ok_or_else(|| StoreError(format!("no family {:?}", token.family_id)))?;
+                    Ok(RefreshRedemption::Fresh(token, family))
+                })
+            }
+
+            fn refresh<'a>(&'a self, hash: &'a KeyHash) -> StoreFuture<'a, Option<RefreshToken>> {
+                self.op(async move {
+                    let row = sqlx::query("SELECT * FROM authz_oauth_refresh_tokens WHERE hash = $1")
+                        .bind(hash.as_bytes().to_vec())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    row.as_ref().map(Self::refresh_row).transpose()
+                })
+            }
+
+            fn family<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<TokenFamily>> {
+                self.op(async move {
+                    let row = sqlx::query("SELECT * FROM authz_oauth_families WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    row.as_ref().map(Self::family_row).transpose()
+                })
+            }
+
+            fn revoke_family<'a>(&'a self, id: &'a str, now: u64) -> StoreFuture<'a, bool> {
+                self.op(async move {
+                    let mut tx = self.pool.begin().await.map_err(db_err)?;
+                    let done = sqlx::query("UPDATE authz_oauth_families SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                        .bind(id)
+                        .bind(to_i64(now))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?
+                        .rows_affected()
+                        > 0;
+                    sqlx::query("UPDATE authz_oauth_access_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
+                        .bind(id)
+                        .bind(to_i64(now))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(done)
+                })
+            }
+
+            fn insert_access(&self, a: AccessTokenRecord) -> StoreFuture<'_, ()> {
+                self.op(async move {
+                    sqlx::query(
+                        "INSERT INTO authz_oauth_access_tokens (jti, family_id, client_id, subject, expires_at, revoked_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(a.jti.clone())
+                    .bind(a.family_id.clone())
+                    .bind(a.client_id.clone())
+                    .bind(a.subject.clone())
+                    .bind(to_i64(a.expires_at))
+                    .bind(a.revoked_at.map(to_i64))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    Ok(())
+                })
+            }
+
+            fn access<'a>(&'a self, jti: &'a str) -> StoreFuture<'a, Option<AccessTokenRecord>> {
+                self.op(async move {
+                    let row = sqlx::query("SELECT * FROM authz_oauth_access_tokens WHERE jti = $1")
+                        .bind(jti)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    row.as_ref().map(Self::access_row).transpose()
+                })
+            }
+
+            fn revoke_access<'a>(&'a self, jti: &'a str, now: u64) -> StoreFuture<'a, bool> {
+                self.op(async move {
+                    let done = sqlx::query(
+                        "UPDATE authz_oauth_access_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE jti = $1",
+                    )
+                    .bind(jti)
+                    .bind(to_i64(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    Ok(done.rows_affected() > 0)
+                })
+            }
+
+            fn insert_session(&self, s: LoginSession) -> StoreFuture<'_, ()> {
+                self.op(async move {
+                    sqlx::query("INSERT INTO authz_oauth_sessions (hash, username, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+                        .bind(s.hash.as_bytes().to_vec())
+                        .bind(s.username.clone())
+                        .bind(to_i64(s.created_at))
+                        .bind(to_i64(s.expires_at))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    Ok(())
+                })
+            }
+
+            fn session<'a>(&'a self, hash: &'a KeyHash) -> StoreFuture<'a, Option<LoginSession>> {
+                self.op(async move {
+                    let row = sqlx::query("SELECT * FROM authz_oauth_sessions WHERE hash = $1")
+                        .bind(hash.as_bytes().to_vec())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    row.map(|r| {
+                        Ok(LoginSession {
+                            hash: hash_from(r.try_get("hash").map_err(db_err)?)?,
+                            username: r.try_get("username").map_err(db_err)?,
+                            created_at: u(r.try_get("created_at").map_err(db_err)?),
+                            expires_at: u(r.try_get("expires_at").map_err(db_err)?),
+                        })
+                    })
+                    .transpose()
+                })
+            }
+
+            fn delete_session<'a>(&'a self, hash: &'a KeyHash) -> StoreFuture<'a, ()> {
+                self.op(async move {
+                    sqlx::query("DELETE FROM authz_oauth_sessions WHERE hash = $1")
+                        .bind(hash.as_bytes().to_vec())
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    Ok(())
+                })
+            }
+
+            fn insert_signing_key(&self, k: SigningKeyRecord) -> StoreFuture<'_, ()> {
+                self.op(async move {
+                    sqlx::query(
+                        "INSERT INTO authz_oauth_signing_keys (kid, alg, private_pkcs8, public_jwk, created_at, signs_from, retire_after) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(k.kid.clone())
+                    .bind(k.alg.clone())
+                    .bind(k.private_pkcs8.clone())
+                    .bind(k.public_jwk.clone())
+                    .bind(to_i64(k.created_at))
+                    .bind(to_i64(k.signs_from))
+                    .bind(k.retire_after.map(to_i64))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    Ok(())
+                })
+            }
+
+            fn signing_keys(&self) -> StoreFuture<'_, Vec<SigningKeyRecord>> {
+                self.op(async move {
+                    let rows = sqlx::query("SELECT * FROM authz_oauth_signing_keys ORDER BY created_at, kid")
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    rows.iter().map(Self::key_row).collect()
+                })
+            }
+
+            fn retire_signing_key<'a>(&'a self, kid: &'a str, after: u64) -> StoreFuture<'a, ()> {
+                self.op(async move {
+                    sqlx::query("UPDATE authz_oauth_signing_keys SET retire_after = $2 WHERE kid = $1")
+                        .bind(kid)
+                        .bind(to_i64(after))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    Ok(())
+                })
+            }
+
+            fn purge_expired(&self, now: u64) -> StoreFuture<'_, u64> {
+                self.op(async move {
+                    let now = to_i64(now);
+                    let mut n = 0;
+                    for q in [
+                        "DELETE FROM authz_oauth_codes WHERE expires_at <= $1",
+                        "DELETE FROM authz_oauth_sessions WHERE expires_at <= $1",
+                        "DELETE FROM authz_oauth_access_tokens WHERE expires_at <= $1",
+                        "DELETE FROM authz_oauth_refresh_tokens WHERE family_id IN \
+                         (SELECT id FROM authz_oauth_families WHERE expires_at <= $1)",
+                        "DELETE FROM authz_oauth_families WHERE expires_at <= $1",
+                        "DELETE FROM authz_oauth_signing_keys WHERE retire_after IS NOT NULL AND retire_after <= $1",
+                    ] {
+                        n += sqlx::query(q).bind(now).execute(&self.pool).await.map_err(db_err)?.rows_affected();
+                    }
+                    Ok(n)
+                })
+            }
+        }
+    };
+}
+
+oauth_store!(
+    SqliteTokenStore,
+    sqlx::Sqlite,
+    sqlx::SqlitePool,
+    crate::sql::open_sqlite,
+    "./migrations/sqlite",
+    "The token service's state in a SQLite file (created at start-up if missing, never afterwards)."
+);
+
+oauth_store!(
+    PostgresTokenStore,
+    sqlx::Postgres,
+    sqlx::PgPool,
+    crate::sql::open_postgres,
+    "./migrations/postgres",
+    "The token service's state in PostgreSQL, shared by every instance."
+);
+
+/// Connects to the store a URL names: `sqlite:` or `postgres:` / `postgresql:` (the same URL
+/// switch as the API-key stores, [`crate::sql::connect`]).
+///
+/// # Errors
+/// Another scheme, or the database's.
+pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn TokenStore>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(SqliteTokenStore::connect(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(std::sync::Arc::new(PostgresTokenStore::connect(url).await?))
+    } else {
+        Err(StoreError(
+            "database URL must start with sqlite: or postgres:".into(),
+        ))
+    }
+}

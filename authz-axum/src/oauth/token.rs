@@ -1,0 +1,297 @@
+//! The token endpoint (RFC 6749 §3.2): `authorization_code` (§4.1.3, with PKCE per RFC 7636
+//! §4.6), `refresh_token` (§6, rotated per RFC 9700 §4.14.2) and `client_credentials` (§4.4).
+
+use std::sync::Arc;
+
+use authz_core::oauth::{
+    ClientType, CodeRedemption, GrantType, KeyHash, RefreshRedemption, RefreshToken, new_secret, pkce,
+};
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::client_auth::Authenticated;
+use super::params::{Params, split_scope};
+use super::{ClientAddress, OAuthError, TokenService, error::no_store};
+
+/// `POST /token`.
+pub(crate) async fn token(
+    State(service): State<Arc<TokenService>>,
+    ClientAddress(address): ClientAddress,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    match service.token_request(&uri, &headers, &body, address).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The roles a grant may carry: `available`, narrowed to the requested `scope` (each value a
+/// role name; asking for one not available is `invalid_scope`).
+fn narrow(available: &[String], scope: Option<&str>) -> Result<Vec<String>, OAuthError> {
+    match scope {
+        None => Ok(available.to_vec()),
+        Some(s) => {
+            let asked = split_scope(s)?;
+            if let Some(bad) = asked.iter().find(|r| !available.contains(r)) {
+                return Err(OAuthError::invalid_scope(format!(
+                    "scope {bad:?} is not granted to this client or user"
+                )));
+            }
+            Ok(asked)
+        }
+    }
+}
+
+/// A user's roles, bounded by the client's when the client has any.
+pub(crate) fn user_roles(user: &[String], client: &[String]) -> Vec<String> {
+    user.iter()
+        .filter(|r| client.is_empty() || client.contains(r))
+        .cloned()
+        .collect()
+}
+
+impl TokenService {
+    async fn token_request(
+        &self,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+        address: Option<std::net::IpAddr>,
+    ) -> Result<Response, OAuthError> {
+        if uri.query().is_some_and(|q| !q.is_empty()) {
+            // RFC 6749 §3.2 / §2.3.1: parameters and credentials go in the body, never the URI.
+            return Err(OAuthError::invalid_request(
+                "token requests carry their parameters in the body, not the query string",
+            ));
+        }
+        let params = Params::form(headers, body)?;
+        params.no_repeats()?;
+        let client = self.authenticate_client(headers, &params, address).await?;
+        let grant = params.require("grant_type")?;
+        let grant = GrantType::parse(grant).ok_or_else(|| {
+            OAuthError::unsupported_grant_type(format!(
+                "grant_type {grant:?} is not supported (authorization_code, refresh_token, client_credentials)"
+            ))
+        })?;
+        if !client.client.allows(grant) {
+            return Err(OAuthError::unauthorized_client(format!(
+                "this client may not use the {} grant",
+                grant.as_str()
+            )));
+        }
+        let mut response = match grant {
+            GrantType::AuthorizationCode => self.code_grant(&client, &params).await?,
+            GrantType::RefreshToken => self.refresh_grant(&client, &params).await?,
+            GrantType::ClientCredentials => self.client_credentials_grant(&client, &params).await?,
+        }
+        .into_response();
+        no_store(&mut response);
+        Ok(response)
+    }
+
+    async fn client_credentials_grant(
+        &self,
+        client: &Authenticated,
+        params: &Params,
+    ) -> Result<axum::Json<serde_json::Value>, OAuthError> {
+        let c = &client.client;
+        if c.client_type != ClientType::Confidential {
+            return Err(OAuthError::unauthorized_client(
+                "client_credentials needs a confidential client",
+            ));
+        }
+        let roles = narrow(&c.roles, params.get("scope")?)?;
+        let issued = self
+            .issue_access_token(&c.id, &c.id, &roles, &roles, None)
+            .await?;
+        tracing::info!(client_id = %c.id, jti = %issued.jti, grant = "client_credentials", "access token issued");
+        Ok(axum::Json(self.token_response(&issued, &roles, None)))
+    }
+
+    async fn code_grant(
+        &self,
+        client: &Authenticated,
+        params: &Params,
+    ) -> Result<axum::Json<serde_json::Value>, OAuthError> {
+        let code = params.require("code")?;
+        let redirect_uri = params.require("redirect_uri")?;
+        let verifier = params.get("code_verifier")?;
+        let now = self.now();
+        let c = &client.client;
+        let code = match self.store.redeem_code(&KeyHash::of(code), now).await? {
+            CodeRedemption::Unknown => return Err(OAuthError::invalid_grant("unknown or expired code")),
+            CodeRedemption::Replayed(code) => {
+                // RFC 6749 §4.1.2: a code used twice revokes what it issued.
+                let revoked = self.store.revoke_family(&code.family_id, now).await?;
+                tracing::warn!(client_id = %code.client_id, family = %code.family_id, revoked,
+                    "authorization code replayed: its tokens are revoked");
+                return Err(OAuthError::invalid_grant(
+                    "code already used; its tokens are revoked",
+                ));
+            }
+            CodeRedemption::Fresh(code) => code,
+        };
+        if code.client_id != c.id {
+            return Err(OAuthError::invalid_grant("code was issued to another client"));
+        }
+        if now >= code.expires_at {
+            return Err(OAuthError::invalid_grant("code expired"));
+        }
+        if code.redirect_uri != redirect_uri {
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri differs from the authorization request",
+            ));
+        }
+        match verifier {
+            // No challenge was sent (a confidential client, PKCE not required): a verifier now
+            // would be a downgrade attempt (RFC 9700 §2.1.1).
+            Some(_) if code.code_challenge.is_empty() => {
+                return Err(OAuthError::invalid_grant(
+                    "code_verifier without a code_challenge",
+                ));
+            }
+            None if code.code_challenge.is_empty() => {}
+            Some(v) if pkce::verify_s256(v, &code.code_challenge) => {}
+            Some(v) if !pkce::is_valid_verifier(v) => {
+                return Err(OAuthError::invalid_grant(
+                    "code_verifier must be 43–128 unreserved characters",
+                ));
+            }
+            Some(_) => {
+                return Err(OAuthError::invalid_grant(
+                    "code_verifier does not match the code_challenge",
+                ));
+            }
+            None => return Err(OAuthError::invalid_grant("code_verifier is required (PKCE)")),
+        }
+        let family = self
+            .store
+            .family(&code.family_id)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_grant("unknown or expired code"))?;
+        if family.revoked_at.is_some() {
+            return Err(OAuthError::invalid_grant("grant revoked"));
+        }
+        let issued = self
+            .issue_access_token(&c.id, &code.subject, &code.roles, &code.scope, Some(&family.id))
+            .await?;
+        let refresh = if c.allows(GrantType::RefreshToken) {
+            Some(
+                self.issue_refresh(RefreshToken {
+                    hash: KeyHash::of(""),
+                    family_id: family.id.clone(),
+                    client_id: c.id.clone(),
+                    subject: code.subject.clone(),
+                    roles: code.roles.clone(),
+                    scope: code.scope.clone(),
+                    issued_at: now,
+                    spent_at: None,
+                })
+                .await?,
+            )
+        } else {
+            None
+        };
+        tracing::info!(client_id = %c.id, sub = %code.subject, jti = %issued.jti, grant = "authorization_code",
+            "access token issued");
+        Ok(axum::Json(self.token_response(
+            &issued,
+            &code.scope,
+            refresh.as_deref(),
+        )))
+    }
+
+    /// Stores `template` under a fresh token's hash; returns the token.
+    async fn issue_refresh(&self, mut template: RefreshToken) -> Result<String, OAuthError> {
+        let token = new_secret();
+        template.hash = KeyHash::of(&token);
+        self.store.insert_refresh(template).await?;
+        Ok(token)
+    }
+
+    async fn refresh_grant(
+        &self,
+        client: &Authenticated,
+        params: &Params,
+    ) -> Result<axum::Json<serde_json::Value>, OAuthError> {
+        let presented = params.require("refresh_token")?;
+        let now = self.now();
+        let c = &client.client;
+        let (old, family) = match self.store.redeem_refresh(&KeyHash::of(presented), now).await? {
+            RefreshRedemption::Unknown => return Err(OAuthError::invalid_grant("unknown refresh token")),
+            RefreshRedemption::Spent(old) => {
+                if old.client_id == c.id {
+                    // RFC 9700 §4.14.2: reuse means theft — revoke the family, the live
+                    // descendant included.
+                    let revoked = self.store.revoke_family(&old.family_id, now).await?;
+                    tracing::warn!(client_id = %c.id, family = %old.family_id, revoked,
+                        "refresh token reused: its family is revoked");
+                }
+                return Err(OAuthError::invalid_grant(
+                    "refresh token already used; the grant is revoked",
+                ));
+            }
+            RefreshRedemption::Fresh(old, family) => (old, family),
+        };
+        if old.client_id != c.id {
+            // Bound to its client (RFC 6749 §6). Another client presenting it is not reuse by
+            // the holder, but the token is spent now: revoke, it has leaked.
+            self.store.revoke_family(&old.family_id, now).await?;
+            return Err(OAuthError::invalid_grant(
+                "refresh token was issued to another client",
+            ));
+        }
+        if family.revoked_at.is_some() {
+            return Err(OAuthError::invalid_grant("grant revoked"));
+        }
+        if now >= family.expires_at {
+            return Err(OAuthError::invalid_grant("grant expired (absolute lifetime)"));
+        }
+        if now >= family.last_used_at + self.config.refresh_idle_timeout.as_secs() {
+            return Err(OAuthError::invalid_grant("grant expired (idle)"));
+        }
+        // A refresh may narrow the scope, never widen it (RFC 6749 §6).
+        let scope = narrow(&old.scope, params.get("scope")?)?;
+        let roles = scope.clone();
+        let issued = self
+            .issue_access_token(&c.id, &old.subject, &roles, &scope, Some(&family.id))
+            .await?;
+        let refresh = self
+            .issue_refresh(RefreshToken {
+                hash: KeyHash::of(""),
+                family_id: family.id.clone(),
+                client_id: c.id.clone(),
+                subject: old.subject.clone(),
+                roles: roles.clone(),
+                scope: scope.clone(),
+                issued_at: now,
+                spent_at: None,
+            })
+            .await?;
+        tracing::info!(client_id = %c.id, sub = %old.subject, jti = %issued.jti, grant = "refresh_token",
+            "access token issued; refresh token rotated");
+        Ok(axum::Json(self.token_response(&issued, &scope, Some(&refresh))))
+    }
+
+    fn token_response(
+        &self,
+        issued: &super::IssuedAccessToken,
+        scope: &[String],
+        refresh: Option<&str>,
+    ) -> serde_json::Value {
+        let mut body = json!({
+            "access_token": issued.token,
+            "token_type": "Bearer",
+            "expires_in": self.config.access_token_lifetime.as_secs(),
+            "scope": scope.join(" "),
+        });
+        if let Some(r) = refresh {
+            body["refresh_token"] = json!(r);
+        }
+        body
+    }
+}

@@ -1,0 +1,101 @@
+//! Where the authorization server's state lives: one trait for memory, SQLite and PostgreSQL.
+
+use crate::keystore::StoreFuture;
+
+use super::{
+    AccessTokenRecord, AuthorizationCode, Client, ClientSecret, KeyHash, LoginSession, RefreshToken,
+    SigningKeyRecord, TokenFamily, User,
+};
+
+/// What redeeming an authorization code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeRedemption {
+    /// First use: the code is now spent.
+    Fresh(AuthorizationCode),
+    /// The code was already spent: a replay (RFC 6749 §4.1.2 — revoke what it issued).
+    Replayed(AuthorizationCode),
+    /// No such code.
+    Unknown,
+}
+
+/// What redeeming a refresh token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshRedemption {
+    /// First use: the token is now spent; its family as stored.
+    Fresh(RefreshToken, TokenFamily),
+    /// The token was already spent: reuse (RFC 9700 §4.14.2 — revoke the family).
+    Spent(RefreshToken),
+    /// No such token.
+    Unknown,
+}
+
+/// Storage of the authorization server's state. Every operation that decides a race
+/// (redeeming a code or a refresh token) is atomic: of two concurrent redemptions exactly one
+/// is `Fresh`. Failures are [`StoreError`](crate::keystore::StoreError)s (the endpoint answers 503).
+pub trait TokenStore: Send + Sync + 'static {
+    /// Registers a client; an existing id is an error.
+    fn insert_client(&self, client: Client) -> StoreFuture<'_, ()>;
+    /// The client with this id.
+    fn client<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Client>>;
+    /// Every client, by id.
+    fn clients(&self) -> StoreFuture<'_, Vec<Client>>;
+    /// Replaces a client's secrets (rotation); `false` if there is no such client.
+    fn set_client_secrets<'a>(&'a self, id: &'a str, secrets: Vec<ClientSecret>) -> StoreFuture<'a, bool>;
+    /// Deletes a client and revokes its token families; `false` if there is none.
+    fn delete_client<'a>(&'a self, id: &'a str, now: u64) -> StoreFuture<'a, bool>;
+
+    /// Adds a user; an existing username is an error.
+    fn insert_user(&self, user: User) -> StoreFuture<'_, ()>;
+    /// The user with this name.
+    fn user<'a>(&'a self, username: &'a str) -> StoreFuture<'a, Option<User>>;
+    /// Every user, by name.
+    fn users(&self) -> StoreFuture<'_, Vec<User>>;
+
+    /// Stores a code and the family its tokens will belong to.
+    fn insert_code(&self, code: AuthorizationCode, family: TokenFamily) -> StoreFuture<'_, ()>;
+    /// Redeems a code: marks it spent if it was not (atomically) and says which it was.
+    fn redeem_code<'a>(&'a self, hash: &'a KeyHash, now: u64) -> StoreFuture<'a, CodeRedemption>;
+
+    /// Stores a refresh token (its family exists) and sets the family's `last_used_at` to its
+    /// `issued_at`.
+    fn insert_refresh(&self, token: RefreshToken) -> StoreFuture<'_, ()>;
+    /// Redeems a refresh token: marks it spent if it was not (atomically).
+    fn redeem_refresh<'a>(&'a self, hash: &'a KeyHash, now: u64) -> StoreFuture<'a, RefreshRedemption>;
+    /// The refresh token with this hash, spent or not (revocation, introspection).
+    fn refresh<'a>(&'a self, hash: &'a KeyHash) -> StoreFuture<'a, Option<RefreshToken>>;
+    /// The family with this id.
+    fn family<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<TokenFamily>>;
+    /// Revokes a family and every access token recorded under it; `false` if there is none or
+    /// it already was.
+    fn revoke_family<'a>(&'a self, id: &'a str, now: u64) -> StoreFuture<'a, bool>;
+
+    /// Remembers an issued access token.
+    fn insert_access(&self, token: AccessTokenRecord) -> StoreFuture<'_, ()>;
+    /// The access token with this `jti`.
+    fn access<'a>(&'a self, jti: &'a str) -> StoreFuture<'a, Option<AccessTokenRecord>>;
+    /// Revokes one access token; `false` if unknown.
+    fn revoke_access<'a>(&'a self, jti: &'a str, now: u64) -> StoreFuture<'a, bool>;
+
+    /// Stores a login session.
+    fn insert_session(&self, session: LoginSession) -> StoreFuture<'_, ()>;
+    /// The session with this id hash.
+    fn session<'a>(&'a self, hash: &'a KeyHash) -> StoreFuture<'a, Option<LoginSession>>;
+    /// Ends a session.
+    fn delete_session<'a>(&'a self, hash: &'a KeyHash) -> StoreFuture<'a, ()>;
+
+    /// Stores a signing key.
+    fn insert_signing_key(&self, key: SigningKeyRecord) -> StoreFuture<'_, ()>;
+    /// Every signing key, oldest first.
+    fn signing_keys(&self) -> StoreFuture<'_, Vec<SigningKeyRecord>>;
+    /// Sets when a key leaves the JWKS.
+    fn retire_signing_key<'a>(&'a self, kid: &'a str, after: u64) -> StoreFuture<'a, ()>;
+
+    /// Deletes what can no longer be used at `now` (expired codes, sessions, access-token
+    /// records, families past their end with their tokens, retired keys); returns rows removed.
+    fn purge_expired(&self, now: u64) -> StoreFuture<'_, u64>;
+
+    /// Whether the store answers (readiness).
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move { self.client("\u{0}readiness").await.map(|_| ()) })
+    }
+}
