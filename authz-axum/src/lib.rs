@@ -131,6 +131,8 @@ pub mod serve;
 #[cfg(feature = "sqlx")]
 pub mod sql;
 pub mod throttle;
+#[cfg(feature = "remote")]
+pub mod token_source;
 
 /// The framework-independent core (permission model, policy, the authentication pipeline).
 pub use authz_core as core;
