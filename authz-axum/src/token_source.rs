@@ -145,8 +145,9 @@ impl AccessToken {
         &self.inner.token_type
     }
 
-    /// When the token expires, in whole seconds since the Unix epoch: the source clock's time of
-    /// the response plus `expires_in` (or [`DEFAULT_LIFETIME`]).
+    /// When the token expires, in whole seconds since the Unix epoch: the source clock's time
+    /// when the token request was sent plus `expires_in` (or [`DEFAULT_LIFETIME`]) — on the safe
+    /// side by the request's duration.
     pub fn expires_at(&self) -> u64 {
         self.inner.expires_at_ms / 1000
     }
