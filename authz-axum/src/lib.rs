@@ -115,10 +115,14 @@
 //! - [`jwks::RemoteJwks`] (feature `remote`, on by default) fetches and caches a provider's
 //!   keys; [`cors::CorsPolicy`] builds CORS that cannot be made permissive by accident;
 //!   [`routing::AuditedRouter`] records the route → requirement table.
+//! - [`token_source::ClientCredentials`] (feature `remote`) is the outgoing half: an OAuth 2.0
+//!   client-credentials token, cached and refreshed single-flight, for calls to other services
+//!   (a reqwest helper and a tower layer).
 //! - [`ApiKeys`] adds API keys as a second credential feeding the same `Principal`; with the
 //!   `sqlx` feature, `sql` stores them in SQLite or PostgreSQL.
 //!
-//! Features: `remote` (default; remote JWKS and OIDC discovery, pulls in reqwest and rustls),
+//! Features: `remote` (default; remote JWKS, OIDC discovery and the token source, pulls in
+//! reqwest and rustls),
 //! `sqlx` (SQL key stores). `default-features = false` compiles no HTTP client, TLS stack or
 //! SQL driver: static keys and in-memory API keys only.
 
@@ -133,6 +137,8 @@ pub mod serve;
 #[cfg(feature = "sqlx")]
 pub mod sql;
 pub mod throttle;
+#[cfg(feature = "remote")]
+pub mod token_source;
 
 /// The framework-independent core (permission model, policy, the authentication pipeline).
 pub use authz_core as core;

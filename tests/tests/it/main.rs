@@ -20,4 +20,5 @@ mod leakage;
 mod oidc;
 mod routing;
 mod serving;
+mod token_source;
 mod vectors;

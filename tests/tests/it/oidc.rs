@@ -12,16 +12,28 @@ use serde_json::Value;
 
 use crate::common::{http, init_tracing, remember_secret};
 
-const AUDIENCE: &str = "urn:authz:model-registry";
+pub(crate) const AUDIENCE: &str = "urn:authz:model-registry";
 
-struct Idp {
+/// The provider as a child process (`tests/interop/oidc_idp.mjs`), killed on drop. Shared with
+/// `token_source.rs`.
+pub(crate) struct Idp {
     dir: PathBuf,
     port: u16,
     child: Option<Child>,
 }
 
 impl Idp {
-    fn keygen(&self, kid: &str) -> Value {
+    /// Not started yet: on a free loopback port, the script in `dir` (see [`provider_dir`]).
+    pub(crate) fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            port: free_port(),
+            child: None,
+        }
+    }
+
+    /// A private ES256 JWK named `kid`, made by the provider's own `jose`.
+    pub(crate) fn keygen(&self, kid: &str) -> Value {
         let out = Command::new("node")
             .arg(self.dir.join("oidc_idp.mjs"))
             .args(["keygen", kid])
@@ -31,7 +43,8 @@ impl Idp {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
-    async fn start(&mut self, keys: &[&Value]) {
+    /// (Re)starts the provider signing with the first of `keys`; returns when it answers.
+    pub(crate) async fn start(&mut self, keys: &[&Value]) {
         self.stop();
         let file = self.dir.join(format!("keys-{}.json", self.port));
         std::fs::write(&file, serde_json::json!({ "keys": keys }).to_string()).unwrap();
@@ -58,19 +71,25 @@ impl Idp {
         panic!("oidc-provider did not start on port {}", self.port);
     }
 
-    fn stop(&mut self) {
+    /// Stops the provider (a later request to it is refused).
+    pub(crate) fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    fn issuer(&self) -> String {
+    pub(crate) fn issuer(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn discovery_url(&self) -> String {
+    pub(crate) fn discovery_url(&self) -> String {
         format!("{}/.well-known/openid-configuration", self.issuer())
+    }
+
+    /// The client secret `oidc_idp.mjs` gives `client`.
+    pub(crate) fn secret(client: &str) -> String {
+        format!("{client}-secret-0123456789abcdef0123456789")
     }
 
     async fn token(&self, client: &str, resource: Option<&str>) -> reqwest::Response {
@@ -78,7 +97,7 @@ impl Idp {
         if let Some(r) = resource {
             form.push(("resource", r));
         }
-        let secret = format!("{client}-secret-0123456789abcdef0123456789");
+        let secret = Self::secret(client);
         http()
             .post(format!("{}/token", self.issuer()))
             .basic_auth(client, Some(secret))
@@ -106,7 +125,9 @@ impl Drop for Idp {
     }
 }
 
-fn provider_dir() -> Option<PathBuf> {
+/// `$AUTHZ_INTEROP_DIR/node` when it has oidc-provider; else `None` and a SKIPPED line (a
+/// failure on CI).
+pub(crate) fn provider_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("AUTHZ_INTEROP_DIR").map(|d| Path::new(&d).join("node"));
     match dir {
         Some(d) if d.join("node_modules/oidc-provider").exists() => Some(d),
@@ -133,11 +154,7 @@ fn free_port() -> u16 {
 async fn a_real_identity_provider_by_configuration_alone() {
     let Some(dir) = provider_dir() else { return };
     init_tracing();
-    let mut idp = Idp {
-        dir,
-        port: free_port(),
-        child: None,
-    };
+    let mut idp = Idp::new(dir);
     let k1 = idp.keygen("k1");
     idp.start(&[&k1]).await;
 
