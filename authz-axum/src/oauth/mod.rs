@@ -187,6 +187,12 @@ impl TokenService {
             .with_state(Arc::clone(self))
     }
 
+    /// The token endpoint alone, for mounting at a second (legacy) path; the metadata names
+    /// only [`Endpoints::token`].
+    pub fn token_endpoint(self: &Arc<Self>) -> axum::routing::MethodRouter {
+        post(token::token).with_state(Arc::clone(self))
+    }
+
     /// The current JWKS document (every key not retired, a pending one included).
     pub fn jwks(&self) -> serde_json::Value {
         self.keys.ring().jwks(self.now())

@@ -304,6 +304,24 @@ macro_rules! oauth_store {
                 })
             }
 
+            fn delete_user<'a>(&'a self, username: &'a str) -> StoreFuture<'a, bool> {
+                self.op(async move {
+                    let mut tx = self.pool.begin().await.map_err(db_err)?;
+                    sqlx::query("DELETE FROM authz_oauth_sessions WHERE username = $1")
+                        .bind(username)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let done = sqlx::query("DELETE FROM authz_oauth_users WHERE username = $1")
+                        .bind(username)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(done.rows_affected() > 0)
+                })
+            }
+
             fn insert_code(&self, code: AuthorizationCode, f: TokenFamily) -> StoreFuture<'_, ()> {
                 self.op(async move {
                     let mut tx = self.pool.begin().await.map_err(db_err)?;

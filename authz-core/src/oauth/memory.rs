@@ -141,6 +141,13 @@ impl TokenStore for MemoryTokenStore {
         })
     }
 
+    fn delete_user<'a>(&'a self, username: &'a str) -> StoreFuture<'a, bool> {
+        self.with(move |s| {
+            s.sessions.retain(|_, x| x.username != username);
+            Ok(s.users.remove(username).is_some())
+        })
+    }
+
     fn insert_code(&self, code: AuthorizationCode, family: TokenFamily) -> StoreFuture<'_, ()> {
         self.with(move |s| {
             s.families.insert(family.id.clone(), family);

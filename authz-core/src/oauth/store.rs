@@ -50,6 +50,9 @@ pub trait TokenStore: Send + Sync + 'static {
     fn user<'a>(&'a self, username: &'a str) -> StoreFuture<'a, Option<User>>;
     /// Every user, by name.
     fn users(&self) -> StoreFuture<'_, Vec<User>>;
+    /// Deletes a user and ends their login sessions; `false` if there is none. Tokens already
+    /// issued stay valid until revoked or expired.
+    fn delete_user<'a>(&'a self, username: &'a str) -> StoreFuture<'a, bool>;
 
     /// Stores a code and the family its tokens will belong to.
     fn insert_code(&self, code: AuthorizationCode, family: TokenFamily) -> StoreFuture<'_, ()>;

@@ -14,18 +14,18 @@ use authz_axum::core::apikey::ApiKeyFormat;
 use authz_axum::core::clock::{self, Clock};
 use authz_axum::core::jwt::Algorithm;
 use authz_axum::core::keystore::{KeyStore, MemoryKeyStore};
+use authz_axum::core::oauth::{MemoryTokenStore, TokenStore};
 use authz_axum::core::{Catalog as _, Policy};
 use authz_axum::cors::CorsPolicy;
 use authz_axum::{ApiKeys, AuditedRouter, AuthLayer, Authenticator, RejectionConfig};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
-use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub use config::Config;
-pub use issuer::DemoClient;
+pub use issuer::{DemoClient, DemoUser};
 
 use crate::catalog::Catalog;
 use crate::handlers::AppState;
@@ -38,6 +38,16 @@ pub async fn key_store(url: Option<&str>) -> Result<Arc<dyn KeyStore>, StartErro
     match url {
         None => Ok(Arc::new(MemoryKeyStore::new())),
         Some(url) => authz_axum::sql::connect(url)
+            .await
+            .map_err(|e| StartError(format!("AUTHZ_DATABASE_URL: {e}"))),
+    }
+}
+
+/// Connects the token service's store: the same database as API keys (or memory for `None`).
+pub async fn token_store(url: Option<&str>) -> Result<Arc<dyn TokenStore>, StartError> {
+    match url {
+        None => Ok(Arc::new(MemoryTokenStore::new())),
+        Some(url) => authz_axum::oauth::sql::connect(url)
             .await
             .map_err(|e| StartError(format!("AUTHZ_DATABASE_URL: {e}"))),
     }
@@ -76,6 +86,10 @@ pub struct Server {
     pub issuer: String,
     /// The built-in dev issuer's demo clients (empty with an outside identity provider).
     pub clients: Vec<DemoClient>,
+    /// The built-in dev issuer's demo users (log in on its authorization page).
+    pub users: Vec<DemoUser>,
+    /// The built-in dev issuer's token service (`None` with an outside identity provider).
+    pub token_service: Option<Arc<authz_axum::oauth::TokenService>>,
     /// The authenticator (for its cache counters).
     pub authenticator: Arc<Authenticator>,
     /// Every route with its requirement.
@@ -213,15 +227,26 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
 
     let mut app: Router = api.with_state(state);
     let mut clients = Vec::new();
+    let mut users = Vec::new();
+    let mut token_service = None;
     if let Some(d) = &dev {
-        let (issuer, demo) = issuer::DevIssuer::new(d.issuer.clone(), d.audiences[0].clone(), clock.clone());
-        clients = demo;
-        let issuer_routes = Router::new()
-            .route("/.well-known/openid-configuration", get(issuer::discovery))
-            .route("/.well-known/jwks.json", get(issuer::jwks))
-            .route("/oauth/token", post(issuer::token))
-            .with_state(Arc::new(issuer));
-        app = app.merge(issuer_routes);
+        let store = token_store(config.database_url.as_deref()).await?;
+        let dev_issuer = issuer::start(
+            &d.issuer,
+            &d.audiences[0],
+            &format!("http://{local}"),
+            store,
+            clock.clone(),
+        )
+        .await?;
+        clients = dev_issuer.clients;
+        users = dev_issuer.users;
+        let service = dev_issuer.service;
+        app = app
+            .merge(service.router())
+            // The path the dev issuer used before the token service (kept for old scripts).
+            .route("/oauth/token", service.token_endpoint());
+        token_service = Some(service);
     }
     let mut app = app
         .layer(
@@ -250,6 +275,10 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     }
     let app = app.layer(authz_axum::sensitive_headers_layer());
 
+    // Key rotation, cleanup of expired rows; stopped with the server.
+    let maintenance = token_service
+        .as_ref()
+        .map(|s| s.spawn_maintenance(std::time::Duration::from_secs(60)));
     let (tx, rx) = oneshot::channel::<()>();
     let flush = keys.clone();
     let serve_config = config.serve.clone();
@@ -263,6 +292,9 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             }
             Ok(_) => tracing::info!("all in-flight requests completed"),
             Err(e) => tracing::error!(error = %e, "server stopped"),
+        }
+        if let Some(m) = maintenance {
+            m.abort();
         }
         // Nothing recorded during the last requests is lost.
         if let Err(e) = flush.flush_last_used().await {
@@ -284,6 +316,8 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         addr,
         issuer: settings[0].issuer.clone(),
         clients,
+        users,
+        token_service,
         authenticator,
         routes: table,
         shutdown: Some(tx),

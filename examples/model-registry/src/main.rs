@@ -240,7 +240,7 @@ async fn main() {
                 c.roles.join(", ")
             );
             println!(
-                "TOKEN=$(curl -s -u '{}:{}' -d grant_type=client_credentials {url}/oauth/token | {extract})",
+                "TOKEN=$(curl -s -u '{}:{}' -d grant_type=client_credentials {url}/token | {extract})",
                 c.id, c.secret
             );
             let body = if method == "POST" {
@@ -257,6 +257,21 @@ async fn main() {
             alice.secret
         );
         println!("\n# no token → 401\ncurl -si {url}/datasets");
+        println!("\nPeople (authorization code + PKCE, login page at {url}/authorize):");
+        for u in &server.users {
+            println!(
+                "  user {} / password {} (roles: {}; the password is new on every start)",
+                u.username,
+                u.password,
+                u.roles.join(", ")
+            );
+        }
+        println!("  server-side web app (tokens kept on the server, HttpOnly cookie): {url}/app/web/");
+        println!("  single-page app (code + PKCE in the page, token in memory only):  {url}/app/spa/");
+        println!(
+            "  metadata: {url}/.well-known/oauth-authorization-server; revoke: POST {url}/revoke; \
+             introspect: POST {url}/introspect"
+        );
     }
     // SIGTERM or Ctrl-C: stop accepting, drain in-flight requests, flush, exit 0.
     authz_axum::serve::shutdown_signal().await;
