@@ -20,5 +20,7 @@ mod leakage;
 mod oidc;
 mod routing;
 mod serving;
+mod token_service;
 mod token_source;
+mod token_store;
 mod vectors;
