@@ -28,6 +28,78 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Manage OAuth clients of the built-in token service (AUTHZ_DATABASE_URL).
+    Clients {
+        #[command(subcommand)]
+        action: ClientsAction,
+    },
+    /// Manage the people who sign in at the token service's login page (AUTHZ_DATABASE_URL).
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientsAction {
+    /// Register a client; a confidential client's secret is printed once, alone on stdout.
+    Create {
+        /// The client id (or give it with --id).
+        id: Option<String>,
+        /// The client id.
+        #[arg(long = "id", conflicts_with = "id")]
+        id_flag: Option<String>,
+        /// A public client (a single-page or native app): no secret, PKCE required.
+        #[arg(long)]
+        public: bool,
+        /// An exact redirect URI; repeat for several.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// authorization_code, refresh_token or client_credentials; repeat for several
+        /// (default: the code grant with refresh when redirect URIs are given, else client
+        /// credentials).
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// A role of the policy the client may carry; repeat for several.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// List the clients (no secrets: only their hashes are stored).
+    List,
+    /// Issue a new secret, printed once alone on stdout; the old one keeps working for the
+    /// overlap.
+    RotateSecret {
+        /// The client id.
+        id: String,
+        /// Seconds the old secret keeps working.
+        #[arg(long, default_value_t = 86_400)]
+        overlap: u64,
+    },
+    /// Delete a client and revoke every token issued to it.
+    Delete {
+        /// The client id.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersAction {
+    /// Create a user; the password is read from stdin (one line).
+    Create {
+        /// The login name.
+        #[arg(long)]
+        username: String,
+        /// A role of the policy; repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
+    /// List the users (no passwords: only Argon2id hashes are stored).
+    List,
+    /// Delete a user and end their login sessions.
+    Delete {
+        /// The login name.
+        username: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -148,6 +220,208 @@ async fn keys_revoke(config: &Config, id: &str) -> Result<(), String> {
     }
 }
 
+/// The token service's store; `existing` refuses to create a SQLite file that is not there.
+async fn token_store(
+    config: &Config,
+    existing: bool,
+) -> Result<std::sync::Arc<dyn authz_axum::core::oauth::TokenStore>, String> {
+    if existing
+        && let Some(path) = config.database_url.as_deref().and_then(sqlite_file)
+        && !path.exists()
+    {
+        return Err(format!(
+            "AUTHZ_DATABASE_URL: the SQLite file {} does not exist (clients create or users create makes it)",
+            path.display()
+        ));
+    }
+    model_registry::token_store(config.database_url.as_deref())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn check_roles(config: &Config, roles: &[String]) -> Result<(), String> {
+    let policy = policy(config)?;
+    if let Some(unknown) = roles.iter().find(|r| !policy.has_role(r)) {
+        return Err(format!(
+            "`{unknown}` is not a role of the policy (roles: {})",
+            policy.role_names().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(())
+}
+
+fn unix_now() -> u64 {
+    authz_axum::core::clock::unix_seconds(std::time::SystemTime::now())
+}
+
+async fn clients(config: &Config, action: ClientsAction) -> Result<(), String> {
+    use authz_axum::core::oauth::{ClientType, GrantType};
+    match action {
+        ClientsAction::Create {
+            id,
+            id_flag,
+            public,
+            redirect_uris,
+            grants,
+            roles,
+        } => {
+            let id = id
+                .or(id_flag)
+                .ok_or("give the client id: clients create ID (or --id ID)")?;
+            check_roles(config, &roles)?;
+            let mut grant_types = Vec::new();
+            for g in &grants {
+                grant_types.push(GrantType::parse(g).ok_or_else(|| {
+                    format!("--grant {g}: one of authorization_code, refresh_token, client_credentials")
+                })?);
+            }
+            if grant_types.is_empty() {
+                grant_types = if public || !redirect_uris.is_empty() {
+                    vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+                } else {
+                    vec![GrantType::ClientCredentials]
+                };
+            }
+            let store = token_store(config, false).await?;
+            let client_type = if public {
+                ClientType::Public
+            } else {
+                ClientType::Confidential
+            };
+            let made = authz_axum::oauth::register_client(
+                store.as_ref(),
+                authz_axum::oauth::ClientRegistration {
+                    id,
+                    client_type,
+                    redirect_uris,
+                    grant_types,
+                    roles,
+                },
+                unix_now(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let c = &made.client;
+            eprintln!(
+                "registered {} client {} (grants: {}; roles: {})",
+                c.client_type.as_str(),
+                c.id,
+                c.grant_types
+                    .iter()
+                    .map(|g| g.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if c.roles.is_empty() {
+                    "-".to_string()
+                } else {
+                    c.roles.join(", ")
+                }
+            );
+            if let Some(secret) = made.secret {
+                eprintln!(
+                    "its secret follows; this is the only time it is shown, only its SHA-256 is stored"
+                );
+                println!("{secret}");
+            }
+            Ok(())
+        }
+        ClientsAction::List => {
+            let store = token_store(config, true).await?;
+            let now = unix_now();
+            println!("id\ttype\tgrants\tredirect_uris\troles\tactive_secrets");
+            for c in store.clients().await.map_err(|e| e.to_string())? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    c.id,
+                    c.client_type.as_str(),
+                    c.grant_types
+                        .iter()
+                        .map(|g| g.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    if c.redirect_uris.is_empty() {
+                        "-".into()
+                    } else {
+                        c.redirect_uris.join(",")
+                    },
+                    if c.roles.is_empty() {
+                        "-".into()
+                    } else {
+                        c.roles.join(",")
+                    },
+                    c.secrets.iter().filter(|s| s.is_active_at(now)).count()
+                );
+            }
+            Ok(())
+        }
+        ClientsAction::RotateSecret { id, overlap } => {
+            let store = token_store(config, true).await?;
+            let secret = authz_axum::oauth::rotate_client_secret(
+                store.as_ref(),
+                &id,
+                std::time::Duration::from_secs(overlap),
+                unix_now(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            eprintln!(
+                "new secret for {id} follows (shown once); the previous one works for {overlap} s more"
+            );
+            println!("{secret}");
+            Ok(())
+        }
+        ClientsAction::Delete { id } => {
+            let store = token_store(config, true).await?;
+            if store
+                .delete_client(&id, unix_now())
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                eprintln!("deleted client {id}; its tokens are revoked");
+                Ok(())
+            } else {
+                Err(format!("no client {id:?} (see `model-registry clients list`)"))
+            }
+        }
+    }
+}
+
+async fn users(config: &Config, action: UsersAction) -> Result<(), String> {
+    match action {
+        UsersAction::Create { username, roles } => {
+            check_roles(config, &roles)?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| format!("reading the password from stdin: {e}"))?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            let store = token_store(config, false).await?;
+            authz_axum::oauth::create_user(store.as_ref(), &username, password, roles, unix_now())
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!("created user {username} (only an Argon2id hash of the password is stored)");
+            Ok(())
+        }
+        UsersAction::List => {
+            let store = token_store(config, true).await?;
+            println!("username\troles\tcreated_at");
+            for u in store.users().await.map_err(|e| e.to_string())? {
+                println!("{}\t{}\t{}", u.username, u.roles.join(","), u.created_at);
+            }
+            Ok(())
+        }
+        UsersAction::Delete { username } => {
+            let store = token_store(config, true).await?;
+            if store.delete_user(&username).await.map_err(|e| e.to_string())? {
+                eprintln!("deleted user {username}");
+                Ok(())
+            } else {
+                Err(format!("no user {username:?} (see `model-registry users list`)"))
+            }
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     // Logs go to stderr (stdout is for what a command prints), in colour only on a terminal.
@@ -164,6 +438,20 @@ async fn main() {
     }
     let cli = Cli::parse();
     let config = cli.config;
+    if let Some(Command::Clients { action }) = cli.command {
+        if let Err(e) = clients(&config, action).await {
+            eprintln!("model-registry clients: {e}");
+            std::process::exit(2);
+        }
+        return;
+    }
+    if let Some(Command::Users { action }) = cli.command {
+        if let Err(e) = users(&config, action).await {
+            eprintln!("model-registry users: {e}");
+            std::process::exit(2);
+        }
+        return;
+    }
     if let Some(Command::Keys { action }) = cli.command {
         let (name, result) = match action {
             KeysAction::Create {

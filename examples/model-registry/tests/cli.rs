@@ -234,3 +234,128 @@ async fn keys_list_and_revoke() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("keys list"));
 }
+
+fn cli(url: &str, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_model-registry"))
+        .args(args)
+        .env("AUTHZ_DATABASE_URL", url)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+/// `clients create` prints the secret alone on stdout; the server sharing the database issues
+/// tokens to that client; `rotate-secret` and `delete` take effect; `users create` reads the
+/// password from stdin and stores only its hash.
+#[tokio::test]
+async fn clients_and_users_are_managed_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("mr-cli-oauth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("oauth.db").display());
+    let out = cli(
+        &url,
+        &["clients", "create", "nightly-job", "--role", "analyst"],
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let secret = stdout.strip_suffix('\n').unwrap().to_string();
+    assert_eq!(secret.len(), 43, "stdout is exactly the secret: {stdout:?}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(&secret));
+    let out = cli(
+        &url,
+        &[
+            "clients",
+            "create",
+            "--id",
+            "my-spa",
+            "--public",
+            "--redirect-uri",
+            "https://app.example/cb",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty(), "a public client has no secret to print");
+    let bad = cli(
+        &url,
+        &[
+            "clients",
+            "create",
+            "x",
+            "--public",
+            "--grant",
+            "client_credentials",
+        ],
+        None,
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("confidential"));
+    let out = cli(
+        &url,
+        &["users", "create", "--username", "grace", "--role", "viewer"],
+        Some("a long password\n"),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list = String::from_utf8(cli(&url, &["users", "list"], None).stdout).unwrap();
+    assert!(
+        list.contains("grace\tviewer") && !list.contains("a long password"),
+        "{list}"
+    );
+    let list = String::from_utf8(cli(&url, &["clients", "list"], None).stdout).unwrap();
+    assert!(
+        list.contains("nightly-job\tconfidential\tclient_credentials") && list.contains("my-spa\tpublic"),
+        "{list}"
+    );
+
+    // The server on the same database issues tokens to the CLI's client.
+    let mut config = model_registry::Config::with_bind("127.0.0.1:0".parse().unwrap());
+    config.database_url = Some(url.clone());
+    let server = model_registry::start(config).await.unwrap();
+    let token = |secret: String| {
+        let base = server.url();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}/token"))
+                .basic_auth("nightly-job", Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(token(secret.clone()).await.status(), 200);
+    let store = server.token_service.as_ref().unwrap().store().clone();
+    let grace = store.user("grace").await.unwrap().unwrap();
+    assert!(authz_axum::oauth::verify_password(
+        "a long password",
+        &grace.password_hash
+    ));
+
+    let out = cli(
+        &url,
+        &["clients", "rotate-secret", "nightly-job", "--overlap", "0"],
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let new_secret = String::from_utf8(out.stdout).unwrap().trim_end().to_string();
+    assert_eq!(
+        token(secret).await.status(),
+        401,
+        "old secret gone with no overlap"
+    );
+    assert_eq!(token(new_secret.clone()).await.status(), 200);
+    let out = cli(&url, &["clients", "delete", "nightly-job"], None);
+    assert!(out.status.success());
+    assert_eq!(token(new_secret).await.status(), 401);
+    server.stop().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
