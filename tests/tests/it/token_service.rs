@@ -869,3 +869,122 @@ async fn metadata_documents() {
     }
     server.stop().await;
 }
+
+/// Signing-key rotation on an injected clock: the new key is published before it signs; the
+/// old one stays until its last token has expired; a resource server that fetched the JWKS
+/// at any moment verifies every token issued at that moment.
+#[tokio::test]
+async fn signing_keys_rotate_publish_first_retire_last() {
+    use authz_axum::core::clock::ManualClock;
+    use authz_axum::core::oauth::MemoryTokenStore;
+    use authz_axum::oauth::{TokenService, TokenServiceConfig};
+    use std::time::Duration;
+
+    let clock = std::sync::Arc::new(ManualClock::starting_now());
+    let store = std::sync::Arc::new(MemoryTokenStore::new());
+    let config = TokenServiceConfig::new("http://127.0.0.1:1", "api");
+    let svc = TokenService::new(config.clone(), store.clone(), clock.clone())
+        .await
+        .unwrap();
+    let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
+    let kids = |svc: &TokenService| -> Vec<String> {
+        svc.jwks()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let t0 = svc.issue_access_token("c", "s", &[], &[], None).await.unwrap();
+    let old = kid(&t0.token);
+    assert_eq!(kids(&svc), vec![old.clone()]);
+
+    let new = svc.rotate_signing_key().await.unwrap();
+    assert_eq!(kids(&svc), vec![old.clone(), new.clone()], "published at once");
+    let t1 = svc.issue_access_token("c", "s", &[], &[], None).await.unwrap();
+    assert_eq!(
+        kid(&t1.token),
+        old,
+        "the old key signs until the publication delay has passed"
+    );
+
+    clock.advance(config.key_publish_ahead + Duration::from_secs(1));
+    let t2 = svc.issue_access_token("c", "s", &[], &[], None).await.unwrap();
+    assert_eq!(kid(&t2.token), new, "the new key signs after the delay");
+    assert!(
+        kids(&svc).contains(&old),
+        "the old key stays while its tokens live"
+    );
+
+    clock.advance(config.access_token_lifetime + Duration::from_secs(120));
+    svc.maintain().await.unwrap();
+    assert_eq!(
+        kids(&svc),
+        vec![new.clone()],
+        "retired once its last token expired"
+    );
+
+    // A second instance on the same store sees the same keys, and signs with the same key.
+    let other = TokenService::new(config.clone(), store.clone(), clock.clone())
+        .await
+        .unwrap();
+    assert_eq!(kids(&other), vec![new.clone()]);
+    let t3 = other.issue_access_token("c", "s", &[], &[], None).await.unwrap();
+    assert_eq!(kid(&t3.token), new);
+
+    // Automatic rotation once the key is older than the period.
+    clock.advance(config.key_rotation_period);
+    svc.maintain().await.unwrap();
+    assert_eq!(kids(&svc).len(), 2);
+}
+
+#[tokio::test]
+async fn settings_are_checked_naming_the_field() {
+    use authz_axum::core::oauth::MemoryTokenStore;
+    use authz_axum::oauth::{TokenService, TokenServiceConfig};
+    use std::time::Duration;
+
+    let store = || std::sync::Arc::new(MemoryTokenStore::new());
+    let clock = authz_axum::core::clock::system;
+    let mut c = TokenServiceConfig::new("https://as.example", "api");
+    c.access_token_lifetime = Duration::from_secs(3600);
+    let e = TokenService::new(c.clone(), store(), clock())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("access_token_lifetime") && e.contains("allow_long_access_tokens"),
+        "{e}"
+    );
+    c.allow_long_access_tokens = true;
+    TokenService::new(c, store(), clock())
+        .await
+        .expect("a long lifetime with the opt-in");
+    let mut c = TokenServiceConfig::new("https://as.example", "api");
+    c.code_lifetime = Duration::from_secs(120);
+    assert!(
+        TokenService::new(c, store(), clock())
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("code_lifetime")
+    );
+    let e = TokenService::new(
+        TokenServiceConfig::new("http://as.example", "api"),
+        store(),
+        clock(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("https"), "{e}");
+    let mut c = TokenServiceConfig::new("https://as.example", "api");
+    c.key_publish_ahead = c.jwks_max_age;
+    assert!(
+        TokenService::new(c, store(), clock())
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("key_publish_ahead")
+    );
+}
