@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use authz_core::jwt::{Algorithm, JwtVerifier};
-use authz_core::oauth::{ClientType, KeyHash};
+use authz_core::oauth::{AccessTokenRecord, ClientType, KeyHash};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -85,12 +85,24 @@ pub(crate) async fn revoke(
                 service.store.revoke_family(&r.family_id, now).await?;
                 tracing::info!(client_id = %r.client_id, family = %r.family_id, "refresh token family revoked");
             }
-            Found::Access { jti, .. } => {
-                if let Some(rec) = service.store.access(&jti).await?
-                    && rec.client_id == client.client.id
-                {
-                    service.store.revoke_access(&jti, now).await?;
-                    tracing::info!(client_id = %rec.client_id, jti = %jti, "access token revoked");
+            Found::Access { claims, jti, exp } => {
+                let owner = claims.get("client_id").and_then(|v| v.as_str());
+                if owner == Some(client.client.id.as_str()) && now < exp {
+                    if !service.store.revoke_access(&jti, now).await? {
+                        // Not recorded (client credentials): the revocation is the record.
+                        service
+                            .store
+                            .insert_access(AccessTokenRecord {
+                                jti: jti.clone(),
+                                family_id: None,
+                                client_id: client.client.id.clone(),
+                                subject: claims.get("sub").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
+                                expires_at: exp,
+                                revoked_at: Some(now),
+                            })
+                            .await?;
+                    }
+                    tracing::info!(client_id = %client.client.id, jti = %jti, "access token revoked");
                 }
             }
             _ => {}
@@ -131,12 +143,13 @@ pub(crate) async fn introspect(
         let inactive = json!({ "active": false });
         Ok(match service.find(token, params.get("token_type_hint")?).await? {
             Found::Access { mut claims, jti, exp } => {
+                // Revoked if its record says so (its grant's revocation, or its own).
                 let live = now < exp
-                    && service
+                    && !service
                         .store
                         .access(&jti)
                         .await?
-                        .is_some_and(|r| r.revoked_at.is_none());
+                        .is_some_and(|r| r.revoked_at.is_some());
                 if live {
                     claims.insert("active".into(), json!(true));
                     claims.insert("token_type".into(), json!("Bearer"));

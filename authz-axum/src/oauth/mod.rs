@@ -198,8 +198,9 @@ impl TokenService {
         self.keys.ring().jwks(self.now())
     }
 
-    /// Signs an access token (RFC 9068) and records its `jti`. `family` links it to a
-    /// refresh-token family so that revoking the family revokes it.
+    /// Signs an access token (RFC 9068). With a `family` (a user grant) its `jti` is recorded
+    /// under the family, so that revoking the family revokes it; without one nothing is written
+    /// until the token is revoked.
     ///
     /// # Errors
     /// The store's, when recording fails.
@@ -227,16 +228,21 @@ impl TokenService {
             "roles": roles,
         });
         let token = self.keys.sign(&claims, now)?;
-        self.store
-            .insert_access(AccessTokenRecord {
-                jti: jti.clone(),
-                family_id: family.map(str::to_string),
-                client_id: client_id.to_string(),
-                subject: subject.to_string(),
-                expires_at: exp,
-                revoked_at: None,
-            })
-            .await?;
+        // Tokens of a grant are recorded so that revoking the grant (reuse, replay, revocation)
+        // revokes them. A client-credentials token has no grant to follow: it is recorded only
+        // if it is revoked (a deny-list entry), which keeps a store write off that hot path.
+        if let Some(family) = family {
+            self.store
+                .insert_access(AccessTokenRecord {
+                    jti: jti.clone(),
+                    family_id: Some(family.to_string()),
+                    client_id: client_id.to_string(),
+                    subject: subject.to_string(),
+                    expires_at: exp,
+                    revoked_at: None,
+                })
+                .await?;
+        }
         Ok(IssuedAccessToken {
             token,
             jti,

@@ -518,7 +518,7 @@ async fn refresh_rotation_and_reuse_detection() {
         .request_async(&http_client)
         .await
         .unwrap();
-    let web = confidential(&server, "other-app", vec![GrantType::RefreshToken], &[]).await;
+    let (web, _) = confidential(&server, "other-app", vec![GrantType::RefreshToken], &[]).await;
     let stolen = web
         .exchange_refresh_token(t.refresh_token().unwrap())
         .request_async(&http_client)
@@ -560,7 +560,7 @@ async fn confidential(
     id: &str,
     grants: Vec<GrantType>,
     roles: &[&str],
-) -> Client {
+) -> (Client, String) {
     let svc = server.token_service.as_ref().unwrap();
     let made = authz_axum::oauth::register_client(
         svc.store().as_ref(),
@@ -578,12 +578,13 @@ async fn confidential(
     let secret = made.secret.unwrap();
     remember_secret(&secret);
     let url = server.url();
-    BasicClient::new(ClientId::new(id.into()))
-        .set_client_secret(ClientSecret::new(secret))
+    let client = BasicClient::new(ClientId::new(id.into()))
+        .set_client_secret(ClientSecret::new(secret.clone()))
         .set_auth_uri(AuthUrl::new(format!("{url}/authorize")).unwrap())
         .set_token_uri(TokenUrl::new(format!("{url}/token")).unwrap())
         .set_introspection_url(IntrospectionUrl::new(format!("{url}/introspect")).unwrap())
-        .set_revocation_url(RevocationUrl::new(format!("{url}/revoke")).unwrap())
+        .set_revocation_url(RevocationUrl::new(format!("{url}/revoke")).unwrap());
+    (client, secret)
 }
 
 async fn revoke(server: &model_registry::Server, token: &str, hint: &str) {
@@ -602,7 +603,7 @@ async fn revocation_and_introspection() {
     let server = registry().await;
     let http_client = no_redirects();
     let spa = spa_client(&server);
-    let rs = confidential(
+    let (rs, rs_secret) = confidential(
         &server,
         "resource-server",
         vec![GrantType::ClientCredentials],
@@ -670,6 +671,44 @@ async fn revocation_and_introspection() {
         .request_async(&http_client)
         .await;
     assert_eq!(grant_error(r), BasicErrorResponseType::InvalidGrant);
+    // A client-credentials token (not recorded when issued) is revoked by its own client.
+    let cc = rs
+        .exchange_client_credentials()
+        .request_async(&http_client)
+        .await
+        .unwrap();
+    assert!(
+        rs.introspect(cc.access_token())
+            .request_async(&http_client)
+            .await
+            .unwrap()
+            .active()
+    );
+    // Another client cannot revoke it…
+    revoke(&server, cc.access_token().secret(), "access_token").await;
+    assert!(
+        rs.introspect(cc.access_token())
+            .request_async(&http_client)
+            .await
+            .unwrap()
+            .active()
+    );
+    // …its own client can.
+    let resp = http()
+        .post(format!("{}/revoke", server.url()))
+        .basic_auth("resource-server", Some(&rs_secret))
+        .form(&[("token", cc.access_token().secret().as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        !rs.introspect(cc.access_token())
+            .request_async(&http_client)
+            .await
+            .unwrap()
+            .active()
+    );
     // Unknown tokens and other clients' tokens: 200, nothing revoked (RFC 7009 §2.2).
     let resp = http()
         .post(format!("{}/revoke", server.url()))
@@ -685,7 +724,7 @@ async fn revocation_and_introspection() {
 async fn client_credentials_basic_and_post() {
     let server = registry().await;
     let http_client = no_redirects();
-    let basic = confidential(
+    let (basic, _) = confidential(
         &server,
         "svc-analyst",
         vec![GrantType::ClientCredentials],
@@ -790,7 +829,7 @@ async fn client_credentials_basic_and_post() {
 async fn secret_rotation_keeps_the_old_secret_for_the_overlap() {
     let server = registry().await;
     let svc = server.token_service.as_ref().unwrap();
-    let old = confidential(
+    let (old, _) = confidential(
         &server,
         "svc-rotating",
         vec![GrantType::ClientCredentials],
@@ -987,4 +1026,64 @@ async fn settings_are_checked_naming_the_field() {
             .to_string()
             .contains("key_publish_ahead")
     );
+}
+
+/// No code, refresh token, access token, client secret or password in any log line of the flows.
+#[tokio::test]
+async fn no_code_token_secret_or_password_in_the_logs() {
+    let server = registry().await;
+    let http_client = no_redirects();
+    let client = spa_client(&server);
+    let (code, verifier) = authorize_spa(&server, &[]).await;
+    let t = client
+        .exchange_code(AuthorizationCode::new(code.clone()))
+        .set_pkce_verifier(verifier)
+        .request_async(&http_client)
+        .await
+        .unwrap();
+    let r1 = client
+        .exchange_refresh_token(t.refresh_token().unwrap())
+        .request_async(&http_client)
+        .await
+        .unwrap();
+    // Reuse (logged as a warning), a wrong password, a wrong client secret.
+    let _ = client
+        .exchange_refresh_token(t.refresh_token().unwrap())
+        .request_async(&http_client)
+        .await;
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = client
+        .authorize_url(CsrfToken::new_random)
+        .set_pkce_challenge(challenge)
+        .url();
+    let _ = login(&url, "ada", "hunter2-wrong-password").await;
+    let c = server.client("viewer-client").unwrap().clone();
+    let _ = http()
+        .post(format!("{}/token", server.url()))
+        .basic_auth(&c.id, Some("not-the-secret-at-all"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    let logs = crate::common::captured_logs();
+    let secrets = [
+        code,
+        t.access_token().secret().clone(),
+        t.refresh_token().unwrap().secret().clone(),
+        r1.refresh_token().unwrap().secret().clone(),
+        r1.access_token().secret().clone(),
+        server.users[0].password.clone(),
+        c.secret.clone(),
+        "hunter2-wrong-password".into(),
+        "not-the-secret-at-all".into(),
+    ];
+    for s in &secrets {
+        remember_secret(s);
+        assert!(!logs.contains(s.as_str()), "a credential is in the logs");
+    }
+    assert!(
+        logs.contains("refresh token reused"),
+        "reuse is logged (without the token)"
+    );
+    server.stop().await;
 }
