@@ -4,12 +4,13 @@
 //! | page | client | where the tokens live |
 //! |---|---|---|
 //! | [`web`] at `/app/web/` | `web-app` (confidential) | on this server, in a session map; the browser holds an `HttpOnly; SameSite=Strict` session cookie |
-//! | `spa` at `/app/spa/` | `spa` (public) | in a JavaScript variable; lost on reload, never in `localStorage` |
+//! | [`spa`] at `/app/spa/` | `spa` (public) | in a JavaScript variable; lost on reload, never in `localStorage` |
 //!
 //! They are public pages, not API routes: [`router`] is merged beside the token service's
 //! router, outside the audited API router.
 
 pub mod sessions;
+pub mod spa;
 pub mod web;
 
 use std::sync::Arc;
@@ -41,7 +42,7 @@ impl std::fmt::Debug for PagesConfig {
 
 /// Both pages, at `/app/web/…` and `/app/spa/…`.
 pub fn router(config: PagesConfig) -> Router {
-    web::router(&config)
+    web::router(&config).merge(spa::router(&config))
 }
 
 /// The shared style sheet (no inline styles: the pages' CSP has no `'unsafe-inline'`).
