@@ -1,6 +1,7 @@
 //! The model registry as a library, so that tests can start it in-process on `127.0.0.1:0`.
 //! The binary (`src/main.rs`) is a thin wrapper around [`start`].
 
+pub mod apps;
 pub mod catalog;
 pub mod config;
 pub mod handlers;
@@ -242,10 +243,17 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         clients = dev_issuer.clients;
         users = dev_issuer.users;
         let service = dev_issuer.service;
+        // The two sign-in pages (public pages, not API routes: outside the audited router).
+        let pages = apps::router(apps::PagesConfig {
+            local: format!("http://{local}"),
+            service: service.clone(),
+            web_secret: dev_issuer.web_secret,
+        });
         app = app
             .merge(service.router())
             // The path the dev issuer used before the token service (kept for old scripts).
-            .route("/oauth/token", service.token_endpoint());
+            .route("/oauth/token", service.token_endpoint())
+            .merge(pages);
         token_service = Some(service);
     }
     let mut app = app

@@ -5,6 +5,7 @@
 
 mod apikeys;
 mod attacks;
+mod browser;
 mod checklist;
 mod common;
 mod configured;
