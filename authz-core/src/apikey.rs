@@ -343,6 +343,7 @@ pub fn authenticate(
             expires_at: record.expires_at,
             auth_method: AuthMethod::ApiKey,
             claims: None,
+            token: crate::principal::TokenFacts::default(),
         },
         policy,
     ))

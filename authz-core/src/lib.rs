@@ -57,6 +57,7 @@ pub mod permission;
 pub mod policy;
 pub mod principal;
 pub mod requirement;
+pub mod revocation;
 pub mod set;
 
 #[doc(inline)]
@@ -68,7 +69,7 @@ pub use policy::{
     Constraint, Explanation, Policy, PolicyBuilder, PolicyError, Redundancy, Resolution, RoleSpec,
 };
 #[doc(inline)]
-pub use principal::{AuthMethod, Principal};
+pub use principal::{AuthMethod, Principal, TokenFacts};
 #[doc(inline)]
 pub use requirement::{Requirement, RequirementExpr};
 #[doc(inline)]

@@ -52,6 +52,19 @@ struct Inner {
     expires_at: Option<u64>,
     auth_method: AuthMethod,
     claims: Option<Arc<dyn Any + Send + Sync>>,
+    token: TokenFacts,
+}
+
+/// Facts of the verified token a principal came from (empty for API keys and test principals).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenFacts {
+    /// `jti` (RFC 7519 §4.1.7), the key of the revocation list.
+    pub jti: Option<String>,
+    /// `iat`, seconds since the epoch.
+    pub issued_at: Option<u64>,
+    /// `cnf.jkt` (RFC 9449 §6.1): the SHA-256 thumbprint (RFC 7638) of the key the token is
+    /// bound to. `Some`: the token is DPoP-bound and must come with a proof signed by that key.
+    pub jkt: Option<String>,
 }
 
 /// The verified facts an authenticator hands to [`Principal::new`].
@@ -65,6 +78,7 @@ pub(crate) struct PrincipalParts {
     pub(crate) expires_at: Option<u64>,
     pub(crate) auth_method: AuthMethod,
     pub(crate) claims: Option<Arc<dyn Any + Send + Sync>>,
+    pub(crate) token: TokenFacts,
 }
 
 impl Principal {
@@ -111,7 +125,14 @@ impl Principal {
             expires_at: parts.expires_at,
             auth_method: parts.auth_method,
             claims: parts.claims,
+            token: parts.token,
         }))
+    }
+
+    /// Facts of the token this principal came from: `jti`, `iat`, and the DPoP key binding
+    /// (`cnf.jkt`). Empty for API keys.
+    pub fn token(&self) -> &TokenFacts {
+        &self.0.token
     }
 
     /// A principal for tests and demos, with `roles` resolved through `policy`.
@@ -134,6 +155,7 @@ impl Principal {
                 expires_at: None,
                 auth_method: AuthMethod::Test,
                 claims: None,
+                token: TokenFacts::default(),
             },
             policy,
         )

@@ -82,7 +82,7 @@ pub(crate) async fn revoke(
         let now = service.now();
         match service.find(token, params.get("token_type_hint")?).await? {
             Found::Refresh(r) if r.client_id == client.client.id => {
-                service.store.revoke_family(&r.family_id, now).await?;
+                service.revoke_family(&r.family_id).await?;
                 tracing::info!(client_id = %r.client_id, family = %r.family_id, "refresh token family revoked");
             }
             Found::Access { claims, jti, exp } => {
@@ -102,6 +102,7 @@ pub(crate) async fn revoke(
                             })
                             .await?;
                     }
+                    service.deny(&jti, exp).await?;
                     tracing::info!(client_id = %client.client.id, jti = %jti, "access token revoked");
                 }
             }

@@ -65,6 +65,7 @@ use std::time::Duration;
 use authz_core::clock::Clock;
 use authz_core::keystore::StoreError;
 use authz_core::oauth::{AccessTokenRecord, TokenStore};
+use authz_core::revocation::{Revocation, Revocations};
 use axum::Router;
 use axum::routing::{get, post};
 
@@ -95,6 +96,7 @@ pub struct TokenService {
     client_failures: FailedAttempts,
     logins: login::LoginThrottle,
     dummy_hash: String,
+    revocations: std::sync::OnceLock<Arc<Revocations>>,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -149,6 +151,7 @@ impl TokenService {
             clock,
             keys,
             dummy_hash,
+            revocations: std::sync::OnceLock::new(),
         }))
     }
 
@@ -191,6 +194,66 @@ impl TokenService {
     /// only [`Endpoints::token`].
     pub fn token_endpoint(self: &Arc<Self>) -> axum::routing::MethodRouter {
         post(token::token).with_state(Arc::clone(self))
+    }
+
+    /// Puts every access token this service revokes on `revocations` (the resource servers'
+    /// deny-list, shared through its store), from now on. Without it, a revoked access token is
+    /// inactive for introspection but a resource server verifying JWTs locally accepts it until
+    /// it expires. Set once; later calls are ignored.
+    pub fn publish_revocations_to(&self, revocations: Arc<Revocations>) {
+        let _ = self.revocations.set(revocations);
+    }
+
+    /// Revokes one access token on the deny-list (if one is attached).
+    pub(crate) async fn deny(&self, jti: &str, expires_at: u64) -> Result<(), StoreError> {
+        match self.revocations.get() {
+            Some(r) => {
+                r.revoke(Revocation::Token {
+                    issuer: self.config.issuer.clone(),
+                    jti: jti.to_string(),
+                    expires_at,
+                })
+                .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Revokes a refresh-token family, its access tokens in the store and on the deny-list.
+    /// Returns whether the family was live.
+    pub(crate) async fn revoke_family(&self, id: &str) -> Result<bool, StoreError> {
+        let now = self.now();
+        let revoked = self.store.revoke_family(id, now).await?;
+        if self.revocations.get().is_some() {
+            for a in self.store.family_access(id).await? {
+                if a.expires_at > now {
+                    self.deny(&a.jti, a.expires_at).await?;
+                }
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// Revokes every token of `subject` (a user, or a client's own client-credentials tokens):
+    /// its refresh-token families, and — on the deny-list — every access token issued to it up
+    /// to now. Returns the families revoked.
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn revoke_subject(&self, subject: &str) -> Result<u64, StoreError> {
+        let now = self.now();
+        let families = self.store.revoke_subject(subject, now).await?;
+        if let Some(r) = self.revocations.get() {
+            r.revoke(Revocation::Subject {
+                issuer: self.config.issuer.clone(),
+                subject: subject.to_string(),
+                issued_before: now,
+                expires_at: now + self.config.access_token_lifetime.as_secs() + 60,
+            })
+            .await?;
+        }
+        tracing::info!(sub = %subject, families, "every token of the subject revoked");
+        Ok(families)
     }
 
     /// The current JWKS document (every key not retired, a pending one included).

@@ -491,6 +491,40 @@ macro_rules! oauth_store {
                 })
             }
 
+            fn family_access<'a>(&'a self, family_id: &'a str) -> StoreFuture<'a, Vec<AccessTokenRecord>> {
+                self.op(async move {
+                    let rows = sqlx::query("SELECT * FROM authz_oauth_access_tokens WHERE family_id = $1")
+                        .bind(family_id)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    rows.iter().map(Self::access_row).collect()
+                })
+            }
+
+            fn revoke_subject<'a>(&'a self, subject: &'a str, now: u64) -> StoreFuture<'a, u64> {
+                self.op(async move {
+                    let mut tx = self.pool.begin().await.map_err(db_err)?;
+                    sqlx::query(
+                        "UPDATE authz_oauth_access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id IN \
+                         (SELECT id FROM authz_oauth_families WHERE subject = $1 AND revoked_at IS NULL)",
+                    )
+                    .bind(subject)
+                    .bind(to_i64(now))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    let done = sqlx::query("UPDATE authz_oauth_families SET revoked_at = $2 WHERE subject = $1 AND revoked_at IS NULL")
+                        .bind(subject)
+                        .bind(to_i64(now))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(done.rows_affected())
+                })
+            }
+
             fn insert_access(&self, a: AccessTokenRecord) -> StoreFuture<'_, ()> {
                 self.op(async move {
                     sqlx::query(

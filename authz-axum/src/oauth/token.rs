@@ -126,7 +126,7 @@ impl TokenService {
             CodeRedemption::Unknown => return Err(OAuthError::invalid_grant("unknown or expired code")),
             CodeRedemption::Replayed(code) => {
                 // RFC 6749 §4.1.2: a code used twice revokes what it issued.
-                let revoked = self.store.revoke_family(&code.family_id, now).await?;
+                let revoked = self.revoke_family(&code.family_id).await?;
                 tracing::warn!(client_id = %code.client_id, family = %code.family_id, revoked,
                     "authorization code replayed: its tokens are revoked");
                 return Err(OAuthError::invalid_grant(
@@ -227,7 +227,7 @@ impl TokenService {
                 if old.client_id == c.id {
                     // RFC 9700 §4.14.2: reuse means theft — revoke the family, the live
                     // descendant included.
-                    let revoked = self.store.revoke_family(&old.family_id, now).await?;
+                    let revoked = self.revoke_family(&old.family_id).await?;
                     tracing::warn!(client_id = %c.id, family = %old.family_id, revoked,
                         "refresh token reused: its family is revoked");
                 }
@@ -240,7 +240,7 @@ impl TokenService {
         if old.client_id != c.id {
             // Bound to its client (RFC 6749 §6). Another client presenting it is not reuse by
             // the holder, but the token is spent now: revoke, it has leaked.
-            self.store.revoke_family(&old.family_id, now).await?;
+            self.revoke_family(&old.family_id).await?;
             return Err(OAuthError::invalid_grant(
                 "refresh token was issued to another client",
             ));

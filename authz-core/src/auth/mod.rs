@@ -65,7 +65,8 @@ use crate::jwt::capture::{Captured, REGISTERED};
 use crate::jwt::verifier::{Decoded, decode};
 use crate::jwt::{AlgorithmSet, ConfigError, JwtError, JwtErrorKind as E};
 use crate::policy::Policy;
-use crate::principal::{AuthMethod, Principal, PrincipalParts};
+use crate::principal::{AuthMethod, Principal, PrincipalParts, TokenFacts};
+use crate::revocation::RevocationList;
 use cache::{Entry, TokenCache};
 
 /// Why a credential did not authenticate. Callers only ever see a status: 401 for the
@@ -186,6 +187,7 @@ pub struct Authenticator {
     cache: Option<TokenCache>,
     clock: Arc<dyn Clock>,
     api_keys: Option<Arc<ApiKeys>>,
+    revocations: Option<Arc<RevocationList>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -207,9 +209,17 @@ pub struct AuthenticatorBuilder {
     api_keys: Option<Arc<ApiKeys>>,
     clock: Arc<dyn Clock>,
     cache_entries: usize,
+    revocations: Option<Arc<RevocationList>>,
 }
 
 impl AuthenticatorBuilder {
+    /// Consults `list` for every token, after its signature and on every cache hit: a revoked
+    /// token is a 401 (`invalid_token`) from the moment it is on the list.
+    pub fn revocations(mut self, list: Arc<RevocationList>) -> Self {
+        self.revocations = Some(list);
+        self
+    }
+
     /// Trusts tokens from `issuer` (several issuers: call once per issuer).
     pub fn issuer(mut self, issuer: Issuer) -> Self {
         self.issuers.push(issuer);
@@ -277,6 +287,7 @@ impl AuthenticatorBuilder {
             cache: (self.cache_entries > 0).then(|| TokenCache::new(self.cache_entries)),
             clock: self.clock,
             api_keys: self.api_keys,
+            revocations: self.revocations,
         })
     }
 }
@@ -290,6 +301,27 @@ impl Authenticator {
             api_keys: None,
             clock: clock::system(),
             cache_entries: DEFAULT_CACHE_ENTRIES,
+            revocations: None,
+        }
+    }
+
+    /// The revocation list consulted, if any.
+    pub fn revocations(&self) -> Option<&Arc<RevocationList>> {
+        self.revocations.as_ref()
+    }
+
+    fn is_revoked(&self, p: &Principal) -> bool {
+        match &self.revocations {
+            None => false,
+            Some(list) => {
+                let t = p.token();
+                list.is_revoked(
+                    p.issuer().unwrap_or_default(),
+                    t.jti.as_deref(),
+                    p.subject(),
+                    t.issued_at,
+                )
+            }
         }
     }
 
@@ -369,6 +401,9 @@ impl Authenticator {
                 && self.issuers[entry.issuer as usize].keys.generation() == entry.generation
             {
                 cache.hit();
+                if self.is_revoked(&entry.principal) {
+                    return Authentication(Step::Ready(Some(Err(E::Revoked.into()))));
+                }
                 return Authentication(Step::Ready(Some(Ok(entry.principal))));
             }
             cache.miss();
@@ -396,6 +431,7 @@ impl Authenticator {
         let catalog = self.policy.catalog();
         let extra_permissions = mapped.permissions.iter().filter_map(|p| catalog.id(p)).collect();
         let exp = registered.exp;
+        let facts = token_facts(&captured, registered.iat)?;
         let principal = Principal::new(
             PrincipalParts {
                 subject,
@@ -407,9 +443,13 @@ impl Authenticator {
                 expires_at: Some(exp),
                 auth_method: AuthMethod::Jwt,
                 claims: mapped.custom,
+                token: facts,
             },
             &self.policy,
         );
+        if self.is_revoked(&principal) {
+            return Err(E::Revoked.into());
+        }
         if let Some(c) = &self.cache
             && now_s < valid_until
         {
@@ -482,4 +522,26 @@ impl Authenticator {
             }
         }
     }
+}
+
+/// `jti`, `iat` and the DPoP binding of a verified token. A `cnf` this crate cannot check (a
+/// certificate binding, RFC 8705 `x5t#S256`, or anything but `jkt`) refuses the token: a
+/// sender-constrained token must never be accepted without its constraint.
+fn token_facts(captured: &Captured<'_>, issued_at: Option<u64>) -> Result<TokenFacts, AuthError> {
+    let jti = match captured.get("jti") {
+        None => None,
+        Some(raw) => Some(serde_json::from_str::<String>(raw.get()).map_err(|_| E::InvalidClaim("jti"))?),
+    };
+    let jkt = match captured.get("cnf") {
+        None => None,
+        Some(raw) => {
+            let cnf: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(raw.get()).map_err(|_| E::InvalidClaim("cnf"))?;
+            match (cnf.len(), cnf.get("jkt").and_then(|v| v.as_str())) {
+                (1, Some(jkt)) if jkt.len() == 43 => Some(jkt.to_string()),
+                _ => return Err(E::InvalidClaim("cnf").into()),
+            }
+        }
+    };
+    Ok(TokenFacts { jti, issued_at, jkt })
 }

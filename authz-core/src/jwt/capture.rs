@@ -10,7 +10,9 @@ use serde_json::value::RawValue;
 use smallvec::SmallVec;
 
 /// Claims the verifier always reads.
-pub(crate) const REGISTERED: [&str; 8] = ["iss", "sub", "aud", "exp", "nbf", "iat", "scope", "scp"];
+pub(crate) const REGISTERED: [&str; 10] = [
+    "iss", "sub", "aud", "exp", "nbf", "iat", "scope", "scp", "jti", "cnf",
+];
 
 /// The captured claims of one payload.
 pub(crate) struct Captured<'p> {

@@ -107,6 +107,9 @@ pub enum JwtErrorKind {
     /// No key could be loaded because the key source is unavailable.
     #[error("no verification key is available (key source unavailable)")]
     KeySourceUnavailable,
+    /// The token is on the revocation list (its `jti`, or every token of its subject).
+    #[error("token has been revoked")]
+    Revoked,
 }
 
 /// A verifier configuration that would not be safe.

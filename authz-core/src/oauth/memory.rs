@@ -212,6 +212,31 @@ impl TokenStore for MemoryTokenStore {
         self.with(move |s| Ok(s.revoke_family(id, now)))
     }
 
+    fn family_access<'a>(&'a self, family_id: &'a str) -> StoreFuture<'a, Vec<AccessTokenRecord>> {
+        self.with(move |s| {
+            Ok(s.access
+                .values()
+                .filter(|a| a.family_id.as_deref() == Some(family_id))
+                .cloned()
+                .collect())
+        })
+    }
+
+    fn revoke_subject<'a>(&'a self, subject: &'a str, now: u64) -> StoreFuture<'a, u64> {
+        self.with(move |s| {
+            let ids: Vec<String> = s
+                .families
+                .values()
+                .filter(|f| f.subject == subject && f.revoked_at.is_none())
+                .map(|f| f.id.clone())
+                .collect();
+            for id in &ids {
+                s.revoke_family(id, now);
+            }
+            Ok(ids.len() as u64)
+        })
+    }
+
     fn insert_access(&self, token: AccessTokenRecord) -> StoreFuture<'_, ()> {
         self.with(move |s| {
             s.access.insert(token.jti.clone(), token);

@@ -72,6 +72,11 @@ pub trait TokenStore: Send + Sync + 'static {
     /// it already was.
     fn revoke_family<'a>(&'a self, id: &'a str, now: u64) -> StoreFuture<'a, bool>;
 
+    /// The access tokens recorded under a family (to put them on the revocation list).
+    fn family_access<'a>(&'a self, family_id: &'a str) -> StoreFuture<'a, Vec<AccessTokenRecord>>;
+    /// Revokes every live family of `subject` (and their access tokens); returns how many.
+    fn revoke_subject<'a>(&'a self, subject: &'a str, now: u64) -> StoreFuture<'a, u64>;
+
     /// Remembers an issued access token.
     fn insert_access(&self, token: AccessTokenRecord) -> StoreFuture<'_, ()>;
     /// The access token with this `jti`.
