@@ -60,6 +60,33 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
     }
 }
 
+/// The authenticated caller, only if it proved possession of the key its token is bound to
+/// (RFC 9449): a route that takes this extractor requires DPoP. A bearer token (or an API key)
+/// gets 401 with a `DPoP` challenge. Needs [`crate::AuthLayer::dpop`].
+///
+/// ```
+/// use authz_axum::DpopBound;
+/// async fn deploy(DpopBound(caller): DpopBound) -> String {
+///     caller.subject().to_string()
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct DpopBound(pub authz_core::Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for DpopBound {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let state = state(parts)?;
+        let principal = state.principal()?;
+        // The layer lets a bound token through only with a valid proof by its key.
+        if principal.token().jkt.is_none() {
+            return Err(AuthRejection::DpopRequired(state.config.clone()));
+        }
+        Ok(DpopBound(principal.clone()))
+    }
+}
+
 /// The guard the `#[require_*]` macros put first in a handler's arguments: authenticates (401),
 /// then checks the requirement `R` with the indices of catalog `C` (403).
 pub struct Guard<C, R> {

@@ -18,6 +18,7 @@ use tower::{Layer, Service};
 use std::net::SocketAddr;
 
 use authz_core::auth::{AuthError, Authenticator};
+use authz_core::dpop::{DpopError, DpopVerifier, ProofContext};
 use axum::extract::ConnectInfo;
 
 use crate::throttle::FailedAttempts;
@@ -36,6 +37,22 @@ pub(crate) enum Outcome {
     Refused(AuthError),
     /// Refused, and the failure budget of the client address or credential is spent (429).
     Throttled(u64),
+    /// The token verified, but its proof of possession did not (RFC 9449).
+    Dpop(DpopFailure),
+}
+
+/// Why a DPoP check failed.
+#[derive(Clone, Debug)]
+pub(crate) enum DpopFailure {
+    /// `invalid_dpop_proof`, with the check that failed.
+    InvalidProof(&'static str),
+    /// `use_dpop_nonce`, with the nonce to retry with.
+    UseNonce(String),
+    /// A DPoP-bound token sent with the `Bearer` scheme (or a bound token where DPoP is not
+    /// configured): `invalid_token`.
+    BoundAsBearer,
+    /// The `DPoP` scheme with a token that is not bound: `invalid_token`.
+    NotBound,
 }
 
 /// What the layer leaves in the request extensions.
@@ -57,6 +74,13 @@ impl AuthState {
             Outcome::Refused(AuthError::Unavailable) => Err(AuthRejection::KeySourceUnavailable(c())),
             Outcome::Throttled(secs) => Err(AuthRejection::TooManyAttempts(c(), *secs)),
             Outcome::Refused(_) => Err(AuthRejection::InvalidToken(c())),
+            Outcome::Dpop(DpopFailure::InvalidProof(why)) => Err(AuthRejection::InvalidDpopProof(c(), why)),
+            Outcome::Dpop(DpopFailure::UseNonce(nonce)) => {
+                Err(AuthRejection::UseDpopNonce(c(), nonce.clone()))
+            }
+            Outcome::Dpop(DpopFailure::BoundAsBearer | DpopFailure::NotBound) => {
+                Err(AuthRejection::InvalidToken(c()))
+            }
         }
     }
 }
@@ -86,6 +110,63 @@ impl BearerError {
     }
 }
 
+/// The authorization scheme of an access token (RFC 6750 `Bearer`, RFC 9449 `DPoP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenScheme {
+    /// `Authorization: Bearer <token>`.
+    Bearer,
+    /// `Authorization: DPoP <token>`, with a `DPoP` proof header.
+    DPoP,
+}
+
+/// Reads the access token and its scheme (`Bearer` or `DPoP`) from the request's one
+/// `Authorization` header; the same rules as [`bearer_token`] otherwise.
+///
+/// # Errors
+/// [`BearerError`]: repeated header, malformed value, another scheme.
+pub fn access_token(headers: &HeaderMap) -> Result<Option<(TokenScheme, &str)>, BearerError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(BearerError::Repeated);
+    }
+    let bytes = value.as_bytes();
+    let (scheme, rest) = match bytes.iter().position(|&b| b == b' ') {
+        Some(space) => (&bytes[..space], &bytes[space + 1..]),
+        None => (bytes, &[][..]),
+    };
+    let scheme = if scheme.eq_ignore_ascii_case(b"bearer") {
+        TokenScheme::Bearer
+    } else if scheme.eq_ignore_ascii_case(b"dpop") {
+        TokenScheme::DPoP
+    } else {
+        return Err(BearerError::UnsupportedScheme);
+    };
+    b64token(rest).map(|t| Some((scheme, t)))
+}
+
+/// The token after the scheme: an RFC 6750 `b64token` (the same grammar RFC 9449 §7.1 uses).
+fn b64token(rest: &[u8]) -> Result<&str, BearerError> {
+    let token = {
+        let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+        &rest[start..]
+    };
+    let is_b64token = !token.is_empty() && {
+        let end = token.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
+        end > 0
+            && token[..end]
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+    };
+    if !is_b64token {
+        return Err(BearerError::Malformed);
+    }
+    // Only ASCII passed the check above.
+    std::str::from_utf8(token).map_err(|_| BearerError::Malformed)
+}
+
 /// Reads the bearer token from the request's one `Authorization` header.
 ///
 /// Returns `Ok(None)` when there is no `Authorization` header. The scheme is matched
@@ -110,24 +191,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, BearerError> {
     if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Err(BearerError::UnsupportedScheme);
     }
-    let token = {
-        let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
-        &rest[start..]
-    };
-    let is_b64token = !token.is_empty() && {
-        let end = token.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
-        end > 0
-            && token[..end]
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
-    };
-    if !is_b64token {
-        return Err(BearerError::Malformed);
-    }
-    // Only ASCII passed the check above.
-    std::str::from_utf8(token)
-        .map(Some)
-        .map_err(|_| BearerError::Malformed)
+    b64token(rest).map(Some)
 }
 
 /// Authenticates every request once and stores the outcome for the extractors.
@@ -136,6 +200,50 @@ pub struct AuthLayer {
     authenticator: Arc<Authenticator>,
     config: Arc<RejectionConfig>,
     throttle: Option<Arc<FailedAttempts>>,
+    dpop: Option<Arc<DpopSettings>>,
+}
+
+/// How the layer checks DPoP proofs (RFC 9449).
+#[derive(Debug)]
+pub struct DpopSettings {
+    verifier: DpopVerifier,
+    origin: Option<String>,
+}
+
+impl DpopSettings {
+    /// Proofs checked by `verifier`. The request URI a proof's `htu` must name is
+    /// `origin` + the request path when [`with_origin`](Self::with_origin) is set (do set it
+    /// behind a TLS-terminating proxy: `https://api.example.com`), else `http://` + the `Host`
+    /// header + the path.
+    pub fn new(verifier: DpopVerifier) -> Self {
+        Self {
+            verifier,
+            origin: None,
+        }
+    }
+
+    /// The public origin of this service (`https://api.example.com`), without a path.
+    pub fn with_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into().trim_end_matches('/').to_string());
+        self
+    }
+
+    /// The verifier.
+    pub fn verifier(&self) -> &DpopVerifier {
+        &self.verifier
+    }
+
+    /// The absolute URI of `req` as its proof must name it.
+    fn target_uri(&self, req: &Request) -> Option<String> {
+        let path = req.uri().path();
+        match &self.origin {
+            Some(o) => Some(format!("{o}{path}")),
+            None => {
+                let host = req.headers().get(header::HOST)?.to_str().ok()?;
+                Some(format!("http://{host}{path}"))
+            }
+        }
+    }
 }
 
 impl AuthLayer {
@@ -145,7 +253,25 @@ impl AuthLayer {
             authenticator,
             config: Arc::new(RejectionConfig::default()),
             throttle: None,
+            dpop: None,
         }
+    }
+
+    /// Accepts DPoP-bound tokens (`Authorization: DPoP <token>` with a `DPoP` proof header,
+    /// RFC 9449 §7) checked by `settings`. Without this, the `DPoP` scheme is refused like any
+    /// other scheme. Either way a DPoP-bound token (`cnf.jkt`) sent as `Bearer` is refused.
+    pub fn dpop(mut self, settings: DpopSettings) -> Self {
+        let algs: Vec<&str> = settings
+            .verifier
+            .algorithms()
+            .iter()
+            .map(|a| a.as_str())
+            .collect();
+        let mut config = (*self.config).clone();
+        config.dpop_algs = Some(algs.join(" "));
+        self.config = Arc::new(config);
+        self.dpop = Some(Arc::new(settings));
+        self
     }
 
     /// Throttles failed credential checks (see [`crate::throttle`]): over budget, a failed
@@ -158,7 +284,8 @@ impl AuthLayer {
     }
 
     /// Uses `config` for realm and body shaping.
-    pub fn with_rejections(mut self, config: RejectionConfig) -> Self {
+    pub fn with_rejections(mut self, mut config: RejectionConfig) -> Self {
+        config.dpop_algs = self.config.dpop_algs.clone();
         self.config = Arc::new(config);
         self
     }
@@ -177,6 +304,7 @@ impl<S> Layer<S> for AuthLayer {
             authenticator: self.authenticator.clone(),
             config: self.config.clone(),
             throttle: self.throttle.clone(),
+            dpop: self.dpop.clone(),
         }
     }
 }
@@ -188,6 +316,7 @@ pub struct AuthService<S> {
     authenticator: Arc<Authenticator>,
     config: Arc<RejectionConfig>,
     throttle: Option<Arc<FailedAttempts>>,
+    dpop: Option<Arc<DpopSettings>>,
 }
 
 impl<S> AuthService<S> {
@@ -225,24 +354,94 @@ where
         let authenticator = self.authenticator.clone();
         let config = self.config.clone();
         let throttle = self.throttle.clone();
+        let dpop = self.dpop.clone();
         Box::pin(async move {
-            let outcome = authenticate(&authenticator, throttle.as_deref(), &mut req).await;
+            let outcome = authenticate(&authenticator, throttle.as_deref(), dpop.as_deref(), &mut req).await;
             req.extensions_mut().insert(AuthState { outcome, config });
             inner.call(req).await
         })
     }
 }
 
+/// The proof-of-possession half (RFC 9449 §7): a bound token needs the `DPoP` scheme and a
+/// proof by its key; the `DPoP` scheme needs a bound token.
+fn check_possession(
+    principal: authz_core::Principal,
+    scheme: TokenScheme,
+    token: &str,
+    dpop: Option<&DpopSettings>,
+    authenticator: &Authenticator,
+    req: &Request,
+) -> Outcome {
+    let bound = principal.token().jkt.clone();
+    let (settings, jkt) = match (scheme, bound, dpop) {
+        (TokenScheme::Bearer, None, _) => return Outcome::Authenticated(principal),
+        (TokenScheme::Bearer, Some(_), _) | (TokenScheme::DPoP, Some(_), None) => {
+            tracing::debug!("DPoP-bound token presented without its proof");
+            return Outcome::Dpop(DpopFailure::BoundAsBearer);
+        }
+        (TokenScheme::DPoP, None, _) => {
+            tracing::debug!("DPoP scheme with a token that is not DPoP-bound");
+            return Outcome::Dpop(DpopFailure::NotBound);
+        }
+        (TokenScheme::DPoP, Some(jkt), Some(settings)) => (settings, jkt),
+    };
+    let mut proofs = req.headers().get_all("dpop").iter();
+    let proof = match (proofs.next(), proofs.next()) {
+        (Some(p), None) => p.to_str().ok(),
+        _ => None,
+    };
+    let Some(proof) = proof else {
+        return Outcome::Dpop(DpopFailure::InvalidProof("send exactly one DPoP header"));
+    };
+    let Some(uri) = settings.target_uri(req) else {
+        return Outcome::Dpop(DpopFailure::InvalidProof(
+            "the request has no Host to match htu against",
+        ));
+    };
+    let context = ProofContext {
+        method: req.method().as_str(),
+        uri: &uri,
+        access_token: Some(token),
+    };
+    match settings
+        .verifier
+        .verify(proof, &context, authenticator.clock().unix_seconds())
+    {
+        Ok(p) if bool::from(subtle_eq(p.jkt.as_bytes(), jkt.as_bytes())) => Outcome::Authenticated(principal),
+        Ok(_) => Outcome::Dpop(DpopFailure::InvalidProof(
+            "the proof's key is not the key the token is bound to",
+        )),
+        Err(DpopError::Invalid(why)) => {
+            tracing::debug!(reason = why, "DPoP proof refused");
+            Outcome::Dpop(DpopFailure::InvalidProof(why))
+        }
+        Err(DpopError::UseNonce(n)) => Outcome::Dpop(DpopFailure::UseNonce(n)),
+    }
+}
+
+fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 async fn authenticate(
     authenticator: &Authenticator,
     throttle: Option<&FailedAttempts>,
+    dpop: Option<&DpopSettings>,
     req: &mut Request,
 ) -> Outcome {
-    // Mark the credential sensitive so that no logging layer prints it.
+    // Mark the credentials sensitive so that no logging layer prints them.
     if let Some(v) = req.headers_mut().get_mut(header::AUTHORIZATION) {
         v.set_sensitive(true);
     }
-    let token = match bearer_token(req.headers()) {
+    if let Some(v) = req.headers_mut().get_mut("dpop") {
+        v.set_sensitive(true);
+    }
+    let parsed = match dpop {
+        Some(_) => access_token(req.headers()),
+        None => bearer_token(req.headers()).map(|t| t.map(|t| (TokenScheme::Bearer, t))),
+    };
+    let (scheme, token) = match parsed {
         Ok(None) => return Outcome::Anonymous,
         Ok(Some(t)) => t,
         Err(e) => {
@@ -251,7 +450,7 @@ async fn authenticate(
         }
     };
     match authenticator.authenticate(token).await {
-        Ok(p) => Outcome::Authenticated(p),
+        Ok(p) => check_possession(p, scheme, token, dpop, authenticator, req),
         Err(e @ AuthError::Unavailable) => {
             // The key source logs the outage itself (rate-limited); per request, debug only.
             tracing::debug!("bearer credential not verifiable: key source unavailable");

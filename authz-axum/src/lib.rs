@@ -152,9 +152,9 @@ pub use authz_core::auth::{ApiKeys, AuthError, Authenticator, Issuer, StaticKeys
 #[doc(inline)]
 pub use authz_macros::{catalog, require_any_permission, require_permission, require_role};
 #[doc(inline)]
-pub use extract::{ApiKey, Guard, Jwt, Principal, Via};
+pub use extract::{ApiKey, DpopBound, Guard, Jwt, Principal, Via};
 #[doc(inline)]
-pub use layer::{AuthLayer, AuthService, BearerError, bearer_token};
+pub use layer::{AuthLayer, AuthService, BearerError, DpopSettings, TokenScheme, access_token, bearer_token};
 #[doc(inline)]
 pub use rejection::{AuthRejection, RejectionConfig, RejectionInfo};
 #[doc(inline)]

@@ -30,6 +30,8 @@ pub struct RejectionConfig {
     realm: String,
     shaper: Option<Shaper>,
     disclose_requirements: bool,
+    /// Set by [`crate::AuthLayer::dpop`]: the `algs` of `DPoP` challenges.
+    pub(crate) dpop_algs: Option<String>,
 }
 
 impl fmt::Debug for RejectionConfig {
@@ -38,6 +40,7 @@ impl fmt::Debug for RejectionConfig {
             .field("realm", &self.realm)
             .field("shaper", &self.shaper.is_some())
             .field("disclose_requirements", &self.disclose_requirements)
+            .field("dpop_algs", &self.dpop_algs)
             .finish()
     }
 }
@@ -48,6 +51,7 @@ impl Default for RejectionConfig {
             realm: "api".into(),
             shaper: None,
             disclose_requirements: false,
+            dpop_algs: None,
         }
     }
 }
@@ -70,6 +74,7 @@ impl RejectionConfig {
             realm,
             shaper: None,
             disclose_requirements: false,
+            dpop_algs: None,
         })
     }
 
@@ -115,6 +120,15 @@ pub enum AuthRejection {
     KeySourceUnavailable(Arc<RejectionConfig>),
     /// A failed credential check over the failure budget (429, `Retry-After` in seconds).
     TooManyAttempts(Arc<RejectionConfig>, u64),
+    /// A DPoP proof failed a check (401 `invalid_dpop_proof`, RFC 9449 §7.1); the text names
+    /// the check.
+    InvalidDpopProof(Arc<RejectionConfig>, &'static str),
+    /// A DPoP proof lacks the current server nonce (401 `use_dpop_nonce` with a `DPoP-Nonce`
+    /// header, RFC 9449 §9).
+    UseDpopNonce(Arc<RejectionConfig>, String),
+    /// The route requires a DPoP-bound token and got a bearer token (401 with a `DPoP`
+    /// challenge).
+    DpopRequired(Arc<RejectionConfig>),
     /// No auth layer ran: a server configuration error.
     LayerMissing,
 }
@@ -154,7 +168,10 @@ impl AuthRejection {
         match self {
             AuthRejection::MissingCredentials(_)
             | AuthRejection::UnsupportedScheme(_)
-            | AuthRejection::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            | AuthRejection::InvalidToken(_)
+            | AuthRejection::InvalidDpopProof(..)
+            | AuthRejection::UseDpopNonce(..)
+            | AuthRejection::DpopRequired(_) => StatusCode::UNAUTHORIZED,
             AuthRejection::InvalidRequest(..) => StatusCode::BAD_REQUEST,
             AuthRejection::Forbidden(..) => StatusCode::FORBIDDEN,
             AuthRejection::KeySourceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -195,6 +212,21 @@ impl AuthRejection {
                 "Too Many Requests",
                 "too many failed credential checks; retry later with a valid credential".into(),
             ),
+            AuthRejection::InvalidDpopProof(_, why) => (
+                Some("invalid_dpop_proof"),
+                "Unauthorized",
+                format!("the DPoP proof is invalid: {why}"),
+            ),
+            AuthRejection::UseDpopNonce(..) => (
+                Some("use_dpop_nonce"),
+                "Unauthorized",
+                "resend the request with a DPoP proof carrying the nonce in the DPoP-Nonce header".into(),
+            ),
+            AuthRejection::DpopRequired(_) => (
+                Some("invalid_token"),
+                "Unauthorized",
+                "this resource requires a DPoP-bound access token (Authorization: DPoP, with a DPoP proof)".into(),
+            ),
             AuthRejection::LayerMissing => (
                 None,
                 "Internal Server Error",
@@ -218,7 +250,10 @@ impl AuthRejection {
             | AuthRejection::InvalidToken(c)
             | AuthRejection::Forbidden(c, _)
             | AuthRejection::KeySourceUnavailable(c)
-            | AuthRejection::TooManyAttempts(c, _) => Some(c),
+            | AuthRejection::TooManyAttempts(c, _)
+            | AuthRejection::InvalidDpopProof(c, _)
+            | AuthRejection::UseDpopNonce(c, _)
+            | AuthRejection::DpopRequired(c) => Some(c),
             AuthRejection::LayerMissing => None,
         }
     }
@@ -263,12 +298,38 @@ impl IntoResponse for AuthRejection {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match info.status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST => {
-                let mut challenge = format!("Bearer realm=\"{}\"", config.realm);
-                if let Some(e) = info.error {
-                    challenge.push_str(&format!(", error=\"{e}\""));
+                let dpop_error = matches!(
+                    self,
+                    AuthRejection::InvalidDpopProof(..)
+                        | AuthRejection::UseDpopNonce(..)
+                        | AuthRejection::DpopRequired(_)
+                );
+                // RFC 9449 §7.1: DPoP errors are DPoP challenges; a service that accepts DPoP
+                // offers both schemes on every 401.
+                if !dpop_error {
+                    let mut challenge = format!("Bearer realm=\"{}\"", config.realm);
+                    if let Some(e) = info.error {
+                        challenge.push_str(&format!(", error=\"{e}\""));
+                    }
+                    if let Ok(v) = HeaderValue::from_str(&challenge) {
+                        headers.append(header::WWW_AUTHENTICATE, v);
+                    }
                 }
-                if let Ok(v) = HeaderValue::from_str(&challenge) {
-                    headers.insert(header::WWW_AUTHENTICATE, v);
+                let algs = config.dpop_algs.clone().unwrap_or_else(|| "ES256".into());
+                if dpop_error || (config.dpop_algs.is_some() && info.status == StatusCode::UNAUTHORIZED) {
+                    let mut challenge = format!("DPoP realm=\"{}\"", config.realm);
+                    if let (true, Some(e)) = (dpop_error, info.error) {
+                        challenge.push_str(&format!(", error=\"{e}\""));
+                    }
+                    challenge.push_str(&format!(", algs=\"{algs}\""));
+                    if let Ok(v) = HeaderValue::from_str(&challenge) {
+                        headers.append(header::WWW_AUTHENTICATE, v);
+                    }
+                }
+                if let AuthRejection::UseDpopNonce(_, nonce) = &self
+                    && let Ok(v) = HeaderValue::from_str(nonce)
+                {
+                    headers.insert("dpop-nonce", v);
                 }
             }
             StatusCode::SERVICE_UNAVAILABLE => {

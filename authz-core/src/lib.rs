@@ -47,6 +47,7 @@ pub mod apikey;
 pub mod auth;
 pub mod catalog;
 pub mod clock;
+pub mod dpop;
 pub mod grammar;
 #[cfg(feature = "remote")]
 pub mod jwks;

@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS authz_oauth_refresh_tokens (
     roles     TEXT NOT NULL,
     scope     TEXT NOT NULL,
     issued_at BIGINT NOT NULL,
-    spent_at  BIGINT
+    spent_at  BIGINT,
+    dpop_jkt  TEXT
 );
 CREATE INDEX IF NOT EXISTS authz_oauth_refresh_family ON authz_oauth_refresh_tokens (family_id);
 CREATE TABLE IF NOT EXISTS authz_oauth_access_tokens (

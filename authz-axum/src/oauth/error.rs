@@ -19,6 +19,8 @@ pub struct OAuthError {
     pub basic_realm: Option<String>,
     /// Seconds for `Retry-After` (429, 503).
     pub retry_after: Option<u64>,
+    /// A `DPoP-Nonce` to send (RFC 9449 §8).
+    pub dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -29,6 +31,7 @@ impl OAuthError {
             description: description.into(),
             basic_realm: None,
             retry_after: None,
+            dpop_nonce: None,
         }
     }
 
@@ -60,6 +63,22 @@ impl OAuthError {
     /// 400 `invalid_scope`.
     pub fn invalid_scope(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
+    }
+
+    /// 400 `invalid_dpop_proof` (RFC 9449 §5).
+    pub fn invalid_dpop_proof(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", description)
+    }
+
+    /// 400 `use_dpop_nonce` with the nonce to retry with in `DPoP-Nonce` (RFC 9449 §8).
+    pub fn use_dpop_nonce(nonce: String) -> Self {
+        let mut e = Self::new(
+            StatusCode::BAD_REQUEST,
+            "use_dpop_nonce",
+            "resend with the DPoP-Nonce value in the proof",
+        );
+        e.dpop_nonce = Some(nonce);
+        e
     }
 
     /// 429 `slow_down`-style throttling (RFC 6585), with `Retry-After`.
@@ -115,6 +134,11 @@ impl IntoResponse for OAuthError {
             if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\", charset=\"UTF-8\"")) {
                 r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
             }
+        }
+        if let Some(n) = &self.dpop_nonce
+            && let Ok(v) = HeaderValue::from_str(n)
+        {
+            r.headers_mut().insert("dpop-nonce", v);
         }
         if let Some(s) = self.retry_after {
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));

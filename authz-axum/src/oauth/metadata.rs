@@ -32,6 +32,7 @@ impl TokenService {
             "revocation_endpoint_auth_methods_supported": auth_methods,
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "authorization_response_iss_parameter_supported": true,
+            "dpop_signing_alg_values_supported": self.dpop.algorithms().iter().map(|a| a.as_str()).collect::<Vec<_>>(),
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["ES256"],
         })

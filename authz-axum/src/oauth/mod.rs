@@ -97,6 +97,7 @@ pub struct TokenService {
     logins: login::LoginThrottle,
     dummy_hash: String,
     revocations: std::sync::OnceLock<Arc<Revocations>>,
+    dpop: authz_core::dpop::DpopVerifier,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -152,6 +153,7 @@ impl TokenService {
             keys,
             dummy_hash,
             revocations: std::sync::OnceLock::new(),
+            dpop: authz_core::dpop::DpopVerifier::default(),
         }))
     }
 
@@ -261,7 +263,8 @@ impl TokenService {
         self.keys.ring().jwks(self.now())
     }
 
-    /// Signs an access token (RFC 9068). With a `family` (a user grant) its `jti` is recorded
+    /// Signs an access token (RFC 9068), bound to a DPoP key when `jkt` is given (`cnf.jkt`).
+    /// With a `family` (a user grant) its `jti` is recorded
     /// under the family, so that revoking the family revokes it; without one nothing is written
     /// until the token is revoked.
     ///
@@ -274,6 +277,7 @@ impl TokenService {
         roles: &[String],
         scope: &[String],
         family: Option<&str>,
+        jkt: Option<&str>,
     ) -> Result<IssuedAccessToken, StoreError> {
         let now = self.now();
         let exp = now + self.config.access_token_lifetime.as_secs();
@@ -290,6 +294,11 @@ impl TokenService {
             "scope": scope.join(" "),
             "roles": roles,
         });
+        let mut claims = claims;
+        if let Some(jkt) = jkt {
+            // RFC 9449 §6.1: bound to the key of the client's DPoP proof.
+            claims["cnf"] = serde_json::json!({ "jkt": jkt });
+        }
         let token = self.keys.sign(&claims, now)?;
         // Tokens of a grant are recorded so that revoking the grant (reuse, replay, revocation)
         // revokes them. A client-credentials token has no grant to follow: it is recorded only

@@ -163,6 +163,7 @@ macro_rules! oauth_store {
                     scope: list_from(&r.try_get::<String, _>("scope").map_err(db_err)?)?,
                     issued_at: u(r.try_get("issued_at").map_err(db_err)?),
                     spent_at: from_i64(r.try_get("spent_at").map_err(db_err)?),
+                    jkt: r.try_get("dpop_jkt").map_err(db_err)?,
                 })
             }
 
@@ -388,8 +389,8 @@ macro_rules! oauth_store {
                 self.op(async move {
                     let mut tx = self.pool.begin().await.map_err(db_err)?;
                     sqlx::query(
-                        "INSERT INTO authz_oauth_refresh_tokens (hash, family_id, client_id, subject, roles, scope, issued_at, spent_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
+                        "INSERT INTO authz_oauth_refresh_tokens (hash, family_id, client_id, subject, roles, scope, issued_at, spent_at, dpop_jkt) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8)",
                     )
                     .bind(t.hash.as_bytes().to_vec())
                     .bind(t.family_id.clone())
@@ -398,6 +399,7 @@ macro_rules! oauth_store {
                     .bind(list_json(&t.roles))
                     .bind(list_json(&t.scope))
                     .bind(to_i64(t.issued_at))
+                    .bind(t.jkt.clone())
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;

@@ -83,20 +83,46 @@ impl TokenService {
                 grant.as_str()
             )));
         }
+        let jkt = self.dpop_proof(headers)?;
+        let jkt = jkt.as_deref();
         let mut response = match grant {
-            GrantType::AuthorizationCode => self.code_grant(&client, &params).await?,
-            GrantType::RefreshToken => self.refresh_grant(&client, &params).await?,
-            GrantType::ClientCredentials => self.client_credentials_grant(&client, &params).await?,
+            GrantType::AuthorizationCode => self.code_grant(&client, &params, jkt).await?,
+            GrantType::RefreshToken => self.refresh_grant(&client, &params, jkt).await?,
+            GrantType::ClientCredentials => self.client_credentials_grant(&client, &params, jkt).await?,
         }
         .into_response();
         no_store(&mut response);
         Ok(response)
     }
 
+    /// The key thumbprint of the request's DPoP proof (RFC 9449 §5), if it has one.
+    fn dpop_proof(&self, headers: &HeaderMap) -> Result<Option<String>, OAuthError> {
+        let mut proofs = headers.get_all("dpop").iter();
+        let proof = match (proofs.next(), proofs.next()) {
+            (None, _) => return Ok(None),
+            (Some(p), None) => p
+                .to_str()
+                .map_err(|_| OAuthError::invalid_dpop_proof("malformed DPoP header"))?,
+            (Some(_), Some(_)) => return Err(OAuthError::invalid_dpop_proof("send exactly one DPoP header")),
+        };
+        let uri = self.config.url(&self.config.endpoints.token);
+        let context = authz_core::dpop::ProofContext {
+            method: "POST",
+            uri: &uri,
+            access_token: None,
+        };
+        match self.dpop.verify(proof, &context, self.now()) {
+            Ok(p) => Ok(Some(p.jkt)),
+            Err(authz_core::dpop::DpopError::Invalid(why)) => Err(OAuthError::invalid_dpop_proof(why)),
+            Err(authz_core::dpop::DpopError::UseNonce(n)) => Err(OAuthError::use_dpop_nonce(n)),
+        }
+    }
+
     async fn client_credentials_grant(
         &self,
         client: &Authenticated,
         params: &Params,
+        jkt: Option<&str>,
     ) -> Result<axum::Json<serde_json::Value>, OAuthError> {
         let c = &client.client;
         if c.client_type != ClientType::Confidential {
@@ -106,16 +132,22 @@ impl TokenService {
         }
         let roles = narrow(&c.roles, params.get("scope")?)?;
         let issued = self
-            .issue_access_token(&c.id, &c.id, &roles, &roles, None)
+            .issue_access_token(&c.id, &c.id, &roles, &roles, None, jkt)
             .await?;
         tracing::info!(client_id = %c.id, jti = %issued.jti, grant = "client_credentials", "access token issued");
-        Ok(axum::Json(self.token_response(&issued, &roles, None)))
+        Ok(axum::Json(self.token_response(
+            &issued,
+            &roles,
+            None,
+            jkt.is_some(),
+        )))
     }
 
     async fn code_grant(
         &self,
         client: &Authenticated,
         params: &Params,
+        jkt: Option<&str>,
     ) -> Result<axum::Json<serde_json::Value>, OAuthError> {
         let code = params.require("code")?;
         let redirect_uri = params.require("redirect_uri")?;
@@ -177,7 +209,14 @@ impl TokenService {
             return Err(OAuthError::invalid_grant("grant revoked"));
         }
         let issued = self
-            .issue_access_token(&c.id, &code.subject, &code.roles, &code.scope, Some(&family.id))
+            .issue_access_token(
+                &c.id,
+                &code.subject,
+                &code.roles,
+                &code.scope,
+                Some(&family.id),
+                jkt,
+            )
             .await?;
         let refresh = if c.allows(GrantType::RefreshToken) {
             Some(
@@ -190,6 +229,10 @@ impl TokenService {
                     scope: code.scope.clone(),
                     issued_at: now,
                     spent_at: None,
+                    // RFC 9449 §5: a public client's refresh token is bound to its DPoP key.
+                    jkt: jkt
+                        .filter(|_| c.client_type == ClientType::Public)
+                        .map(str::to_string),
                 })
                 .await?,
             )
@@ -202,6 +245,7 @@ impl TokenService {
             &issued,
             &code.scope,
             refresh.as_deref(),
+            jkt.is_some(),
         )))
     }
 
@@ -217,6 +261,7 @@ impl TokenService {
         &self,
         client: &Authenticated,
         params: &Params,
+        jkt: Option<&str>,
     ) -> Result<axum::Json<serde_json::Value>, OAuthError> {
         let presented = params.require("refresh_token")?;
         let now = self.now();
@@ -254,11 +299,19 @@ impl TokenService {
         if now >= family.last_used_at + self.config.refresh_idle_timeout.as_secs() {
             return Err(OAuthError::invalid_grant("grant expired (idle)"));
         }
+        if let Some(bound) = &old.jkt
+            && jkt != Some(bound.as_str())
+        {
+            // The token is spent now; a thief without the key gets nothing.
+            return Err(OAuthError::invalid_dpop_proof(
+                "this refresh token is bound to a DPoP key: send a proof signed with it",
+            ));
+        }
         // A refresh may narrow the scope, never widen it (RFC 6749 §6).
         let scope = narrow(&old.scope, params.get("scope")?)?;
         let roles = scope.clone();
         let issued = self
-            .issue_access_token(&c.id, &old.subject, &roles, &scope, Some(&family.id))
+            .issue_access_token(&c.id, &old.subject, &roles, &scope, Some(&family.id), jkt)
             .await?;
         let refresh = self
             .issue_refresh(RefreshToken {
@@ -270,11 +323,17 @@ impl TokenService {
                 scope: scope.clone(),
                 issued_at: now,
                 spent_at: None,
+                jkt: old.jkt.clone(),
             })
             .await?;
         tracing::info!(client_id = %c.id, sub = %old.subject, jti = %issued.jti, grant = "refresh_token",
             "access token issued; refresh token rotated");
-        Ok(axum::Json(self.token_response(&issued, &scope, Some(&refresh))))
+        Ok(axum::Json(self.token_response(
+            &issued,
+            &scope,
+            Some(&refresh),
+            jkt.is_some(),
+        )))
     }
 
     fn token_response(
@@ -282,10 +341,12 @@ impl TokenService {
         issued: &super::IssuedAccessToken,
         scope: &[String],
         refresh: Option<&str>,
+        dpop: bool,
     ) -> serde_json::Value {
         let mut body = json!({
             "access_token": issued.token,
-            "token_type": "Bearer",
+            // RFC 9449 §5: a bound token's type is DPoP.
+            "token_type": if dpop { "DPoP" } else { "Bearer" },
             "expires_in": self.config.access_token_lifetime.as_secs(),
             "scope": scope.join(" "),
         });

@@ -226,6 +226,9 @@ pub struct RefreshToken {
     pub issued_at: u64,
     /// Set when it was exchanged (a second presentation is reuse).
     pub spent_at: Option<u64>,
+    /// The DPoP key thumbprint it is bound to (RFC 9449 §5: public clients' refresh tokens):
+    /// exchanging it needs a proof by that key.
+    pub jkt: Option<String>,
 }
 
 /// An issued access token, remembered until it expires so that it can be revoked and

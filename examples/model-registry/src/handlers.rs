@@ -242,9 +242,11 @@ pub struct DeployRequest {
     environment: Option<String>,
 }
 
-/// `POST /models/{id}/deploy`
+/// `POST /models/{id}/deploy`: a high-value operation, so the token must be DPoP-bound
+/// (RFC 9449) and come with a proof of its key: a stolen token alone cannot deploy.
 #[require_permission("model:deploy")]
 pub async fn deploy_model(
+    _bound: authz_axum::DpopBound,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<DeployRequest>,
 ) -> impl IntoResponse {

@@ -259,6 +259,10 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let mut app = app
         .layer(
             AuthLayer::new(authenticator.clone())
+                // DPoP-bound tokens (RFC 9449): required on the deploy route.
+                .dpop(authz_axum::DpopSettings::new(
+                    authz_axum::core::dpop::DpopVerifier::default(),
+                ))
                 .throttle_failures(Arc::new(authz_axum::throttle::FailedAttempts::new(
                     authz_axum::throttle::ThrottleConfig::default(),
                 )))

@@ -38,6 +38,77 @@ enum Command {
         #[command(subcommand)]
         action: UsersAction,
     },
+    /// DPoP (RFC 9449) for curl: make a key, sign proofs with it.
+    Dpop {
+        #[command(subcommand)]
+        action: DpopAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DpopAction {
+    /// Write a new P-256 private key (PKCS#8 DER) to FILE, and print its thumbprint.
+    Key {
+        /// Where to write the key (created with mode 0600).
+        file: std::path::PathBuf,
+    },
+    /// Print a DPoP proof (alone on stdout) for one request.
+    Proof {
+        /// The key file made by `dpop key`.
+        #[arg(long)]
+        key: std::path::PathBuf,
+        /// The request's method.
+        #[arg(long, default_value = "POST")]
+        method: String,
+        /// The request's URL (query and fragment are ignored).
+        #[arg(long)]
+        url: String,
+        /// The access token the request carries (adds `ath`).
+        #[arg(long)]
+        token: Option<String>,
+        /// The server's DPoP-Nonce, when it asks for one.
+        #[arg(long)]
+        nonce: Option<String>,
+    },
+}
+
+fn dpop(action: DpopAction) -> Result<(), String> {
+    use authz_axum::core::dpop::DpopKey;
+    match action {
+        DpopAction::Key { file } => {
+            let key = DpopKey::generate();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            use std::io::Write as _;
+            options
+                .open(&file)
+                .and_then(|mut f| f.write_all(key.pkcs8()))
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            eprintln!(
+                "wrote a P-256 DPoP key to {}; its thumbprint (cnf.jkt) follows",
+                file.display()
+            );
+            println!("{}", key.thumbprint());
+            Ok(())
+        }
+        DpopAction::Proof {
+            key,
+            method,
+            url,
+            token,
+            nonce,
+        } => {
+            let der = std::fs::read(&key).map_err(|e| format!("{}: {e}", key.display()))?;
+            let key = DpopKey::from_pkcs8(&der).map_err(|e| format!("{}: {e}", key.display()))?;
+            println!(
+                "{}",
+                key.proof(&method, &url, token.as_deref(), nonce.as_deref(), unix_now())
+            );
+            Ok(())
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -445,6 +516,13 @@ async fn main() {
         }
         return;
     }
+    if let Some(Command::Dpop { action }) = cli.command {
+        if let Err(e) = dpop(action) {
+            eprintln!("model-registry dpop: {e}");
+            std::process::exit(2);
+        }
+        return;
+    }
     if let Some(Command::Users { action }) = cli.command {
         if let Err(e) = users(&config, action).await {
             eprintln!("model-registry users: {e}");
@@ -516,7 +594,11 @@ async fn main() {
             ("viewer-client", "GET /datasets", "200"),
             ("viewer-client", "POST /datasets", "403"),
             ("analyst-client", "POST /models/m1/run", "202"),
-            ("admin-client", "POST /models/m1/deploy", "202"),
+            (
+                "admin-client",
+                "POST /models/m1/deploy",
+                "401 (deploying needs DPoP: see below)",
+            ),
             ("clerk-client", "POST /payments", "201"),
             ("approver-client", "GET /me", "200"),
         ] {
@@ -538,6 +620,18 @@ async fn main() {
             };
             println!("curl -si -X {method}{body} -H \"Authorization: Bearer $TOKEN\" {url}{path}");
         }
+        let admin = server.client("admin-client").expect("demo client");
+        let me = std::env::args().next().unwrap_or_else(|| "model-registry".into());
+        println!(
+            "\n# admin-client deploys with a DPoP-bound token (RFC 9449): a key, a proof per request\n\
+             {me} dpop key dpop.key\n\
+             TOKEN=$(curl -s -u '{}:{}' -H \"DPoP: $({me} dpop proof --key dpop.key --method POST --url {url}/token)\" \
+             -d grant_type=client_credentials {url}/token | {extract})\n\
+             curl -si -X POST -H 'content-type: application/json' -d '{{}}' -H \"Authorization: DPoP $TOKEN\" \
+             -H \"DPoP: $({me} dpop proof --key dpop.key --method POST --url {url}/models/m1/deploy --token $TOKEN)\" \
+             {url}/models/m1/deploy",
+            admin.id, admin.secret
+        );
         let alice = server.client("alice").expect("demo client");
         println!(
             "\n# alice holds both payment roles and picks one per token with scope=payments_clerk or \

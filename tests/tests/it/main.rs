@@ -10,6 +10,7 @@ mod checklist;
 mod common;
 mod configured;
 mod differential;
+mod dpop;
 mod e2e;
 mod grammar_copy;
 mod guards;

@@ -126,6 +126,24 @@ async fn login(authorize_url: &url::Url, username: &str, password: &str) -> Logi
     }
 }
 
+/// Signs `ada` in for `client_id` (its one registered redirect URI) with `challenge` (S256) and
+/// returns the code.
+pub(crate) async fn login_for_code(
+    server: &model_registry::Server,
+    client_id: &str,
+    challenge: &str,
+) -> String {
+    let url = url::Url::parse(&format!(
+        "{}/authorize?response_type=code&client_id={client_id}&code_challenge={challenge}&code_challenge_method=S256&state=s",
+        server.url()
+    ))
+    .unwrap();
+    let ada = &server.users[0];
+    let l = login(&url, &ada.username, &ada.password).await;
+    assert_eq!(l.status, StatusCode::SEE_OTHER, "{}", l.body);
+    query(&l.location.unwrap())["code"].clone()
+}
+
 fn query(url: &url::Url) -> HashMap<String, String> {
     url.query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -934,13 +952,19 @@ async fn signing_keys_rotate_publish_first_retire_last() {
             .map(|k| k["kid"].as_str().unwrap().to_string())
             .collect()
     };
-    let t0 = svc.issue_access_token("c", "s", &[], &[], None).await.unwrap();
+    let t0 = svc
+        .issue_access_token("c", "s", &[], &[], None, None)
+        .await
+        .unwrap();
     let old = kid(&t0.token);
     assert_eq!(kids(&svc), vec![old.clone()]);
 
     let new = svc.rotate_signing_key().await.unwrap();
     assert_eq!(kids(&svc), vec![old.clone(), new.clone()], "published at once");
-    let t1 = svc.issue_access_token("c", "s", &[], &[], None).await.unwrap();
+    let t1 = svc
+        .issue_access_token("c", "s", &[], &[], None, None)
+        .await
+        .unwrap();
     assert_eq!(
         kid(&t1.token),
         old,
@@ -948,7 +972,10 @@ async fn signing_keys_rotate_publish_first_retire_last() {
     );
 
     clock.advance(config.key_publish_ahead + Duration::from_secs(1));
-    let t2 = svc.issue_access_token("c", "s", &[], &[], None).await.unwrap();
+    let t2 = svc
+        .issue_access_token("c", "s", &[], &[], None, None)
+        .await
+        .unwrap();
     assert_eq!(kid(&t2.token), new, "the new key signs after the delay");
     assert!(
         kids(&svc).contains(&old),
@@ -968,7 +995,10 @@ async fn signing_keys_rotate_publish_first_retire_last() {
         .await
         .unwrap();
     assert_eq!(kids(&other), vec![new.clone()]);
-    let t3 = other.issue_access_token("c", "s", &[], &[], None).await.unwrap();
+    let t3 = other
+        .issue_access_token("c", "s", &[], &[], None, None)
+        .await
+        .unwrap();
     assert_eq!(kid(&t3.token), new);
 
     // Automatic rotation once the key is older than the period.

@@ -74,6 +74,7 @@ async fn suite(store: Arc<dyn TokenStore>) {
             scope: vec!["viewer".into()],
             issued_at: now + 5,
             spent_at: None,
+            jkt: None,
         })
         .await
         .unwrap();
