@@ -239,6 +239,23 @@ impl JwksServer {
     }
 }
 
+/// `POST /models/{id}/deploy` requires a DPoP-bound token: answered to a bearer token it is
+/// 401 "requires a DPoP-bound access token" when the guard passed (the caller holds
+/// `model:deploy`). This names that outcome `DEPLOY_PERMITTED` (a status no response has) and
+/// passes every other status through.
+pub async fn deploy_status(resp: reqwest::Response) -> u16 {
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap_or_default();
+    if status == 401 && body.contains("requires a DPoP-bound access token") {
+        DEPLOY_PERMITTED
+    } else {
+        status
+    }
+}
+
+/// See [`deploy_status`].
+pub const DEPLOY_PERMITTED: u16 = 1202;
+
 /// A plain HTTP client (no connection reuse surprises, no proxies).
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()

@@ -37,8 +37,16 @@ async fn run(server: &Server, token: &str) -> u16 {
     status(server, reqwest::Method::POST, "/models/m1/run", token).await
 }
 
+/// Deploying needs DPoP: with these bearer tokens a permitted caller gets `DEPLOY_PERMITTED`.
 async fn deploy(server: &Server, token: &str) -> u16 {
-    status(server, reqwest::Method::POST, "/models/m1/deploy", token).await
+    let resp = http()
+        .post(format!("{}/models/m1/deploy", server.url()))
+        .bearer_auth(token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    crate::common::deploy_status(resp).await
 }
 
 #[tokio::test]
@@ -62,7 +70,7 @@ async fn keycloak_by_configuration_alone() {
     assert_eq!(deploy(&server, &token(&["analyst"], &[], "Bearer")).await, 403);
     assert_eq!(
         deploy(&server, &token(&[], &["admin"], "Bearer")).await,
-        202,
+        crate::common::DEPLOY_PERMITTED,
         "client roles of the audience"
     );
     assert_eq!(
@@ -113,7 +121,10 @@ async fn cognito_access_token_deploys_its_id_token_does_not() {
         "sub": "s", "iss": iss, "client_id": "7abcdefghij1234567890", "token_use": "access",
         "cognito:groups": ["admin"], "scope": "aws.cognito.signin.user.admin", "username": "ann",
     }));
-    assert_eq!(deploy(&server, &key.sign(&access)).await, 202);
+    assert_eq!(
+        deploy(&server, &key.sign(&access)).await,
+        crate::common::DEPLOY_PERMITTED
+    );
     let id = timed(json!({
         "sub": "s", "iss": iss, "aud": "7abcdefghij1234567890", "token_use": "id",
         "cognito:groups": ["admin"], "email": "ann@example.com",
@@ -250,7 +261,7 @@ provider = "okta"
     assert_eq!(run(&server, &ka.sign(&a)).await, 202);
     assert_eq!(
         deploy(&server, &kb.sign(&b)).await,
-        202,
+        crate::common::DEPLOY_PERMITTED,
         "Okta groups through the okta preset"
     );
     assert_eq!(

@@ -219,12 +219,16 @@ async fn a_real_identity_provider_by_configuration_alone() {
         403
     );
     let admin = idp.access_token("admin-svc").await;
+    // Deploying needs a DPoP-bound token: this bearer token passes the guard, then is asked
+    // for DPoP.
     assert_eq!(
-        call(reqwest::Method::POST, "/models/m1/deploy", &admin)
-            .await
-            .unwrap()
-            .status(),
-        202
+        crate::common::deploy_status(
+            call(reqwest::Method::POST, "/models/m1/deploy", &admin)
+                .await
+                .unwrap()
+        )
+        .await,
+        crate::common::DEPLOY_PERMITTED
     );
 
     // A token the same provider issued for another resource server is refused.
