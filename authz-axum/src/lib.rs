@@ -165,7 +165,7 @@ pub use routing::{AuditedRouter, RouteTable};
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// Marks `Authorization`, `Cookie`, `Set-Cookie` and `Proxy-Authorization` sensitive for every
+/// Marks `Authorization`, `Cookie`, `Set-Cookie`, `Proxy-Authorization` and `DPoP` sensitive for every
 /// layer below (tower-http), so tracing and logging layers print them as `Sensitive`.
 pub fn sensitive_headers_layer() -> tower_http::sensitive_headers::SetSensitiveHeadersLayer {
     use axum::http::header;
@@ -174,6 +174,7 @@ pub fn sensitive_headers_layer() -> tower_http::sensitive_headers::SetSensitiveH
         header::PROXY_AUTHORIZATION,
         header::COOKIE,
         header::SET_COOKIE,
+        axum::http::HeaderName::from_static("dpop"),
     ])
 }
 
