@@ -55,7 +55,9 @@ fn dpop(c: &mut Criterion) {
         .find(|s| s.alg == Algorithm::ES256)
         .unwrap();
     let keys = StaticKeys::new(KeySet::new(vec![ours]).unwrap());
-    let verifier = JwtVerifier::builder(ISS, AUD, [Algorithm::ES256]).build().unwrap();
+    let verifier = JwtVerifier::builder(ISS, AUD, [Algorithm::ES256])
+        .build()
+        .unwrap();
     let authenticator = |cache| {
         Authenticator::builder(policy.clone())
             .issuer(Issuer::new(verifier.clone(), keys.clone()))

@@ -279,10 +279,28 @@ impl TokenService {
         family: Option<&str>,
         jkt: Option<&str>,
     ) -> Result<IssuedAccessToken, StoreError> {
+        let (issued, record) = self.sign_access_token(client_id, subject, roles, scope, family, jkt)?;
+        if let Some(record) = record {
+            self.store.insert_access(record).await?;
+        }
+        Ok(issued)
+    }
+
+    /// Signs an access token; returns it and, for a grant's token, the record to store (the
+    /// caller writes it, with the grant's other writes in one transaction).
+    pub(crate) fn sign_access_token(
+        &self,
+        client_id: &str,
+        subject: &str,
+        roles: &[String],
+        scope: &[String],
+        family: Option<&str>,
+        jkt: Option<&str>,
+    ) -> Result<(IssuedAccessToken, Option<AccessTokenRecord>), StoreError> {
         let now = self.now();
         let exp = now + self.config.access_token_lifetime.as_secs();
         let jti = authz_core::oauth::new_secret()[..22].to_string();
-        let claims = serde_json::json!({
+        let mut claims = serde_json::json!({
             "iss": self.config.issuer,
             "sub": subject,
             "aud": self.config.audience,
@@ -294,7 +312,6 @@ impl TokenService {
             "scope": scope.join(" "),
             "roles": roles,
         });
-        let mut claims = claims;
         if let Some(jkt) = jkt {
             // RFC 9449 §6.1: bound to the key of the client's DPoP proof.
             claims["cnf"] = serde_json::json!({ "jkt": jkt });
@@ -303,23 +320,22 @@ impl TokenService {
         // Tokens of a grant are recorded so that revoking the grant (reuse, replay, revocation)
         // revokes them. A client-credentials token has no grant to follow: it is recorded only
         // if it is revoked (a deny-list entry), which keeps a store write off that hot path.
-        if let Some(family) = family {
-            self.store
-                .insert_access(AccessTokenRecord {
-                    jti: jti.clone(),
-                    family_id: Some(family.to_string()),
-                    client_id: client_id.to_string(),
-                    subject: subject.to_string(),
-                    expires_at: exp,
-                    revoked_at: None,
-                })
-                .await?;
-        }
-        Ok(IssuedAccessToken {
-            token,
-            jti,
+        let record = family.map(|family| AccessTokenRecord {
+            jti: jti.clone(),
+            family_id: Some(family.to_string()),
+            client_id: client_id.to_string(),
+            subject: subject.to_string(),
             expires_at: exp,
-        })
+            revoked_at: None,
+        });
+        Ok((
+            IssuedAccessToken {
+                token,
+                jti,
+                expires_at: exp,
+            },
+            record,
+        ))
     }
 
     /// Publishes a new signing key now; it signs after

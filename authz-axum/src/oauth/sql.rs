@@ -364,14 +364,16 @@ macro_rules! oauth_store {
             fn redeem_code<'a>(&'a self, hash: &'a KeyHash, now: u64) -> StoreFuture<'a, CodeRedemption> {
                 self.op(async move {
                     let h = hash.as_bytes().to_vec();
-                    let won = sqlx::query("UPDATE authz_oauth_codes SET used_at = $2 WHERE hash = $1 AND used_at IS NULL")
+                    // The winner gets the row back from its UPDATE; only a loser reads it.
+                    let won = sqlx::query("UPDATE authz_oauth_codes SET used_at = $2 WHERE hash = $1 AND used_at IS NULL RETURNING *")
                         .bind(h.clone())
                         .bind(to_i64(now))
-                        .execute(&self.pool)
+                        .fetch_optional(&self.pool)
                         .await
-                        .map_err(db_err)?
-                        .rows_affected()
-                        > 0;
+                        .map_err(db_err)?;
+                    if let Some(row) = won {
+                        return Ok(CodeRedemption::Fresh(Self::code_row(&row)?));
+                    }
                     let row = sqlx::query("SELECT * FROM authz_oauth_codes WHERE hash = $1")
                         .bind(h)
                         .fetch_optional(&self.pool)
@@ -379,7 +381,6 @@ macro_rules! oauth_store {
                         .map_err(db_err)?;
                     Ok(match row.as_ref().map(Self::code_row).transpose()? {
                         None => CodeRedemption::Unknown,
-                        Some(c) if won => CodeRedemption::Fresh(c),
                         Some(c) => CodeRedemption::Replayed(c),
                     })
                 })
@@ -416,25 +417,28 @@ macro_rules! oauth_store {
             fn redeem_refresh<'a>(&'a self, hash: &'a KeyHash, now: u64) -> StoreFuture<'a, RefreshRedemption> {
                 self.op(async move {
                     let h = hash.as_bytes().to_vec();
-                    let won = sqlx::query("UPDATE authz_oauth_refresh_tokens SET spent_at = $2 WHERE hash = $1 AND spent_at IS NULL")
-                        .bind(h.clone())
-                        .bind(to_i64(now))
-                        .execute(&self.pool)
-                        .await
-                        .map_err(db_err)?
-                        .rows_affected()
-                        > 0;
-                    let row = sqlx::query("SELECT * FROM authz_oauth_refresh_tokens WHERE hash = $1")
-                        .bind(h)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(db_err)?;
-                    let Some(token) = row.as_ref().map(Self::refresh_row).transpose()? else {
-                        return Ok(RefreshRedemption::Unknown);
+                    let won = sqlx::query(
+                        "UPDATE authz_oauth_refresh_tokens SET spent_at = $2 WHERE hash = $1 AND spent_at IS NULL RETURNING *",
+                    )
+                    .bind(h.clone())
+                    .bind(to_i64(now))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    let token = match won {
+                        Some(row) => Self::refresh_row(&row)?,
+                        None => {
+                            let row = sqlx::query("SELECT * FROM authz_oauth_refresh_tokens WHERE hash = $1")
+                                .bind(h)
+                                .fetch_optional(&self.pool)
+                                .await
+                                .map_err(db_err)?;
+                            return Ok(match row.as_ref().map(Self::refresh_row).transpose()? {
+                                None => RefreshRedemption::Unknown,
+                                Some(t) => RefreshRedemption::Spent(t),
+                            });
+                        }
                     };
-                    if !won {
-                        return Ok(RefreshRedemption::Spent(token));
-                    }
                     let family = sqlx::query("SELECT * FROM authz_oauth_families WHERE id = $1")
                         .bind(token.family_id.clone())
                         .fetch_optional(&self.pool)
@@ -490,6 +494,51 @@ macro_rules! oauth_store {
                         .map_err(db_err)?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(done)
+                })
+            }
+
+            fn record_issued(&self, access: Option<AccessTokenRecord>, refresh: Option<RefreshToken>) -> StoreFuture<'_, ()> {
+                self.op(async move {
+                    let mut tx = self.pool.begin().await.map_err(db_err)?;
+                    if let Some(a) = &access {
+                        sqlx::query(
+                            "INSERT INTO authz_oauth_access_tokens (jti, family_id, client_id, subject, expires_at, revoked_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6)",
+                        )
+                        .bind(a.jti.clone())
+                        .bind(a.family_id.clone())
+                        .bind(a.client_id.clone())
+                        .bind(a.subject.clone())
+                        .bind(to_i64(a.expires_at))
+                        .bind(a.revoked_at.map(to_i64))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    }
+                    if let Some(t) = &refresh {
+                        sqlx::query(
+                            "INSERT INTO authz_oauth_refresh_tokens (hash, family_id, client_id, subject, roles, scope, issued_at, spent_at, dpop_jkt) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8)",
+                        )
+                        .bind(t.hash.as_bytes().to_vec())
+                        .bind(t.family_id.clone())
+                        .bind(t.client_id.clone())
+                        .bind(t.subject.clone())
+                        .bind(list_json(&t.roles))
+                        .bind(list_json(&t.scope))
+                        .bind(to_i64(t.issued_at))
+                        .bind(t.jkt.clone())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                        sqlx::query("UPDATE authz_oauth_families SET last_used_at = $2 WHERE id = $1 AND last_used_at < $2")
+                            .bind(t.family_id.clone())
+                            .bind(to_i64(t.issued_at))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                    }
+                    tx.commit().await.map_err(db_err)
                 })
             }
 

@@ -208,37 +208,35 @@ impl TokenService {
         if family.revoked_at.is_some() {
             return Err(OAuthError::invalid_grant("grant revoked"));
         }
-        let issued = self
-            .issue_access_token(
-                &c.id,
-                &code.subject,
-                &code.roles,
-                &code.scope,
-                Some(&family.id),
-                jkt,
-            )
-            .await?;
-        let refresh = if c.allows(GrantType::RefreshToken) {
-            Some(
-                self.issue_refresh(RefreshToken {
-                    hash: KeyHash::of(""),
-                    family_id: family.id.clone(),
-                    client_id: c.id.clone(),
-                    subject: code.subject.clone(),
-                    roles: code.roles.clone(),
-                    scope: code.scope.clone(),
-                    issued_at: now,
-                    spent_at: None,
-                    // RFC 9449 §5: a public client's refresh token is bound to its DPoP key.
-                    jkt: jkt
-                        .filter(|_| c.client_type == ClientType::Public)
-                        .map(str::to_string),
-                })
-                .await?,
-            )
-        } else {
-            None
-        };
+        let (issued, record) = self.sign_access_token(
+            &c.id,
+            &code.subject,
+            &code.roles,
+            &code.scope,
+            Some(&family.id),
+            jkt,
+        )?;
+        let refresh = c.allows(GrantType::RefreshToken).then(|| {
+            let token = new_secret();
+            let record = RefreshToken {
+                hash: KeyHash::of(&token),
+                family_id: family.id.clone(),
+                client_id: c.id.clone(),
+                subject: code.subject.clone(),
+                roles: code.roles.clone(),
+                scope: code.scope.clone(),
+                issued_at: now,
+                spent_at: None,
+                // RFC 9449 §5: a public client's refresh token is bound to its DPoP key.
+                jkt: jkt
+                    .filter(|_| c.client_type == ClientType::Public)
+                    .map(str::to_string),
+            };
+            (token, record)
+        });
+        let (refresh, refresh_record) = refresh.map_or((None, None), |(t, r)| (Some(t), Some(r)));
+        // The access token's record and the refresh token: one transaction.
+        self.store.record_issued(record, refresh_record).await?;
         tracing::info!(client_id = %c.id, sub = %code.subject, jti = %issued.jti, grant = "authorization_code",
             "access token issued");
         Ok(axum::Json(self.token_response(
@@ -247,14 +245,6 @@ impl TokenService {
             refresh.as_deref(),
             jkt.is_some(),
         )))
-    }
-
-    /// Stores `template` under a fresh token's hash; returns the token.
-    async fn issue_refresh(&self, mut template: RefreshToken) -> Result<String, OAuthError> {
-        let token = new_secret();
-        template.hash = KeyHash::of(&token);
-        self.store.insert_refresh(template).await?;
-        Ok(token)
     }
 
     async fn refresh_grant(
@@ -310,21 +300,26 @@ impl TokenService {
         // A refresh may narrow the scope, never widen it (RFC 6749 §6).
         let scope = narrow(&old.scope, params.get("scope")?)?;
         let roles = scope.clone();
-        let issued = self
-            .issue_access_token(&c.id, &old.subject, &roles, &scope, Some(&family.id), jkt)
-            .await?;
-        let refresh = self
-            .issue_refresh(RefreshToken {
-                hash: KeyHash::of(""),
-                family_id: family.id.clone(),
-                client_id: c.id.clone(),
-                subject: old.subject.clone(),
-                roles: roles.clone(),
-                scope: scope.clone(),
-                issued_at: now,
-                spent_at: None,
-                jkt: old.jkt.clone(),
-            })
+        let (issued, record) =
+            self.sign_access_token(&c.id, &old.subject, &roles, &scope, Some(&family.id), jkt)?;
+        let refresh = new_secret();
+        // The access token's record, the next refresh token and the family's last use: one
+        // transaction.
+        self.store
+            .record_issued(
+                record,
+                Some(RefreshToken {
+                    hash: KeyHash::of(&refresh),
+                    family_id: family.id.clone(),
+                    client_id: c.id.clone(),
+                    subject: old.subject.clone(),
+                    roles: roles.clone(),
+                    scope: scope.clone(),
+                    issued_at: now,
+                    spent_at: None,
+                    jkt: old.jkt.clone(),
+                }),
+            )
             .await?;
         tracing::info!(client_id = %c.id, sub = %old.subject, jti = %issued.jti, grant = "refresh_token",
             "access token issued; refresh token rotated");

@@ -72,6 +72,25 @@ pub trait TokenStore: Send + Sync + 'static {
     /// it already was.
     fn revoke_family<'a>(&'a self, id: &'a str, now: u64) -> StoreFuture<'a, bool>;
 
+    /// Stores what one grant issued — the access token's record (user grants) and the next
+    /// refresh token (its family's `last_used_at` moves) — in one transaction where the store
+    /// can. The default writes them one after the other.
+    fn record_issued(
+        &self,
+        access: Option<AccessTokenRecord>,
+        refresh: Option<RefreshToken>,
+    ) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(a) = access {
+                self.insert_access(a).await?;
+            }
+            if let Some(r) = refresh {
+                self.insert_refresh(r).await?;
+            }
+            Ok(())
+        })
+    }
+
     /// The access tokens recorded under a family (to put them on the revocation list).
     fn family_access<'a>(&'a self, family_id: &'a str) -> StoreFuture<'a, Vec<AccessTokenRecord>>;
     /// Revokes every live family of `subject` (and their access tokens); returns how many.
@@ -104,6 +123,7 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Whether the store answers (readiness).
     fn ping(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async move { self.client("\u{0}readiness").await.map(|_| ()) })
+        // A space is outside the client-id grammar: no client has this id.
+        Box::pin(async move { self.client(" readiness").await.map(|_| ()) })
     }
 }
