@@ -158,7 +158,7 @@ pub use layer::{AuthLayer, AuthService, BearerError, DpopSettings, TokenScheme, 
 #[doc(inline)]
 pub use rejection::{AuthRejection, RejectionConfig, RejectionInfo};
 #[doc(inline)]
-pub use routing::{AuditedRouter, RouteTable};
+pub use routing::{AuditedRouter, MatrixRow, RouteTable};
 
 /// A configuration value that would be unsafe or cannot work; the message says which and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

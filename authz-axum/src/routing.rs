@@ -84,6 +84,19 @@ pub struct RouteTable {
     checked_in_handlers: Vec<String>,
 }
 
+/// One row of [`RouteTable::matrix`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatrixRow {
+    /// The method.
+    pub method: Method,
+    /// The path.
+    pub path: String,
+    /// The requirement, as the route table prints it.
+    pub requirement: String,
+    /// Roles that satisfy it (`None`: public, or any authenticated caller).
+    pub roles: Option<Vec<String>>,
+}
+
 /// A problem [`RouteTable::lint`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -167,6 +180,67 @@ impl RouteTable {
             }
         }
         findings
+    }
+
+    /// Route × role: for every route, its requirement and the roles of `policy` that satisfy
+    /// it on their own (with inheritance). `roles` is `None` for public routes and routes open
+    /// to any authenticated caller.
+    pub fn matrix(&self, policy: &Policy) -> Vec<MatrixRow> {
+        self.entries
+            .iter()
+            .map(|e| MatrixRow {
+                method: e.method.clone(),
+                path: e.path.clone(),
+                requirement: e.requirement.to_string(),
+                roles: match e.requirement {
+                    RequirementExpr::Public | RequirementExpr::Authenticated => None,
+                    _ => Some(
+                        policy
+                            .role_names()
+                            .filter(|r| e.requirement.satisfied_by_role(policy, r))
+                            .map(str::to_string)
+                            .collect(),
+                    ),
+                },
+            })
+            .collect()
+    }
+
+    /// [`matrix`](Self::matrix) as a Markdown table (`| method | path | requires | roles |`).
+    pub fn matrix_markdown(&self, policy: &Policy) -> String {
+        let mut out =
+            String::from("| method | path | requires | roles that satisfy it |\n|---|---|---|---|\n");
+        for row in self.matrix(policy) {
+            let roles = match &row.roles {
+                None if row.requirement == "public" => "anyone, no credential".to_string(),
+                None => "any authenticated caller".to_string(),
+                Some(r) if r.is_empty() => "**none**".to_string(),
+                Some(r) => r.join(", "),
+            };
+            out.push_str(&format!(
+                "| {} | `{}` | `{}` | {} |\n",
+                row.method, row.path, row.requirement, roles
+            ));
+        }
+        out
+    }
+
+    /// [`matrix`](Self::matrix) as JSON rows `{method, path, requires, roles}` (`roles` null
+    /// for public and any-authenticated routes).
+    pub fn matrix_json(&self, policy: &Policy) -> serde_json::Value {
+        serde_json::Value::Array(
+            self.matrix(policy)
+                .into_iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "method": r.method.as_str(),
+                        "path": r.path,
+                        "requires": r.requirement,
+                        "roles": r.roles,
+                    })
+                })
+                .collect(),
+        )
     }
 
     /// The table as JSON rows `{method, path, requires}`.

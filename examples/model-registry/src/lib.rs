@@ -139,6 +139,29 @@ pub fn load_policy(path: Option<&std::path::Path>) -> Result<Policy, StartError>
     policy.map_err(|e| StartError(e.to_string()))
 }
 
+/// The API's routes with their requirements (what `start` serves, before its state is given).
+pub fn api_routes() -> (Router<AppState>, authz_axum::RouteTable) {
+    AuditedRouter::new()
+        .public(Method::GET, "/healthz", handlers::healthz)
+        .public(Method::GET, "/readyz", handlers::readyz)
+        .get("/me", handlers::me)
+        .get("/datasets", handlers::list_datasets)
+        .post("/datasets", handlers::create_dataset)
+        .post("/models/{id}/run", handlers::run_model)
+        .post("/models/{id}/deploy", handlers::deploy_model)
+        .post("/reports", handlers::create_report)
+        .get("/reports/{id}", handlers::get_report)
+        .post("/payments", handlers::create_payment)
+        .post("/payments/{id}/approve", handlers::approve_payment)
+        .get("/routes", handlers::routes)
+        .post("/api-keys", handlers::create_api_key)
+        .get("/api-keys", handlers::list_api_keys)
+        .post("/api-keys/{id}/revoke", handlers::revoke_api_key)
+        .post("/api-keys/{id}/rotate", handlers::rotate_api_key)
+        .checked_in_handlers(["report:read_any"])
+        .into_parts()
+}
+
 /// Binds, builds and starts the service; returns once it accepts requests and (with the dev
 /// issuer) its own keys are loaded.
 pub async fn start(config: Config) -> Result<Server, StartError> {
@@ -202,25 +225,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     );
 
     let state = AppState::new(keys.clone(), clock.clone(), authenticator.clone());
-    let (api, table) = AuditedRouter::new()
-        .public(Method::GET, "/healthz", handlers::healthz)
-        .public(Method::GET, "/readyz", handlers::readyz)
-        .get("/me", handlers::me)
-        .get("/datasets", handlers::list_datasets)
-        .post("/datasets", handlers::create_dataset)
-        .post("/models/{id}/run", handlers::run_model)
-        .post("/models/{id}/deploy", handlers::deploy_model)
-        .post("/reports", handlers::create_report)
-        .get("/reports/{id}", handlers::get_report)
-        .post("/payments", handlers::create_payment)
-        .post("/payments/{id}/approve", handlers::approve_payment)
-        .get("/routes", handlers::routes)
-        .post("/api-keys", handlers::create_api_key)
-        .get("/api-keys", handlers::list_api_keys)
-        .post("/api-keys/{id}/revoke", handlers::revoke_api_key)
-        .post("/api-keys/{id}/rotate", handlers::rotate_api_key)
-        .checked_in_handlers(["report:read_any"])
-        .into_parts();
+    let (api, table) = api_routes();
     for finding in table.lint(&policy) {
         tracing::warn!(%finding, "policy lint");
     }

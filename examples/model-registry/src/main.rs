@@ -38,6 +38,24 @@ enum Command {
         #[command(subcommand)]
         action: UsersAction,
     },
+    /// Print every route, its requirement and the roles that satisfy it (Markdown, or JSON
+    /// with --json); exits 1 if the policy lint finds a permission no route uses or a route
+    /// no role can reach.
+    Routes {
+        /// JSON rows instead of a Markdown table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an access token for a registered client (dev only, like `dotnet user-jwts`):
+    /// signed by the token service's key in AUTHZ_DATABASE_URL, for the issuer the server uses.
+    Token {
+        /// The client id (its roles are the token's).
+        #[arg(long)]
+        client: String,
+        /// Narrow to these roles (space-separated, as a token request's `scope`).
+        #[arg(long)]
+        scope: Option<String>,
+    },
     /// DPoP (RFC 9449) for curl: make a key, sign proofs with it.
     Dpop {
         #[command(subcommand)]
@@ -70,6 +88,86 @@ enum DpopAction {
         #[arg(long)]
         nonce: Option<String>,
     },
+}
+
+/// Prints the route × role matrix; returns the exit code (1 when the lint finds something).
+fn routes(config: &Config, json: bool) -> i32 {
+    let policy = match policy(config) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("model-registry routes: {e}");
+            return 2;
+        }
+    };
+    let (_, table) = model_registry::api_routes();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&table.matrix_json(&policy)).unwrap_or_default()
+        );
+    } else {
+        print!("{}", table.matrix_markdown(&policy));
+    }
+    let findings = table.lint(&policy);
+    for f in &findings {
+        eprintln!("lint: {f}");
+    }
+    i32::from(!findings.is_empty())
+}
+
+/// A dev token for a registered client, signed with the key the server's token service uses.
+async fn dev_token(config: &Config, client_id: &str, scope: Option<&str>) -> Result<(), String> {
+    let store = token_store(config, true).await?;
+    let client = store
+        .client(client_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no client {client_id:?} (see `model-registry clients list`)"))?;
+    let roles: Vec<String> = match scope {
+        None => client.roles.clone(),
+        Some(s) => {
+            let asked: Vec<String> = s
+                .split(' ')
+                .filter(|r| !r.is_empty())
+                .map(str::to_string)
+                .collect();
+            if let Some(bad) = asked.iter().find(|r| !client.roles.contains(r)) {
+                return Err(format!("client {client_id:?} does not have the role {bad:?}"));
+            }
+            asked
+        }
+    };
+    // The issuer the server uses: AUTHZ_ISSUER, or its own address (0.0.0.0 is served as
+    // 127.0.0.1).
+    let issuer = config.issuer.clone().unwrap_or_else(|| {
+        let mut bind = config.bind;
+        if bind.ip().is_unspecified() {
+            bind.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{bind}")
+    });
+    let service = authz_axum::oauth::TokenService::new(
+        authz_axum::oauth::TokenServiceConfig::new(issuer.trim_end_matches('/'), &config.audience),
+        store,
+        authz_axum::core::clock::system(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let issued = service
+        .issue_access_token(&client.id, &client.id, &roles, &roles, None, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!(
+        "a 10-minute access token for {} (roles: {}), issuer {issuer}",
+        client.id,
+        if roles.is_empty() {
+            "-".into()
+        } else {
+            roles.join(", ")
+        }
+    );
+    println!("{}", issued.token);
+    Ok(())
 }
 
 fn dpop(action: DpopAction) -> Result<(), String> {
@@ -512,6 +610,16 @@ async fn main() {
     if let Some(Command::Clients { action }) = cli.command {
         if let Err(e) = clients(&config, action).await {
             eprintln!("model-registry clients: {e}");
+            std::process::exit(2);
+        }
+        return;
+    }
+    if let Some(Command::Routes { json }) = cli.command {
+        std::process::exit(routes(&config, json));
+    }
+    if let Some(Command::Token { client, scope }) = cli.command {
+        if let Err(e) = dev_token(&config, &client, scope.as_deref()).await {
+            eprintln!("model-registry token: {e}");
             std::process::exit(2);
         }
         return;

@@ -359,3 +359,90 @@ async fn clients_and_users_are_managed_from_the_command_line() {
     server.stop().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `routes` prints the route × role matrix (Markdown, or JSON) and exits 0 only when the policy
+/// lint is clean — CI runs this test, so a permission no route uses or a route no role can
+/// reach fails the build.
+#[test]
+fn routes_prints_the_matrix_and_the_lint_is_clean() {
+    let out = Command::new(env!("CARGO_BIN_EXE_model-registry"))
+        .arg("routes")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "lint findings:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("| method | path | requires | roles that satisfy it |"));
+    assert!(
+        stdout.contains("| POST | `/models/{id}/deploy` | `\"model:deploy\"` | admin |"),
+        "{stdout}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_model-registry"))
+        .args(["routes", "--json"])
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"] == "/models/{id}/run")
+        .unwrap();
+    assert_eq!(run["roles"], serde_json::json!(["admin", "analyst"]));
+    // A policy with a role nobody's route needs and a permission no route requires: exit 1.
+    let dir = std::env::temp_dir().join(format!("mr-routes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("policy.toml");
+    let builtin = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policy.toml")).unwrap();
+    // The approver role loses payment:approve: the approve route becomes unreachable.
+    std::fs::write(
+        &policy,
+        builtin.replace("grants = [\"payment:approve\"]", "grants = [\"data:read\"]"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_model-registry"))
+        .arg("routes")
+        .env("AUTHZ_POLICY", &policy)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lint:"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `token --client ID` prints a token the server sharing the database accepts.
+#[tokio::test]
+async fn token_for_a_client_works_against_the_server() {
+    let dir = std::env::temp_dir().join(format!("mr-cli-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("t.db").display());
+    let mut config = model_registry::Config::with_bind("127.0.0.1:0".parse().unwrap());
+    config.database_url = Some(url.clone());
+    let server = model_registry::start(config).await.unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_model-registry"))
+        .args(["token", "--client", "analyst-client"])
+        .env("AUTHZ_DATABASE_URL", &url)
+        .env("AUTHZ_BIND", server.addr.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim_end().to_string();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/models/m1/run", server.url()))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    server.stop().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
