@@ -8,6 +8,8 @@
 //! if it disappears later, every operation fails naming the file — nothing is recreated behind
 //! the operator's back. Rotation is one transaction.
 
+pub mod revocations;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
