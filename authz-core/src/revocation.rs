@@ -57,13 +57,23 @@ impl Revocation {
 struct Keyed(std::collections::hash_map::RandomState);
 
 impl Keyed {
-    fn key(&self, kind: u8, a: &str, b: &str) -> u64 {
+    /// The hasher state after `issuer`: a lookup hashes the issuer once for both keys.
+    fn issuer(&self, issuer: &str) -> std::hash::DefaultHasher {
         let mut h = self.0.build_hasher();
-        h.write_u8(kind);
-        h.write(a.as_bytes());
+        h.write(issuer.as_bytes());
         h.write_u8(0xff);
-        h.write(b.as_bytes());
+        h
+    }
+
+    fn key_from(issuer: &std::hash::DefaultHasher, kind: u8, value: &str) -> u64 {
+        let mut h = issuer.clone();
+        h.write_u8(kind);
+        h.write(value.as_bytes());
         h.finish()
+    }
+
+    fn key(&self, kind: u8, issuer: &str, value: &str) -> u64 {
+        Self::key_from(&self.issuer(issuer), kind, value)
     }
 }
 
@@ -143,13 +153,15 @@ impl RevocationList {
         if self.len.load(Ordering::Acquire) == 0 {
             return false;
         }
+        // The issuer is hashed once for both keys; the subject key only if the jti missed.
+        let iss = self.seed.issuer(issuer);
         let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
         if let Some(jti) = jti
-            && map.contains_key(&self.seed.key(TOKEN, issuer, jti))
+            && map.contains_key(&Keyed::key_from(&iss, TOKEN, jti))
         {
             return true;
         }
-        match map.get(&self.seed.key(SUBJECT, issuer, subject)) {
+        match map.get(&Keyed::key_from(&iss, SUBJECT, subject)) {
             Some((before, _)) => issued_at.is_none_or(|iat| iat <= *before),
             None => false,
         }
