@@ -212,45 +212,6 @@ pub trait RevocationStore: Send + Sync + 'static {
     fn purge(&self, now: u64) -> StoreFuture<'_, u64>;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_and_subjects() {
-        let list = RevocationList::new();
-        assert!(!list.is_revoked("iss", Some("a"), "ada", Some(10)));
-        list.insert(&Revocation::Token {
-            issuer: "iss".into(),
-            jti: "a".into(),
-            expires_at: 100,
-        });
-        assert!(list.is_revoked("iss", Some("a"), "ada", Some(10)));
-        assert!(
-            !list.is_revoked("other", Some("a"), "ada", Some(10)),
-            "per issuer"
-        );
-        assert!(!list.is_revoked("iss", Some("b"), "ada", Some(10)));
-        list.insert(&Revocation::Subject {
-            issuer: "iss".into(),
-            subject: "ada".into(),
-            issued_before: 50,
-            expires_at: 200,
-        });
-        assert!(list.is_revoked("iss", Some("b"), "ada", Some(50)));
-        assert!(list.is_revoked("iss", None, "ada", None), "no iat: revoked");
-        assert!(
-            !list.is_revoked("iss", Some("b"), "ada", Some(51)),
-            "issued after the cut-off"
-        );
-        assert!(!list.is_revoked("iss", Some("b"), "bob", Some(10)));
-        assert_eq!(list.purge(100), 1);
-        assert!(!list.is_revoked("iss", Some("a"), "zed", Some(10)));
-        assert_eq!(list.purge(200), 1);
-        assert!(list.is_empty());
-    }
-}
-
 /// What revokes: the local list, and the store that shares revocations (if any).
 pub struct Revocations {
     list: std::sync::Arc<RevocationList>,
@@ -303,5 +264,44 @@ impl Revocations {
             Some(store) => store.record(revocation).await,
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_and_subjects() {
+        let list = RevocationList::new();
+        assert!(!list.is_revoked("iss", Some("a"), "ada", Some(10)));
+        list.insert(&Revocation::Token {
+            issuer: "iss".into(),
+            jti: "a".into(),
+            expires_at: 100,
+        });
+        assert!(list.is_revoked("iss", Some("a"), "ada", Some(10)));
+        assert!(
+            !list.is_revoked("other", Some("a"), "ada", Some(10)),
+            "per issuer"
+        );
+        assert!(!list.is_revoked("iss", Some("b"), "ada", Some(10)));
+        list.insert(&Revocation::Subject {
+            issuer: "iss".into(),
+            subject: "ada".into(),
+            issued_before: 50,
+            expires_at: 200,
+        });
+        assert!(list.is_revoked("iss", Some("b"), "ada", Some(50)));
+        assert!(list.is_revoked("iss", None, "ada", None), "no iat: revoked");
+        assert!(
+            !list.is_revoked("iss", Some("b"), "ada", Some(51)),
+            "issued after the cut-off"
+        );
+        assert!(!list.is_revoked("iss", Some("b"), "bob", Some(10)));
+        assert_eq!(list.purge(100), 1);
+        assert!(!list.is_revoked("iss", Some("a"), "zed", Some(10)));
+        assert_eq!(list.purge(200), 1);
+        assert!(list.is_empty());
     }
 }
