@@ -8,6 +8,8 @@
 //! if it disappears later, every operation fails naming the file — nothing is recreated behind
 //! the operator's back. Rotation is one transaction.
 
+pub mod revocations;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -153,6 +155,15 @@ macro_rules! sql_store {
         }
 
         impl KeyStore for $name {
+            /// `SELECT 1` within the bound (the default's lookup of an id with a NUL byte is an
+            /// error in PostgreSQL, which made a healthy store look down).
+            fn ping(&self) -> StoreFuture<'_, ()> {
+                self.op(async move {
+                    sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
+                    Ok(())
+                })
+            }
+
             fn insert(&self, r: ApiKeyRecord) -> StoreFuture<'_, ()> {
                 self.op(async move {
                     Self::insert_query(&r)

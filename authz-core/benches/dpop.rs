@@ -22,6 +22,7 @@ use authz_core::jwt::{Algorithm, JwtVerifier, KeySet};
 use authz_core::{PermissionCatalog, Policy, RoleSpec};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
+#[allow(dead_code)] // the DPoP bench needs only the ES256 token
 #[path = "support/signed.rs"]
 mod signed;
 use signed::{Signed, signed_tokens};

@@ -57,13 +57,23 @@ impl Revocation {
 struct Keyed(std::collections::hash_map::RandomState);
 
 impl Keyed {
-    fn key(&self, kind: u8, a: &str, b: &str) -> u64 {
+    /// The hasher state after `issuer`: a lookup hashes the issuer once for both keys.
+    fn issuer(&self, issuer: &str) -> std::hash::DefaultHasher {
         let mut h = self.0.build_hasher();
-        h.write_u8(kind);
-        h.write(a.as_bytes());
+        h.write(issuer.as_bytes());
         h.write_u8(0xff);
-        h.write(b.as_bytes());
+        h
+    }
+
+    fn key_from(issuer: &std::hash::DefaultHasher, kind: u8, value: &str) -> u64 {
+        let mut h = issuer.clone();
+        h.write_u8(kind);
+        h.write(value.as_bytes());
         h.finish()
+    }
+
+    fn key(&self, kind: u8, issuer: &str, value: &str) -> u64 {
+        Self::key_from(&self.issuer(issuer), kind, value)
     }
 }
 
@@ -143,13 +153,15 @@ impl RevocationList {
         if self.len.load(Ordering::Acquire) == 0 {
             return false;
         }
+        // The issuer is hashed once for both keys; the subject key only if the jti missed.
+        let iss = self.seed.issuer(issuer);
         let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
         if let Some(jti) = jti
-            && map.contains_key(&self.seed.key(TOKEN, issuer, jti))
+            && map.contains_key(&Keyed::key_from(&iss, TOKEN, jti))
         {
             return true;
         }
-        match map.get(&self.seed.key(SUBJECT, issuer, subject)) {
+        match map.get(&Keyed::key_from(&iss, SUBJECT, subject)) {
             Some((before, _)) => issued_at.is_none_or(|iat| iat <= *before),
             None => false,
         }
@@ -198,45 +210,6 @@ pub trait RevocationStore: Send + Sync + 'static {
     fn load(&self, now: u64) -> StoreFuture<'_, Vec<Revocation>>;
     /// Deletes revocations whose tokens have all expired at `now`; returns how many.
     fn purge(&self, now: u64) -> StoreFuture<'_, u64>;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_and_subjects() {
-        let list = RevocationList::new();
-        assert!(!list.is_revoked("iss", Some("a"), "ada", Some(10)));
-        list.insert(&Revocation::Token {
-            issuer: "iss".into(),
-            jti: "a".into(),
-            expires_at: 100,
-        });
-        assert!(list.is_revoked("iss", Some("a"), "ada", Some(10)));
-        assert!(
-            !list.is_revoked("other", Some("a"), "ada", Some(10)),
-            "per issuer"
-        );
-        assert!(!list.is_revoked("iss", Some("b"), "ada", Some(10)));
-        list.insert(&Revocation::Subject {
-            issuer: "iss".into(),
-            subject: "ada".into(),
-            issued_before: 50,
-            expires_at: 200,
-        });
-        assert!(list.is_revoked("iss", Some("b"), "ada", Some(50)));
-        assert!(list.is_revoked("iss", None, "ada", None), "no iat: revoked");
-        assert!(
-            !list.is_revoked("iss", Some("b"), "ada", Some(51)),
-            "issued after the cut-off"
-        );
-        assert!(!list.is_revoked("iss", Some("b"), "bob", Some(10)));
-        assert_eq!(list.purge(100), 1);
-        assert!(!list.is_revoked("iss", Some("a"), "zed", Some(10)));
-        assert_eq!(list.purge(200), 1);
-        assert!(list.is_empty());
-    }
 }
 
 /// What revokes: the local list, and the store that shares revocations (if any).
@@ -291,5 +264,44 @@ impl Revocations {
             Some(store) => store.record(revocation).await,
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_and_subjects() {
+        let list = RevocationList::new();
+        assert!(!list.is_revoked("iss", Some("a"), "ada", Some(10)));
+        list.insert(&Revocation::Token {
+            issuer: "iss".into(),
+            jti: "a".into(),
+            expires_at: 100,
+        });
+        assert!(list.is_revoked("iss", Some("a"), "ada", Some(10)));
+        assert!(
+            !list.is_revoked("other", Some("a"), "ada", Some(10)),
+            "per issuer"
+        );
+        assert!(!list.is_revoked("iss", Some("b"), "ada", Some(10)));
+        list.insert(&Revocation::Subject {
+            issuer: "iss".into(),
+            subject: "ada".into(),
+            issued_before: 50,
+            expires_at: 200,
+        });
+        assert!(list.is_revoked("iss", Some("b"), "ada", Some(50)));
+        assert!(list.is_revoked("iss", None, "ada", None), "no iat: revoked");
+        assert!(
+            !list.is_revoked("iss", Some("b"), "ada", Some(51)),
+            "issued after the cut-off"
+        );
+        assert!(!list.is_revoked("iss", Some("b"), "bob", Some(10)));
+        assert_eq!(list.purge(100), 1);
+        assert!(!list.is_revoked("iss", Some("a"), "zed", Some(10)));
+        assert_eq!(list.purge(200), 1);
+        assert!(list.is_empty());
     }
 }

@@ -146,11 +146,11 @@ pub(crate) async fn introspect(
             Found::Access { mut claims, jti, exp } => {
                 // Revoked if its record says so (its grant's revocation, or its own).
                 let live = now < exp
-                    && !service
+                    && service
                         .store
                         .access(&jti)
                         .await?
-                        .is_some_and(|r| r.revoked_at.is_some());
+                        .is_none_or(|r| r.revoked_at.is_none());
                 if live {
                     claims.insert("active".into(), json!(true));
                     claims.insert("token_type".into(), json!("Bearer"));

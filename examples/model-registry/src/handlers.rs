@@ -28,6 +28,7 @@ pub(crate) struct Inner {
     pub(crate) api_keys: Arc<ApiKeys>,
     pub(crate) authenticator: Arc<authz_axum::Authenticator>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) revocation_feed: Option<authz_axum::sql::revocations::FeedStatus>,
     pub(crate) datasets: RwLock<Vec<Dataset>>,
     pub(crate) reports: RwLock<HashMap<Uuid, Report>>,
     pub(crate) payments: RwLock<HashMap<Uuid, Payment>>,
@@ -39,12 +40,14 @@ impl AppState {
         api_keys: Arc<ApiKeys>,
         clock: Arc<dyn Clock>,
         authenticator: Arc<authz_axum::Authenticator>,
+        revocation_feed: Option<authz_axum::sql::revocations::FeedStatus>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 api_keys,
                 authenticator,
                 clock,
+                revocation_feed,
                 datasets: RwLock::new(vec![Dataset {
                     id: Uuid::new_v4(),
                     name: "iris".into(),
@@ -141,16 +144,25 @@ pub(crate) fn problem(status: StatusCode, detail: &str) -> Response {
     r
 }
 
-/// `GET /readyz`: 200 when every issuer has keys and the key store answers, else 503 (with
-/// what is missing; never a secret). `/healthz` only says the process is up.
+/// `GET /readyz`: 200 when every issuer has keys, the key store answers and the revocation
+/// list is current (loaded and following the database), else 503 (with what is missing; never
+/// a secret). `/healthz` only says the process is up.
 pub async fn readyz(State(app): State<AppState>) -> Response {
     let r = app.inner.authenticator.readiness().await;
+    let feed = app.inner.revocation_feed.as_ref();
+    let revocations_current = feed.is_none_or(|f| f.is_current());
+    let ready = r.is_ready() && revocations_current;
     let body = serde_json::json!({
-        "ready": r.is_ready(),
+        "ready": ready,
+        "revocations": match feed {
+            None => "local",
+            Some(f) if f.is_current() => "current",
+            Some(_) => "not current",
+        },
         "issuers": r.issuers.iter().map(|i| serde_json::json!({"iss": i.iss, "keys": i.keys})).collect::<Vec<_>>(),
         "api_key_store": r.api_key_store.map(|ok| if ok { "ok" } else { "unavailable" }),
     });
-    let status = if r.is_ready() {
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

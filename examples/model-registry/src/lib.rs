@@ -16,8 +16,10 @@ use authz_axum::core::clock::{self, Clock};
 use authz_axum::core::jwt::Algorithm;
 use authz_axum::core::keystore::{KeyStore, MemoryKeyStore};
 use authz_axum::core::oauth::{MemoryTokenStore, TokenStore};
+use authz_axum::core::revocation::{RevocationList, Revocations};
 use authz_axum::core::{Catalog as _, Policy};
 use authz_axum::cors::CorsPolicy;
+use authz_axum::sql::revocations::{FeedConfig, FeedStatus, RevocationFeed};
 use authz_axum::{ApiKeys, AuditedRouter, AuthLayer, Authenticator, RejectionConfig};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -52,6 +54,78 @@ pub async fn token_store(url: Option<&str>) -> Result<Arc<dyn TokenStore>, Start
             .await
             .map_err(|e| StartError(format!("AUTHZ_DATABASE_URL: {e}"))),
     }
+}
+
+/// The revocation list every instance on `url` shares (see
+/// [`authz_axum::sql::revocations`]): `Revocations::shared` over the database, and the feed
+/// that has loaded every live revocation into `list` and keeps it current. `None`: this process
+/// only (`Revocations::local`, no feed).
+///
+/// # Errors
+/// The database cannot be reached or migrated (a later outage only makes the feed not current).
+pub async fn revocations(
+    url: Option<&str>,
+    list: Arc<RevocationList>,
+    clock: Arc<dyn Clock>,
+) -> Result<(Arc<Revocations>, Option<RevocationFeed>), StartError> {
+    match url {
+        None => Ok((Arc::new(Revocations::local(list)), None)),
+        Some(url) => {
+            let db = authz_axum::sql::revocations::connect(url)
+                .await
+                .map_err(|e| StartError(format!("AUTHZ_DATABASE_URL (revocations): {e}")))?;
+            let feed = db.follow(list.clone(), clock, FeedConfig::default()).await;
+            Ok((Arc::new(Revocations::shared(list, db.store())), Some(feed)))
+        }
+    }
+}
+
+/// The `iss` of the built-in dev issuer of a server started with `config`: `AUTHZ_ISSUER`, else
+/// `http://{AUTHZ_BIND}` (an unspecified address as `127.0.0.1`, as [`start`] does).
+pub fn dev_issuer_url(config: &Config) -> String {
+    match &config.issuer {
+        Some(i) => i.trim().to_string(),
+        None => {
+            let mut bind = config.bind;
+            if bind.ip().is_unspecified() {
+                bind.set_ip(Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{bind}")
+        }
+    }
+}
+
+/// Revokes every token of `subject` issued by the dev issuer of the servers on
+/// `config.database_url` (what `model-registry tokens revoke-subject` runs): its refresh-token
+/// families in the token store, and every access token issued to it up to now on the shared
+/// revocation list, which running instances apply within a second (PostgreSQL: at once; SQLite:
+/// at their next poll). Returns the families revoked.
+///
+/// # Errors
+/// No database URL (an in-memory list would reach no server); the database's.
+pub async fn revoke_subject(config: &Config, subject: &str) -> Result<u64, StartError> {
+    let url = config.database_url.as_deref().ok_or_else(|| {
+        StartError("AUTHZ_DATABASE_URL is required: the revocation must reach the running servers".into())
+    })?;
+    let store = token_store(Some(url)).await?;
+    let db = authz_axum::sql::revocations::connect(url)
+        .await
+        .map_err(|e| StartError(format!("AUTHZ_DATABASE_URL (revocations): {e}")))?;
+    let service = authz_axum::oauth::TokenService::new(
+        authz_axum::oauth::TokenServiceConfig::new(dev_issuer_url(config), &config.audience),
+        store,
+        clock::system(),
+    )
+    .await
+    .map_err(|e| StartError(e.to_string()))?;
+    service.publish_revocations_to(Arc::new(Revocations::shared(
+        Arc::new(RevocationList::new()),
+        db.store(),
+    )));
+    service
+        .revoke_subject(subject)
+        .await
+        .map_err(|e| StartError(e.to_string()))
 }
 
 /// The API key service over `store`, reading expiry from `clock`.
@@ -93,6 +167,11 @@ pub struct Server {
     pub token_service: Option<Arc<authz_axum::oauth::TokenService>>,
     /// The authenticator (for its cache counters).
     pub authenticator: Arc<Authenticator>,
+    /// What revokes tokens here: the list the authenticator consults, shared through
+    /// `AUTHZ_DATABASE_URL` when set.
+    pub revocations: Arc<Revocations>,
+    /// The revocation feed's status (`None` without a database: the list is this process's).
+    pub revocation_feed: Option<FeedStatus>,
     /// Every route with its requirement.
     pub routes: authz_axum::RouteTable,
     shutdown: Option<oneshot::Sender<()>>,
@@ -209,9 +288,20 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         clock.clone(),
     );
     keys.start_flusher(std::time::Duration::from_secs(5));
+    // One deny-list, consulted for every token; with a database it is loaded (before the server
+    // accepts requests) and kept current by the feed, whether or not the dev issuer runs here.
+    let revocation_list = Arc::new(RevocationList::new());
+    let (revocations, feed) = revocations(
+        config.database_url.as_deref(),
+        revocation_list.clone(),
+        clock.clone(),
+    )
+    .await?;
+    let feed_status = feed.as_ref().map(RevocationFeed::status);
     let mut builder = Authenticator::builder(policy.clone())
         .clock(clock.clone())
-        .api_keys(keys.clone());
+        .api_keys(keys.clone())
+        .revocations(revocation_list);
     let mut remotes = Vec::new();
     for s in &settings {
         let (issuer, remote) = s.build(clock.clone(), &dev_jwks).await?;
@@ -224,7 +314,12 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             .map_err(|e| StartError(format!("token verification settings: {e}")))?,
     );
 
-    let state = AppState::new(keys.clone(), clock.clone(), authenticator.clone());
+    let state = AppState::new(
+        keys.clone(),
+        clock.clone(),
+        authenticator.clone(),
+        feed_status.clone(),
+    );
     let (api, table) = api_routes();
     for finding in table.lint(&policy) {
         tracing::warn!(%finding, "policy lint");
@@ -248,6 +343,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         clients = dev_issuer.clients;
         users = dev_issuer.users;
         let service = dev_issuer.service;
+        service.publish_revocations_to(revocations.clone());
         // The two sign-in pages (public pages, not API routes: outside the audited router).
         let pages = apps::router(apps::PagesConfig {
             local: format!("http://{local}"),
@@ -313,6 +409,9 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         if let Some(m) = maintenance {
             m.abort();
         }
+        if let Some(feed) = feed {
+            feed.stop().await;
+        }
         // Nothing recorded during the last requests is lost.
         if let Err(e) = flush.flush_last_used().await {
             tracing::warn!(error = %e, "could not record the last API key use times");
@@ -336,6 +435,8 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         users,
         token_service,
         authenticator,
+        revocations,
+        revocation_feed: feed_status,
         routes: table,
         shutdown: Some(tx),
         task,

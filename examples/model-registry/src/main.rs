@@ -61,6 +61,12 @@ enum Command {
         #[command(subcommand)]
         action: DpopAction,
     },
+    /// Revoke tokens of the built-in token service (AUTHZ_DATABASE_URL, shared with the
+    /// running servers).
+    Tokens {
+        #[command(subcommand)]
+        action: TokensAction,
+    },
 }
 
 #[derive(Subcommand)]
@@ -207,6 +213,18 @@ fn dpop(action: DpopAction) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+#[derive(Subcommand)]
+enum TokensAction {
+    /// Revoke every token of a subject (a user, or a client's client-credentials tokens): its
+    /// refresh-token families, and every access token issued to it up to now, refused by every
+    /// server on the same database within a second. The issuer is AUTHZ_ISSUER, else
+    /// http://{AUTHZ_BIND}: give the same settings as the server.
+    RevokeSubject {
+        /// The `sub` of the tokens.
+        subject: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -628,6 +646,30 @@ async fn main() {
         if let Err(e) = dpop(action) {
             eprintln!("model-registry dpop: {e}");
             std::process::exit(2);
+        }
+        return;
+    }
+    if let Some(Command::Tokens { action }) = cli.command {
+        let TokensAction::RevokeSubject { subject } = action;
+        if let Some(path) = config.database_url.as_deref().and_then(sqlite_file)
+            && !path.exists()
+        {
+            eprintln!(
+                "model-registry tokens revoke-subject: AUTHZ_DATABASE_URL: the SQLite file {} does not exist",
+                path.display()
+            );
+            std::process::exit(2);
+        }
+        match model_registry::revoke_subject(&config, &subject).await {
+            Ok(families) => eprintln!(
+                "revoked every token of {subject} issued by {} ({families} refresh-token families); \
+                 running servers on the same database refuse them within a second",
+                model_registry::dev_issuer_url(&config)
+            ),
+            Err(e) => {
+                eprintln!("model-registry tokens revoke-subject: {e}");
+                std::process::exit(2);
+            }
         }
         return;
     }

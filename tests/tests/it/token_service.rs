@@ -25,7 +25,7 @@ async fn registry() -> model_registry::Server {
 }
 
 /// An HTTP client that does not follow redirects (the redirect *is* the response).
-fn no_redirects() -> reqwest::Client {
+pub fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
@@ -33,7 +33,7 @@ fn no_redirects() -> reqwest::Client {
         .unwrap()
 }
 
-fn spa_client(server: &model_registry::Server) -> Client {
+pub fn spa_client(server: &model_registry::Server) -> Client {
     let url = server.url();
     BasicClient::new(ClientId::new("spa".into()))
         .set_auth_type(AuthType::RequestBody)
@@ -151,7 +151,7 @@ fn query(url: &url::Url) -> HashMap<String, String> {
 }
 
 /// Authorization code + PKCE for the SPA as `ada`: returns (code, verifier).
-async fn authorize_spa(server: &model_registry::Server, scopes: &[&str]) -> (String, PkceCodeVerifier) {
+pub async fn authorize_spa(server: &model_registry::Server, scopes: &[&str]) -> (String, PkceCodeVerifier) {
     let client = spa_client(server);
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut req = client
@@ -186,7 +186,7 @@ async fn authorize_spa(server: &model_registry::Server, scopes: &[&str]) -> (Str
     (q["code"].clone(), verifier)
 }
 
-async fn me(server: &model_registry::Server, token: &str) -> reqwest::Response {
+pub async fn me(server: &model_registry::Server, token: &str) -> reqwest::Response {
     http()
         .get(format!("{}/me", server.url()))
         .bearer_auth(token)
@@ -559,7 +559,7 @@ async fn refresh_rotation_and_reuse_detection() {
     server.stop().await;
 }
 
-type Client = oauth2::Client<
+pub type Client = oauth2::Client<
     oauth2::basic::BasicErrorResponse,
     oauth2::basic::BasicTokenResponse,
     oauth2::basic::BasicTokenIntrospectionResponse,
