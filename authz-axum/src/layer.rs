@@ -408,7 +408,7 @@ fn check_possession(
         .verifier
         .verify(proof, &context, authenticator.clock().unix_seconds())
     {
-        Ok(p) if bool::from(subtle_eq(p.jkt.as_bytes(), jkt.as_bytes())) => Outcome::Authenticated(principal),
+        Ok(p) if subtle_eq(p.jkt.as_bytes(), jkt.as_bytes()) => Outcome::Authenticated(principal),
         Ok(_) => Outcome::Dpop(DpopFailure::InvalidProof(
             "the proof's key is not the key the token is bound to",
         )),

@@ -88,7 +88,15 @@ impl Nonces {
 struct ReplayCache {
     window: u64,
     capacity: usize,
-    state: Mutex<(u64, HashSet<[u8; 16]>, HashSet<[u8; 16]>)>,
+    state: Mutex<Buckets>,
+}
+
+/// The current bucket's number, its ids, and the previous bucket's ids.
+#[derive(Default)]
+struct Buckets {
+    current: u64,
+    newer: HashSet<[u8; 16]>,
+    older: HashSet<[u8; 16]>,
 }
 
 impl ReplayCache {
@@ -96,7 +104,11 @@ impl ReplayCache {
     fn first_use(&self, id: [u8; 16], now: u64) -> Result<(), &'static str> {
         let bucket = now / self.window.max(1);
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let (current, newer, older) = &mut *guard;
+        let Buckets {
+            current,
+            newer,
+            older,
+        } = &mut *guard;
         if bucket != *current {
             if bucket == *current + 1 {
                 std::mem::swap(newer, older);
@@ -171,7 +183,7 @@ impl DpopVerifier {
             replay: ReplayCache {
                 window: 65,
                 capacity: 100_000,
-                state: Mutex::new((0, HashSet::new(), HashSet::new())),
+                state: Mutex::new(Buckets::default()),
             },
             nonces: None,
         }
