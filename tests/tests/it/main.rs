@@ -20,6 +20,7 @@ mod interop;
 mod jwks;
 mod leakage;
 mod oidc;
+mod openapi;
 mod routing;
 mod serving;
 mod token_service;
