@@ -118,12 +118,16 @@
 //! - [`token_source::ClientCredentials`] (feature `remote`) is the outgoing half: an OAuth 2.0
 //!   client-credentials token, cached and refreshed single-flight, for calls to other services
 //!   (a reqwest helper and a tower layer).
+//! - `openapi` (feature `openapi`) turns the route table into an OpenAPI 3.1 document
+//!   (utoipa): security schemes, and per operation the security requirement and the
+//!   permissions and roles the macros declared (`x-required-permissions`, `x-required-roles`).
 //! - [`ApiKeys`] adds API keys as a second credential feeding the same `Principal`; with the
 //!   `sqlx` feature, `sql` stores them in SQLite or PostgreSQL.
 //!
 //! Features: `remote` (default; remote JWKS, OIDC discovery and the token source, pulls in
 //! reqwest and rustls),
-//! `sqlx` (SQL key stores). `default-features = false` compiles no HTTP client, TLS stack or
+//! `sqlx` (SQL key stores), `token-service` (the authorization server), `openapi` (utoipa).
+//! `default-features = false` compiles no HTTP client, TLS stack or
 //! SQL driver: static keys and in-memory API keys only.
 
 pub mod cors;
@@ -131,6 +135,8 @@ pub mod extract;
 pub mod layer;
 #[cfg(feature = "token-service")]
 pub mod oauth;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod rejection;
 pub mod routing;
 pub mod serve;

@@ -82,6 +82,7 @@ pub struct RouteEntry {
 pub struct RouteTable {
     entries: Vec<RouteEntry>,
     checked_in_handlers: Vec<String>,
+    dpop_required: Vec<(Method, String)>,
 }
 
 /// One row of [`RouteTable::matrix`].
@@ -143,6 +144,13 @@ impl RouteTable {
     /// The permissions recorded with [`AuditedRouter::checked_in_handlers`].
     pub fn checked_in_handlers(&self) -> &[String] {
         &self.checked_in_handlers
+    }
+
+    /// Whether the route `method path` was marked with [`AuditedRouter::require_dpop`]: it
+    /// accepts only DPoP-bound access tokens (its handler takes
+    /// [`DpopBound`](crate::DpopBound)).
+    pub fn requires_dpop(&self, method: &Method, path: &str) -> bool {
+        self.dpop_required.iter().any(|(m, p)| m == method && p == path)
     }
 
     /// Checks the policy against the routes: permissions that neither a route requires nor a
@@ -384,6 +392,30 @@ impl<S: Clone + Send + Sync + 'static> AuditedRouter<S> {
         self
     }
 
+    /// Records that the route `method path`, already added, accepts only DPoP-bound access
+    /// tokens with their proof (RFC 9449). The table cannot see it from the handler's type (the
+    /// [`DpopBound`](crate::DpopBound) extractor is not the guard), so say it here, beside the
+    /// route: the OpenAPI document (feature `openapi`) then lists only the `dpop` security
+    /// scheme for it, and [`RouteTable::requires_dpop`] answers `true`. It changes nothing in
+    /// how requests are handled: `DpopBound` does the refusing.
+    ///
+    /// # Panics
+    ///
+    /// If no route `method path` was added before (a typo would otherwise go unnoticed).
+    pub fn require_dpop(mut self, method: Method, path: &str) -> Self {
+        assert!(
+            self.table
+                .entries
+                .iter()
+                .any(|e| e.method == method && e.path == path),
+            "AuditedRouter::require_dpop: no route {method} {path} was added"
+        );
+        if !self.table.requires_dpop(&method, path) {
+            self.table.dpop_required.push((method, path.to_string()));
+        }
+        self
+    }
+
     /// The table recorded so far.
     pub fn table(&self) -> &RouteTable {
         &self.table
@@ -401,6 +433,25 @@ mod tests {
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
     use tower::ServiceExt as _;
+
+    #[test]
+    fn require_dpop_marks_one_route() {
+        let (_, table) = AuditedRouter::<()>::new()
+            .public(Method::POST, "/a/{id}", || async {})
+            .public(Method::GET, "/a/{id}", || async {})
+            .require_dpop(Method::POST, "/a/{id}")
+            .into_parts();
+        assert!(table.requires_dpop(&Method::POST, "/a/{id}"));
+        assert!(!table.requires_dpop(&Method::GET, "/a/{id}"));
+    }
+
+    #[test]
+    #[should_panic(expected = "no route POST /b was added")]
+    fn require_dpop_on_an_unknown_route_panics() {
+        let _ = AuditedRouter::<()>::new()
+            .public(Method::POST, "/a", || async {})
+            .require_dpop(Method::POST, "/b");
+    }
 
     #[test]
     #[should_panic(expected = "cannot route PURGE /cache")]

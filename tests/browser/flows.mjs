@@ -1,11 +1,14 @@
-// The two sign-in pages of the model registry (/app/web/ and /app/spa/) in a real browser:
+// The two sign-in pages of the model registry (/app/web/ and /app/spa/), and its API reference
+// page (/docs, rendered from /openapi.json), in a real browser:
 // Debian's Chromium driven by playwright-core. Run by tests/tests/it/browser.rs:
 //
 //   node flows.mjs <registry url> <user> <password>
 //
 // For each pattern: sign in on the login page, call the API (the /me JSON names the user),
 // refresh, call again, sign out, and see the API call refused or impossible. After every step,
-// no token is in localStorage, sessionStorage, document.cookie or the page. Prints one line
+// no token is in localStorage, sessionStorage, document.cookie or the page. The API reference
+// page shows the operations with their permissions and security, with no console error or CSP
+// violation. Prints one line
 // per check (never a token or the password); exits 1 on the first failure of a pattern.
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -252,6 +255,40 @@ async function spa(context, page) {
   check(await page.isVisible('input[name=password]'), 'signing in again asks for the password (login ended)');
 }
 
+async function apiReference(context, page) {
+  // Console errors and uncaught exceptions (a CSP violation is logged as a console error).
+  const errors = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(String(e.message)));
+
+  securityHeaders(await page.goto(`${base}/docs`), [
+    "default-src 'none'",
+    "script-src 'self'",
+    "connect-src 'self'",
+    "require-trusted-types-for 'script'",
+  ]);
+  await page.waitForSelector('body[data-ready=true]');
+  const error = await page.textContent('#error');
+  check(error === '', `the page loaded /openapi.json${error ? ` (${error})` : ''}`);
+  const deploy = page.locator('#post_models_id_deploy');
+  await deploy.waitFor({ state: 'visible' });
+  const text = await deploy.innerText();
+  check(text.includes('/models/{id}/deploy'), 'the deploy operation is shown with its path');
+  check(text.includes('model:deploy'), 'it shows the permission model:deploy');
+  check(/security\s+dpop\b/.test(text), 'it shows DPoP as its only security scheme');
+  check(await page.getByText('model:deploy', { exact: true }).first().isVisible(), '"model:deploy" is visible');
+  const health = await page.locator('#get_healthz').innerText();
+  check(health.includes('none (public)'), 'a public route shows no security');
+  const schemes = await page.locator('#schemes tbody tr').count();
+  check(schemes === 3, 'three security schemes are listed (bearer, apiKey, dpop)');
+  const operations = await page.locator('article.op').count();
+  check(operations >= 15, `every operation is listed (${operations})`);
+  check(errors.length === 0, `no console error${errors.length ? `: ${errors[0]}` : ''}`);
+}
+
 const web = await inFreshBrowser('server-side web app (/app/web/)', webApp);
 const single = await inFreshBrowser('single-page app (/app/spa/)', spa);
-process.exit(web && single ? 0 : 1);
+const docs = await inFreshBrowser('API reference (/docs)', apiReference);
+process.exit(web && single && docs ? 0 : 1);

@@ -4,6 +4,7 @@
 pub mod apps;
 pub mod catalog;
 pub mod config;
+pub mod docs;
 pub mod handlers;
 pub mod issuer;
 pub mod issuers;
@@ -223,11 +224,18 @@ pub fn api_routes() -> (Router<AppState>, authz_axum::RouteTable) {
     AuditedRouter::new()
         .public(Method::GET, "/healthz", handlers::healthz)
         .public(Method::GET, "/readyz", handlers::readyz)
+        // The API's description, generated from this table (see `docs`).
+        .public(Method::GET, "/openapi.json", docs::openapi_json)
+        .public(Method::GET, "/docs", docs::page)
+        .public(Method::GET, "/docs/docs.js", docs::script)
+        .public(Method::GET, "/docs/docs.css", docs::style)
         .get("/me", handlers::me)
         .get("/datasets", handlers::list_datasets)
         .post("/datasets", handlers::create_dataset)
         .post("/models/{id}/run", handlers::run_model)
         .post("/models/{id}/deploy", handlers::deploy_model)
+        // Its handler takes `DpopBound`: only DPoP-bound tokens (the OpenAPI security says so).
+        .require_dpop(Method::POST, "/models/{id}/deploy")
         .post("/reports", handlers::create_report)
         .get("/reports/{id}", handlers::get_report)
         .post("/payments", handlers::create_payment)

@@ -2,7 +2,9 @@
 //! `tests/browser/flows.mjs` drives Debian's Chromium with playwright-core (both installed by
 //! `.ci/browser.sh`, which exports `AUTHZ_BROWSER_DIR`) against a registry started here. It
 //! signs in as the demo user on the login page, calls the API, refreshes, signs out, and checks
-//! after every step that no token is in the browser's storage, cookies or page.
+//! after every step that no token is in the browser's storage, cookies or page. It also opens
+//! the API reference page (`/docs`) and checks that it shows the operations from
+//! `/openapi.json` with no console error.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -20,6 +20,7 @@ mod interop;
 mod jwks;
 mod leakage;
 mod oidc;
+mod openapi;
 mod revocation;
 mod routing;
 mod serving;
