@@ -131,6 +131,7 @@ pub mod extract;
 pub mod layer;
 #[cfg(feature = "token-service")]
 pub mod oauth;
+pub mod observe;
 pub mod rejection;
 pub mod routing;
 pub mod serve;
