@@ -111,8 +111,8 @@ async fn decisions_are_counted_and_traced_without_credentials() {
         .find(|l| l.contains("request denied") && l.contains("viewer-client"))
         .expect("the denial is logged");
     assert!(
-        line.contains("authz{") && line.contains("outcome=\"authenticated\"")
-            || line.contains("outcome=authenticated"),
+        line.contains("authz{")
+            && (line.contains("outcome=\"authenticated\"") || line.contains("outcome=authenticated")),
         "{line}"
     );
     assert!(line.contains("path=/datasets"), "{line}");
