@@ -128,6 +128,7 @@ where
             return Err(AuthRejection::unmet(state.config.clone(), &R::describe::<C>()));
         }
         if R::is_met::<C>(principal) {
+            crate::observe::decision("allowed");
             Ok(Guard {
                 principal: principal.clone(),
                 _marker: PhantomData,
@@ -135,6 +136,7 @@ where
         } else {
             let requirement = R::describe::<C>();
             tracing::debug!(subject = %principal.subject(), %requirement, "request denied: requirement not met");
+            crate::observe::decision("forbidden");
             Err(AuthRejection::unmet(state.config.clone(), &requirement))
         }
     }

@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use authz_core::auth::{AuthError, Authenticator};
 use authz_core::dpop::{DpopError, DpopVerifier, ProofContext};
 use axum::extract::ConnectInfo;
+use tracing::Instrument as _;
 
 use crate::throttle::FailedAttempts;
 
@@ -39,6 +40,26 @@ pub(crate) enum Outcome {
     Throttled(u64),
     /// The token verified, but its proof of possession did not (RFC 9449).
     Dpop(DpopFailure),
+}
+
+impl Outcome {
+    /// `(outcome, reason)` codes for spans and metrics (fixed sets, no credential material).
+    pub(crate) fn labels(&self) -> (&'static str, &'static str) {
+        match self {
+            Outcome::Anonymous => ("anonymous", ""),
+            Outcome::Authenticated(_) => ("authenticated", ""),
+            Outcome::Header(BearerError::Repeated) => ("malformed", "repeated_header"),
+            Outcome::Header(BearerError::UnsupportedScheme) => ("malformed", "unsupported_scheme"),
+            Outcome::Header(_) => ("malformed", "malformed_header"),
+            Outcome::Refused(e @ AuthError::Unavailable) => ("unavailable", crate::observe::reason(e)),
+            Outcome::Refused(e) => ("refused", crate::observe::reason(e)),
+            Outcome::Throttled(_) => ("throttled", "too_many_failures"),
+            Outcome::Dpop(DpopFailure::InvalidProof(_)) => ("dpop_refused", "invalid_dpop_proof"),
+            Outcome::Dpop(DpopFailure::UseNonce(_)) => ("dpop_refused", "use_dpop_nonce"),
+            Outcome::Dpop(DpopFailure::BoundAsBearer) => ("dpop_refused", "bound_token_as_bearer"),
+            Outcome::Dpop(DpopFailure::NotBound) => ("dpop_refused", "token_not_bound"),
+        }
+    }
 }
 
 /// Why a DPoP check failed.
@@ -355,11 +376,35 @@ where
         let config = self.config.clone();
         let throttle = self.throttle.clone();
         let dpop = self.dpop.clone();
-        Box::pin(async move {
-            let outcome = authenticate(&authenticator, throttle.as_deref(), dpop.as_deref(), &mut req).await;
-            req.extensions_mut().insert(AuthState { outcome, config });
-            inner.call(req).await
-        })
+        let span = tracing::debug_span!(
+            "authz",
+            method = %req.method(),
+            path = %req.uri().path(),
+            outcome = tracing::field::Empty,
+            reason = tracing::field::Empty,
+            sub = tracing::field::Empty,
+            decision = tracing::field::Empty,
+        );
+        Box::pin(
+            async move {
+                let started = crate::observe::start();
+                let outcome =
+                    authenticate(&authenticator, throttle.as_deref(), dpop.as_deref(), &mut req).await;
+                let (label, reason) = outcome.labels();
+                let span = tracing::Span::current();
+                span.record("outcome", label);
+                if !reason.is_empty() {
+                    span.record("reason", reason);
+                }
+                if let Outcome::Authenticated(p) = &outcome {
+                    span.record("sub", p.subject());
+                }
+                crate::observe::authentication(label, reason, started);
+                req.extensions_mut().insert(AuthState { outcome, config });
+                inner.call(req).await
+            }
+            .instrument(span),
+        )
     }
 }
 

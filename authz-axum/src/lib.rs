@@ -126,7 +126,8 @@
 //!
 //! Features: `remote` (default; remote JWKS, OIDC discovery and the token source, pulls in
 //! reqwest and rustls),
-//! `sqlx` (SQL key stores), `token-service` (the authorization server), `openapi` (utoipa).
+//! `sqlx` (SQL key stores), `token-service` (the authorization server), `openapi` (utoipa),
+//! `metrics` (counters and histograms through the `metrics` facade, see [`observe`]).
 //! `default-features = false` compiles no HTTP client, TLS stack or
 //! SQL driver: static keys and in-memory API keys only.
 
@@ -135,6 +136,7 @@ pub mod extract;
 pub mod layer;
 #[cfg(feature = "token-service")]
 pub mod oauth;
+pub mod observe;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod rejection;

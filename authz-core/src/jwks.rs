@@ -408,6 +408,12 @@ impl RemoteJwks {
                 OUTCOME_FAILED
             }
         };
+        #[cfg(feature = "metrics")]
+        metrics::counter!(
+            "authz_jwks_fetches_total",
+            "outcome" => if outcome == OUTCOME_FAILED { "error" } else { "ok" }
+        )
+        .increment(1);
         inner.last_outcome.store(outcome, Ordering::Release);
         inner.attempts.fetch_add(1, Ordering::AcqRel);
         match outcome {

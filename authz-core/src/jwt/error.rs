@@ -15,6 +15,40 @@ impl JwtError {
     }
 }
 
+impl JwtErrorKind {
+    /// A fixed snake_case code for this kind (metrics labels, log fields): never token
+    /// material, and one of a closed set.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TooLarge => "too_large",
+            Self::Malformed => "malformed",
+            Self::InvalidHeader => "invalid_header",
+            Self::InvalidPayload => "invalid_payload",
+            Self::AlgorithmNotAllowed => "algorithm_not_allowed",
+            Self::UnsupportedCritical => "unsupported_critical",
+            Self::InvalidType => "invalid_type",
+            Self::NotAnAccessToken => "not_an_access_token",
+            Self::InvalidClaimValue => "invalid_claim_value",
+            Self::UnknownKeyId => "unknown_key_id",
+            Self::MissingKeyId => "missing_key_id",
+            Self::KeyAlgorithmMismatch => "key_algorithm_mismatch",
+            Self::InvalidSignature => "invalid_signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::IssuedInFuture => "issued_in_future",
+            Self::TooOld => "too_old",
+            Self::InvalidIssuer => "invalid_issuer",
+            Self::InvalidAudience => "invalid_audience",
+            Self::MissingClaim(_) => "missing_claim",
+            Self::MissingCustomClaim => "missing_custom_claim",
+            Self::InvalidClaim(_) => "invalid_claim",
+            Self::InvalidMappedClaim => "invalid_mapped_claim",
+            Self::KeySourceUnavailable => "key_source_unavailable",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
 impl From<JwtErrorKind> for JwtError {
     fn from(kind: JwtErrorKind) -> Self {
         Self { kind }

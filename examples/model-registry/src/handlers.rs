@@ -380,6 +380,18 @@ pub async fn routes(State(app): State<AppState>) -> Json<serde_json::Value> {
     Json(app.inner.routes.read().expect("lock").to_json())
 }
 
+/// `GET /metrics`: Prometheus text format (admin only: counts of refusals by reason tell an
+/// attacker what works). Authentication outcomes and reasons, guard decisions, decision
+/// latency, token-cache counters, JWKS fetches.
+#[require_role("admin")]
+pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    authz_axum::observe::record_cache_stats(&app.inner.authenticator);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        crate::prometheus().render(),
+    )
+}
+
 /// Body of `POST /api-keys`.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -219,6 +219,21 @@ pub fn load_policy(path: Option<&std::path::Path>) -> Result<Policy, StartError>
     policy.map_err(|e| StartError(e.to_string()))
 }
 
+/// The process's Prometheus recorder (installed once as the `metrics` facade's global
+/// recorder, shared by every server the process starts).
+pub fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_ok() {
+            authz_axum::observe::describe();
+        }
+        handle
+    })
+}
+
 /// The API's routes with their requirements (what `start` serves, before its state is given).
 pub fn api_routes() -> (Router<AppState>, authz_axum::RouteTable) {
     AuditedRouter::new()
@@ -241,6 +256,7 @@ pub fn api_routes() -> (Router<AppState>, authz_axum::RouteTable) {
         .post("/payments", handlers::create_payment)
         .post("/payments/{id}/approve", handlers::approve_payment)
         .get("/routes", handlers::routes)
+        .get("/metrics", handlers::metrics)
         .post("/api-keys", handlers::create_api_key)
         .get("/api-keys", handlers::list_api_keys)
         .post("/api-keys/{id}/revoke", handlers::revoke_api_key)
@@ -329,6 +345,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         feed_status.clone(),
     );
     let (api, table) = api_routes();
+    prometheus();
     for finding in table.lint(&policy) {
         tracing::warn!(%finding, "policy lint");
     }

@@ -19,6 +19,7 @@ mod identity;
 mod interop;
 mod jwks;
 mod leakage;
+mod observe;
 mod oidc;
 mod openapi;
 mod revocation;
