@@ -228,7 +228,7 @@ pub struct AuthLayer {
 #[derive(Debug)]
 pub struct DpopSettings {
     verifier: DpopVerifier,
-    origin: Option<String>,
+    origins: Vec<String>,
 }
 
 impl DpopSettings {
@@ -239,13 +239,15 @@ impl DpopSettings {
     pub fn new(verifier: DpopVerifier) -> Self {
         Self {
             verifier,
-            origin: None,
+            origins: Vec::new(),
         }
     }
 
-    /// The public origin of this service (`https://api.example.com`), without a path.
+    /// A public origin of this service (`https://api.example.com`), without a path; call once
+    /// per name the service is reached by. Set it: without one, `htu` is checked against the
+    /// request's own `Host` header, which the client chooses.
     pub fn with_origin(mut self, origin: impl Into<String>) -> Self {
-        self.origin = Some(origin.into().trim_end_matches('/').to_string());
+        self.origins.push(origin.into().trim_end_matches('/').to_string());
         self
     }
 
@@ -254,16 +256,18 @@ impl DpopSettings {
         &self.verifier
     }
 
-    /// The absolute URI of `req` as its proof must name it.
-    fn target_uri(&self, req: &Request) -> Option<String> {
+    /// The absolute URIs of `req` a proof may name (one per configured origin, or the `Host`).
+    fn target_uris(&self, req: &Request) -> Vec<String> {
         let path = req.uri().path();
-        match &self.origin {
-            Some(o) => Some(format!("{o}{path}")),
-            None => {
-                let host = req.headers().get(header::HOST)?.to_str().ok()?;
-                Some(format!("http://{host}{path}"))
-            }
+        if self.origins.is_empty() {
+            return req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(|host| vec![format!("http://{host}{path}")])
+                .unwrap_or_default();
         }
+        self.origins.iter().map(|o| format!("{o}{path}")).collect()
     }
 }
 
@@ -439,20 +443,30 @@ fn check_possession(
     let Some(proof) = proof else {
         return Outcome::Dpop(DpopFailure::InvalidProof("send exactly one DPoP header"));
     };
-    let Some(uri) = settings.target_uri(req) else {
+    let uris = settings.target_uris(req);
+    if uris.is_empty() {
         return Outcome::Dpop(DpopFailure::InvalidProof(
             "the request has no Host to match htu against",
         ));
-    };
-    let context = ProofContext {
-        method: req.method().as_str(),
-        uri: &uri,
-        access_token: Some(token),
-    };
-    match settings
-        .verifier
-        .verify(proof, &context, authenticator.clock().unix_seconds())
-    {
+    }
+    // The proof names one of the service's origins: try each (only a full pass is recorded).
+    let now = authenticator.clock().unix_seconds();
+    let mut result = Err(DpopError::Invalid("htu does not match the request URI"));
+    for uri in &uris {
+        let context = ProofContext {
+            method: req.method().as_str(),
+            uri,
+            access_token: Some(token),
+        };
+        result = settings.verifier.verify(proof, &context, now);
+        if !matches!(
+            result,
+            Err(DpopError::Invalid("htu does not match the request URI"))
+        ) {
+            break;
+        }
+    }
+    match result {
         Ok(p) if subtle_eq(p.jkt.as_bytes(), jkt.as_bytes()) => Outcome::Authenticated(principal),
         Ok(_) => Outcome::Dpop(DpopFailure::InvalidProof(
             "the proof's key is not the key the token is bound to",

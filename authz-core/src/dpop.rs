@@ -44,6 +44,14 @@ pub struct VerifiedProof {
     pub issued_at: u64,
 }
 
+/// A proof that passed every check but the replay cache (see [`DpopVerifier::commit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedProof {
+    /// What the proof established.
+    pub proof: VerifiedProof,
+    replay_id: [u8; 16],
+}
+
 /// The request a proof must match.
 #[derive(Debug, Clone, Copy)]
 pub struct ProofContext<'a> {
@@ -218,7 +226,9 @@ impl DpopVerifier {
         self.nonces.as_ref().map(|n| n.current(now))
     }
 
-    /// Checks `proof` (the `DPoP` header's value) against `context` at `now` (seconds).
+    /// Checks `proof` (the `DPoP` header's value) against `context` at `now` (seconds), and
+    /// records its `jti` (a second use is refused): [`check`](Self::check) then
+    /// [`commit`](Self::commit).
     ///
     /// # Errors
     /// [`DpopError::Invalid`] naming the check that failed; [`DpopError::UseNonce`] when a
@@ -229,6 +239,33 @@ impl DpopVerifier {
         context: &ProofContext<'_>,
         now: u64,
     ) -> Result<VerifiedProof, DpopError> {
+        let checked = self.check(proof, context, now)?;
+        self.commit(&checked, now)?;
+        Ok(checked.proof)
+    }
+
+    /// Records a checked proof's `jti`: fails if it was seen before (a replay) or the replay
+    /// cache is full. A token endpoint commits only once the grant itself checked out, so that
+    /// proofs sent with worthless grants cannot fill the cache.
+    ///
+    /// # Errors
+    /// [`DpopError::Invalid`].
+    pub fn commit(&self, checked: &CheckedProof, now: u64) -> Result<(), DpopError> {
+        self.replay
+            .first_use(checked.replay_id, now)
+            .map_err(DpopError::Invalid)
+    }
+
+    /// Every check but the replay cache (see [`commit`](Self::commit)).
+    ///
+    /// # Errors
+    /// As [`verify`](Self::verify).
+    pub fn check(
+        &self,
+        proof: &str,
+        context: &ProofContext<'_>,
+        now: u64,
+    ) -> Result<CheckedProof, DpopError> {
         let bad = DpopError::Invalid;
         if proof.len() > self.max_bytes {
             return Err(bad("the proof is too large"));
@@ -310,10 +347,10 @@ impl DpopVerifier {
             .get("iat")
             .and_then(Value::as_u64)
             .ok_or(bad("iat missing or not a number"))?;
-        if iat + self.max_age < now {
+        if iat.saturating_add(self.max_age) < now {
             return Err(bad("iat is too old"));
         }
-        if iat > now + self.future_leeway {
+        if iat > now.saturating_add(self.future_leeway) {
             return Err(bad("iat is in the future"));
         }
         match (context.access_token, claims.get("ath")) {
@@ -332,11 +369,13 @@ impl DpopVerifier {
                 _ => return Err(DpopError::UseNonce(nonces.current(now))),
             }
         }
-        let mut id = [0u8; 16];
+        let mut replay_id = [0u8; 16];
         let d = digest::digest(&digest::SHA256, format!("{jkt}.{jti}").as_bytes());
-        id.copy_from_slice(&d.as_ref()[..16]);
-        self.replay.first_use(id, now).map_err(bad)?;
-        Ok(VerifiedProof { jkt, issued_at: iat })
+        replay_id.copy_from_slice(&d.as_ref()[..16]);
+        Ok(CheckedProof {
+            proof: VerifiedProof { jkt, issued_at: iat },
+            replay_id,
+        })
     }
 }
 

@@ -103,6 +103,14 @@ pub async fn register_client(
             r.id
         )));
     }
+    // A client-credentials token's `sub` is the client id: it must never name a user too
+    // (RFC 9068 §5), or the client would act as that user (ownership checks, revocations).
+    if store.user(&r.id).await?.is_some() {
+        return Err(StoreError(format!(
+            "client id {:?} is the username of a user: client and user subjects must differ",
+            r.id
+        )));
+    }
     let secret = (r.client_type == ClientType::Confidential).then(new_secret);
     let client = Client {
         id: r.id,
@@ -183,6 +191,11 @@ pub async fn create_user(
     }
     if password.chars().count() < 8 {
         return Err(StoreError("the password must have at least 8 characters".into()));
+    }
+    if store.client(username).await?.is_some() {
+        return Err(StoreError(format!(
+            "username {username:?} is the id of a client: client and user subjects must differ"
+        )));
     }
     let pw = password.to_string();
     let password_hash = tokio::task::spawn_blocking(move || hash_password(&pw))

@@ -71,7 +71,15 @@ impl TokenService {
         params: &Params,
         address: Option<IpAddr>,
     ) -> Result<Authenticated, OAuthError> {
-        let from_basic = basic(headers)?;
+        // RFC 6749 §5.2: a client that tried the Authorization header gets the Basic challenge,
+        // however malformed its attempt.
+        let from_basic = basic(headers).map_err(|e| {
+            if e.error == "invalid_client" {
+                e.with_basic_challenge(&self.config.realm)
+            } else {
+                e
+            }
+        })?;
         let post_secret = params.get("client_secret")?;
         let post_id = params.get("client_id")?;
         let (id, secret, method) = match (from_basic, post_secret) {

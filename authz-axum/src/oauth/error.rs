@@ -110,6 +110,30 @@ impl OAuthError {
     }
 }
 
+impl From<axum::extract::rejection::BytesRejection> for OAuthError {
+    fn from(e: axum::extract::rejection::BytesRejection) -> Self {
+        // 413 for a body over the limit, 400 otherwise: in RFC 6749 §5.2 form either way.
+        Self::new(
+            e.status(),
+            "invalid_request",
+            "the request body could not be read (at most 16 KiB)",
+        )
+    }
+}
+
+/// 405 in RFC 6749 §5.2 form for the POST-only endpoints.
+pub(crate) async fn method_not_allowed() -> Response {
+    let mut r = OAuthError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request",
+        "this endpoint accepts POST only",
+    )
+    .into_response();
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    r
+}
+
 impl From<authz_core::keystore::StoreError> for OAuthError {
     fn from(e: authz_core::keystore::StoreError) -> Self {
         tracing::warn!(error = %e, "token service store unavailable");

@@ -70,9 +70,10 @@ pub(crate) async fn revoke(
     State(service): State<Arc<TokenService>>,
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let result: Result<(), OAuthError> = async {
+        let body = body?;
         let params = Params::form(&headers, &body)?;
         params.no_repeats()?;
         let client = service
@@ -128,9 +129,10 @@ pub(crate) async fn introspect(
     State(service): State<Arc<TokenService>>,
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let result: Result<serde_json::Value, OAuthError> = async {
+        let body = body?;
         let params = Params::form(&headers, &body)?;
         params.no_repeats()?;
         let client = service.authenticate_client(&headers, &params, address).await?;
@@ -146,14 +148,17 @@ pub(crate) async fn introspect(
             Found::Access { mut claims, jti, exp } => {
                 // Revoked if its record says so (its grant's revocation, or its own).
                 let live = now < exp
+                    && !service.on_deny_list(&claims, &jti)
                     && service
                         .store
                         .access(&jti)
                         .await?
                         .is_none_or(|r| r.revoked_at.is_none());
                 if live {
+                    // RFC 9449 §6.2: a DPoP-bound token is reported as such.
+                    let bound = claims.get("cnf").is_some_and(|c| c.get("jkt").is_some());
                     claims.insert("active".into(), json!(true));
-                    claims.insert("token_type".into(), json!("Bearer"));
+                    claims.insert("token_type".into(), json!(if bound { "DPoP" } else { "Bearer" }));
                     serde_json::Value::Object(claims)
                 } else {
                     inactive

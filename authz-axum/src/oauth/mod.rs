@@ -181,9 +181,15 @@ impl TokenService {
                 &e.authorize,
                 get(authorize::get_authorize).post(authorize::post_authorize),
             )
-            .route(&e.token, post(token::token))
-            .route(&e.revoke, post(introspect::revoke))
-            .route(&e.introspect, post(introspect::introspect))
+            .route(&e.token, post(token::token).fallback(error::method_not_allowed))
+            .route(
+                &e.revoke,
+                post(introspect::revoke).fallback(error::method_not_allowed),
+            )
+            .route(
+                &e.introspect,
+                post(introspect::introspect).fallback(error::method_not_allowed),
+            )
             .route(&e.jwks, get(metadata::jwks))
             .route(&e.logout, post(authorize::logout))
             .route("/.well-known/oauth-authorization-server", get(metadata::metadata))
@@ -195,7 +201,9 @@ impl TokenService {
     /// The token endpoint alone, for mounting at a second (legacy) path; the metadata names
     /// only [`Endpoints::token`].
     pub fn token_endpoint(self: &Arc<Self>) -> axum::routing::MethodRouter {
-        post(token::token).with_state(Arc::clone(self))
+        post(token::token)
+            .fallback(error::method_not_allowed)
+            .with_state(Arc::clone(self))
     }
 
     /// Puts every access token this service revokes on `revocations` (the resource servers'
@@ -204,6 +212,28 @@ impl TokenService {
     /// it expires. Set once; later calls are ignored.
     pub fn publish_revocations_to(&self, revocations: Arc<Revocations>) {
         let _ = self.revocations.set(revocations);
+    }
+
+    /// `scheme://host[:port]` of the issuer.
+    pub(crate) fn issuer_origin(&self) -> String {
+        url::Url::parse(&self.config.issuer)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_else(|_| self.config.issuer.clone())
+    }
+
+    /// Whether the revocation list (if attached) refuses this token of ours: its `jti`, or every
+    /// token of its subject up to a moment.
+    pub(crate) fn on_deny_list(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+        jti: &str,
+    ) -> bool {
+        let Some(r) = self.revocations.get() else {
+            return false;
+        };
+        let sub = claims.get("sub").and_then(|v| v.as_str()).unwrap_or_default();
+        let iat = claims.get("iat").and_then(|v| v.as_u64());
+        r.list().is_revoked(&self.config.issuer, Some(jti), sub, iat)
     }
 
     /// Revokes one access token on the deny-list (if one is attached).

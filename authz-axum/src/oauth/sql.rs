@@ -506,24 +506,46 @@ macro_rules! oauth_store {
                 })
             }
 
-            fn record_issued(&self, access: Option<AccessTokenRecord>, refresh: Option<RefreshToken>) -> StoreFuture<'_, ()> {
+            fn record_issued<'a>(
+                &'a self,
+                family_id: &'a str,
+                a: AccessTokenRecord,
+                refresh: Option<RefreshToken>,
+                now: u64,
+            ) -> StoreFuture<'a, bool> {
                 self.op(async move {
                     let mut tx = self.pool.begin().await.map_err(db_err)?;
-                    if let Some(a) = &access {
-                        sqlx::query(
-                            "INSERT INTO authz_oauth_access_tokens (jti, family_id, client_id, subject, expires_at, revoked_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6)",
-                        )
-                        .bind(a.jti.clone())
-                        .bind(a.family_id.clone())
-                        .bind(a.client_id.clone())
-                        .bind(a.subject.clone())
-                        .bind(to_i64(a.expires_at))
-                        .bind(a.revoked_at.map(to_i64))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
+                    // First the family, conditionally: this takes the write lock (SQLite) or the
+                    // row lock (PostgreSQL) before anything else, so a concurrent revocation
+                    // either happened already (nothing is written) or waits for this commit and
+                    // then sees the new access token.
+                    let live = sqlx::query(
+                        "UPDATE authz_oauth_families SET last_used_at = CASE WHEN last_used_at < $2 THEN $2 ELSE last_used_at END \
+                         WHERE id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(family_id)
+                    .bind(to_i64(now))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected()
+                        > 0;
+                    if !live {
+                        return Ok(false);
                     }
+                    sqlx::query(
+                        "INSERT INTO authz_oauth_access_tokens (jti, family_id, client_id, subject, expires_at, revoked_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(a.jti.clone())
+                    .bind(a.family_id.clone())
+                    .bind(a.client_id.clone())
+                    .bind(a.subject.clone())
+                    .bind(to_i64(a.expires_at))
+                    .bind(a.revoked_at.map(to_i64))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
                     if let Some(t) = &refresh {
                         sqlx::query(
                             "INSERT INTO authz_oauth_refresh_tokens (hash, family_id, client_id, subject, roles, scope, issued_at, spent_at, dpop_jkt) \
@@ -540,14 +562,9 @@ macro_rules! oauth_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(db_err)?;
-                        sqlx::query("UPDATE authz_oauth_families SET last_used_at = $2 WHERE id = $1 AND last_used_at < $2")
-                            .bind(t.family_id.clone())
-                            .bind(to_i64(t.issued_at))
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_err)?;
                     }
-                    tx.commit().await.map_err(db_err)
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(true)
                 })
             }
 
@@ -565,6 +582,12 @@ macro_rules! oauth_store {
             fn revoke_subject<'a>(&'a self, subject: &'a str, now: u64) -> StoreFuture<'a, u64> {
                 self.op(async move {
                     let mut tx = self.pool.begin().await.map_err(db_err)?;
+                    // A stolen login session would mint new tokens: end them too.
+                    sqlx::query("DELETE FROM authz_oauth_sessions WHERE username = $1")
+                        .bind(subject)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
                     sqlx::query(
                         "UPDATE authz_oauth_access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id IN \
                          (SELECT id FROM authz_oauth_families WHERE subject = $1 AND revoked_at IS NULL)",

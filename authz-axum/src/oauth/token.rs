@@ -19,13 +19,29 @@ use super::{ClientAddress, OAuthError, TokenService, error::no_store};
 pub(crate) async fn token(
     State(service): State<Arc<TokenService>>,
     ClientAddress(address): ClientAddress,
-    uri: Uri,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return OAuthError::from(e).into_response(),
+    };
     match service.token_request(&uri, &headers, &body, address).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
+    }
+}
+
+/// The token request's DPoP proof, checked but not yet recorded.
+#[derive(Clone, Copy)]
+struct Dpop<'a> {
+    proof: Option<&'a authz_core::dpop::CheckedProof>,
+}
+
+impl<'a> Dpop<'a> {
+    fn jkt(self) -> Option<&'a str> {
+        self.proof.map(|p| p.proof.jkt.as_str())
     }
 }
 
@@ -83,12 +99,17 @@ impl TokenService {
                 grant.as_str()
             )));
         }
-        let jkt = self.dpop_proof(headers)?;
-        let jkt = jkt.as_deref();
+        let proof = self.dpop_proof(headers, uri.path())?;
+        let dpop = Dpop {
+            proof: proof.as_ref(),
+        };
+        let jkt = dpop.jkt();
         let mut response = match grant {
-            GrantType::AuthorizationCode => self.code_grant(&client, &params, jkt).await?,
-            GrantType::RefreshToken => self.refresh_grant(&client, &params, jkt).await?,
-            GrantType::ClientCredentials => self.client_credentials_grant(&client, &params, jkt).await?,
+            GrantType::AuthorizationCode => self.code_grant(&client, &params, jkt, dpop).await?,
+            GrantType::RefreshToken => self.refresh_grant(&client, &params, jkt, dpop).await?,
+            GrantType::ClientCredentials => {
+                self.client_credentials_grant(&client, &params, jkt, dpop).await?
+            }
         }
         .into_response();
         no_store(&mut response);
@@ -96,7 +117,11 @@ impl TokenService {
     }
 
     /// The key thumbprint of the request's DPoP proof (RFC 9449 §5), if it has one.
-    fn dpop_proof(&self, headers: &HeaderMap) -> Result<Option<String>, OAuthError> {
+    fn dpop_proof(
+        &self,
+        headers: &HeaderMap,
+        request_path: &str,
+    ) -> Result<Option<authz_core::dpop::CheckedProof>, OAuthError> {
         let mut proofs = headers.get_all("dpop").iter();
         let proof = match (proofs.next(), proofs.next()) {
             (None, _) => return Ok(None),
@@ -105,16 +130,31 @@ impl TokenService {
                 .map_err(|_| OAuthError::invalid_dpop_proof("malformed DPoP header"))?,
             (Some(_), Some(_)) => return Err(OAuthError::invalid_dpop_proof("send exactly one DPoP header")),
         };
-        let uri = self.config.url(&self.config.endpoints.token);
+        // RFC 9449 §4.3 (9): the URI of *this* request (a second mount of the endpoint has
+        // another path), on the issuer's origin.
+        let uri = format!("{}{}", self.issuer_origin(), request_path);
         let context = authz_core::dpop::ProofContext {
             method: "POST",
             uri: &uri,
             access_token: None,
         };
-        match self.dpop.verify(proof, &context, self.now()) {
-            Ok(p) => Ok(Some(p.jkt)),
+        // Checked now; its jti is recorded only once the grant checked out (`commit_proof`), so
+        // proofs sent with worthless grants cannot fill the replay cache.
+        match self.dpop.check(proof, &context, self.now()) {
+            Ok(p) => Ok(Some(p)),
             Err(authz_core::dpop::DpopError::Invalid(why)) => Err(OAuthError::invalid_dpop_proof(why)),
             Err(authz_core::dpop::DpopError::UseNonce(n)) => Err(OAuthError::use_dpop_nonce(n)),
+        }
+    }
+
+    /// Records the proof's `jti` (the replay check) once the grant checked out.
+    fn commit_proof(&self, dpop: Dpop<'_>) -> Result<(), OAuthError> {
+        match dpop.proof {
+            None => Ok(()),
+            Some(p) => self.dpop.commit(p, self.now()).map_err(|e| match e {
+                authz_core::dpop::DpopError::Invalid(why) => OAuthError::invalid_dpop_proof(why),
+                authz_core::dpop::DpopError::UseNonce(n) => OAuthError::use_dpop_nonce(n),
+            }),
         }
     }
 
@@ -123,6 +163,7 @@ impl TokenService {
         client: &Authenticated,
         params: &Params,
         jkt: Option<&str>,
+        dpop: Dpop<'_>,
     ) -> Result<axum::Json<serde_json::Value>, OAuthError> {
         let c = &client.client;
         if c.client_type != ClientType::Confidential {
@@ -131,6 +172,7 @@ impl TokenService {
             ));
         }
         let roles = narrow(&c.roles, params.get("scope")?)?;
+        self.commit_proof(dpop)?;
         let issued = self
             .issue_access_token(&c.id, &c.id, &roles, &roles, None, jkt)
             .await?;
@@ -148,6 +190,7 @@ impl TokenService {
         client: &Authenticated,
         params: &Params,
         jkt: Option<&str>,
+        dpop: Dpop<'_>,
     ) -> Result<axum::Json<serde_json::Value>, OAuthError> {
         let code = params.require("code")?;
         let redirect_uri = params.require("redirect_uri")?;
@@ -208,6 +251,7 @@ impl TokenService {
         if family.revoked_at.is_some() {
             return Err(OAuthError::invalid_grant("grant revoked"));
         }
+        self.commit_proof(dpop)?;
         let (issued, record) = self.sign_access_token(
             &c.id,
             &code.subject,
@@ -235,8 +279,16 @@ impl TokenService {
             (token, record)
         });
         let (refresh, refresh_record) = refresh.map_or((None, None), |(t, r)| (Some(t), Some(r)));
-        // The access token's record and the refresh token: one transaction.
-        self.store.record_issued(record, refresh_record).await?;
+        // The access token's record and the refresh token: one transaction, and only while
+        // the family is live (a concurrent replay may have revoked it since the checks above).
+        let record = record.ok_or_else(|| OAuthError::invalid_grant("grant revoked"))?;
+        if !self
+            .store
+            .record_issued(&family.id, record, refresh_record, now)
+            .await?
+        {
+            return Err(OAuthError::invalid_grant("grant revoked"));
+        }
         tracing::info!(client_id = %c.id, sub = %code.subject, jti = %issued.jti, grant = "authorization_code",
             "access token issued");
         Ok(axum::Json(self.token_response(
@@ -252,6 +304,7 @@ impl TokenService {
         client: &Authenticated,
         params: &Params,
         jkt: Option<&str>,
+        dpop: Dpop<'_>,
     ) -> Result<axum::Json<serde_json::Value>, OAuthError> {
         let presented = params.require("refresh_token")?;
         let now = self.now();
@@ -300,13 +353,18 @@ impl TokenService {
         // A refresh may narrow the scope, never widen it (RFC 6749 §6).
         let scope = narrow(&old.scope, params.get("scope")?)?;
         let roles = scope.clone();
+        self.commit_proof(dpop)?;
         let (issued, record) =
             self.sign_access_token(&c.id, &old.subject, &roles, &scope, Some(&family.id), jkt)?;
         let refresh = new_secret();
         // The access token's record, the next refresh token and the family's last use: one
-        // transaction.
-        self.store
+        // transaction, and only while the family is live (a concurrent reuse may have revoked
+        // it since the checks above; the winner's token must not outlive its grant).
+        let record = record.ok_or_else(|| OAuthError::invalid_grant("grant revoked"))?;
+        let recorded = self
+            .store
             .record_issued(
+                &family.id,
                 record,
                 Some(RefreshToken {
                     hash: KeyHash::of(&refresh),
@@ -319,8 +377,12 @@ impl TokenService {
                     spent_at: None,
                     jkt: old.jkt.clone(),
                 }),
+                now,
             )
             .await?;
+        if !recorded {
+            return Err(OAuthError::invalid_grant("grant revoked"));
+        }
         tracing::info!(client_id = %c.id, sub = %old.subject, jti = %issued.jti, grant = "refresh_token",
             "access token issued; refresh token rotated");
         Ok(axum::Json(self.token_response(

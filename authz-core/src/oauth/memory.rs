@@ -212,6 +212,26 @@ impl TokenStore for MemoryTokenStore {
         self.with(move |s| Ok(s.revoke_family(id, now)))
     }
 
+    fn record_issued<'a>(
+        &'a self,
+        family_id: &'a str,
+        access: AccessTokenRecord,
+        refresh: Option<RefreshToken>,
+        now: u64,
+    ) -> StoreFuture<'a, bool> {
+        self.with(move |s| {
+            match s.families.get_mut(family_id) {
+                Some(f) if f.revoked_at.is_none() => f.last_used_at = f.last_used_at.max(now),
+                _ => return Ok(false),
+            }
+            s.access.insert(access.jti.clone(), access);
+            if let Some(r) = refresh {
+                s.refresh.insert(*r.hash.as_bytes(), r);
+            }
+            Ok(true)
+        })
+    }
+
     fn family_access<'a>(&'a self, family_id: &'a str) -> StoreFuture<'a, Vec<AccessTokenRecord>> {
         self.with(move |s| {
             Ok(s.access
@@ -233,6 +253,8 @@ impl TokenStore for MemoryTokenStore {
             for id in &ids {
                 s.revoke_family(id, now);
             }
+            // A stolen login session would mint new tokens: end them too.
+            s.sessions.retain(|_, x| x.username != subject);
             Ok(ids.len() as u64)
         })
     }

@@ -72,28 +72,40 @@ pub trait TokenStore: Send + Sync + 'static {
     /// it already was.
     fn revoke_family<'a>(&'a self, id: &'a str, now: u64) -> StoreFuture<'a, bool>;
 
-    /// Stores what one grant issued — the access token's record (user grants) and the next
-    /// refresh token (its family's `last_used_at` moves) — in one transaction where the store
-    /// can. The default writes them one after the other.
-    fn record_issued(
-        &self,
-        access: Option<AccessTokenRecord>,
+    /// Stores what one grant issued — the access token's record and the next refresh token,
+    /// moving the family's `last_used_at` to `now` — **only if the family is not revoked**, in
+    /// one transaction: `Ok(false)` (nothing written) when it is. This closes the race where a
+    /// concurrent reuse revokes the family between the grant's checks and its writes (the
+    /// winner's token would otherwise outlive its revoked grant). The default runs the steps
+    /// one after the other; stores that can, override it atomically (memory, SQL).
+    fn record_issued<'a>(
+        &'a self,
+        family_id: &'a str,
+        access: AccessTokenRecord,
         refresh: Option<RefreshToken>,
-    ) -> StoreFuture<'_, ()> {
+        now: u64,
+    ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            if let Some(a) = access {
-                self.insert_access(a).await?;
+            if self
+                .family(family_id)
+                .await?
+                .is_none_or(|f| f.revoked_at.is_some())
+            {
+                return Ok(false);
             }
+            self.insert_access(access).await?;
             if let Some(r) = refresh {
                 self.insert_refresh(r).await?;
             }
-            Ok(())
+            let _ = now;
+            Ok(true)
         })
     }
 
     /// The access tokens recorded under a family (to put them on the revocation list).
     fn family_access<'a>(&'a self, family_id: &'a str) -> StoreFuture<'a, Vec<AccessTokenRecord>>;
-    /// Revokes every live family of `subject` (and their access tokens); returns how many.
+    /// Revokes every live family of `subject` (and their access tokens) and ends the subject's
+    /// login sessions; returns how many families.
     fn revoke_subject<'a>(&'a self, subject: &'a str, now: u64) -> StoreFuture<'a, u64>;
 
     /// Remembers an issued access token.

@@ -386,9 +386,13 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         .layer(
             AuthLayer::new(authenticator.clone())
                 // DPoP-bound tokens (RFC 9449): required on the deploy route.
-                .dpop(authz_axum::DpopSettings::new(
-                    authz_axum::core::dpop::DpopVerifier::default(),
-                ))
+                .dpop(
+                    // htu is checked against the names this service answers to, never a Host
+                    // header the client picks.
+                    authz_axum::DpopSettings::new(authz_axum::core::dpop::DpopVerifier::default())
+                        .with_origin(format!("http://{local}"))
+                        .with_origin(format!("http://localhost:{}", local.port())),
+                )
                 .throttle_failures(Arc::new(authz_axum::throttle::FailedAttempts::new(
                     authz_axum::throttle::ThrottleConfig::default(),
                 )))

@@ -186,7 +186,7 @@ pub async fn authorize_spa(server: &model_registry::Server, scopes: &[&str]) -> 
     (q["code"].clone(), verifier)
 }
 
-pub async fn me(server: &model_registry::Server, token: &str) -> reqwest::Response {
+pub(crate) async fn me(server: &model_registry::Server, token: &str) -> reqwest::Response {
     http()
         .get(format!("{}/me", server.url()))
         .bearer_auth(token)

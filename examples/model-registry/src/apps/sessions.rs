@@ -11,6 +11,7 @@ pub struct Expiring<T> {
     entries: Mutex<HashMap<String, (Instant, T)>>,
     ttl: Duration,
     capacity: usize,
+    evict_oldest: bool,
 }
 
 impl<T: Clone> Expiring<T> {
@@ -20,6 +21,17 @@ impl<T: Clone> Expiring<T> {
             entries: Mutex::new(HashMap::new()),
             ttl,
             capacity,
+            evict_oldest: false,
+        }
+    }
+
+    /// Like [`new`](Self::new), but a full map drops its oldest entry instead of refusing: for
+    /// entries anyone can create without credentials (pending sign-ins), so that a flood cannot
+    /// lock everyone out; losing a pending sign-in costs its owner one retry.
+    pub fn new_evicting(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            evict_oldest: true,
+            ..Self::new(ttl, capacity)
         }
     }
 
@@ -36,7 +48,16 @@ impl<T: Clone> Expiring<T> {
         if entries.len() >= self.capacity {
             entries.retain(|_, (created, _)| now.duration_since(*created) < self.ttl);
             if entries.len() >= self.capacity {
-                return None;
+                if !self.evict_oldest {
+                    return None;
+                }
+                let oldest = entries
+                    .iter()
+                    .min_by_key(|(_, (created, _))| *created)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    entries.remove(&k);
+                }
             }
         }
         let id = authz_axum::core::oauth::new_secret();

@@ -109,7 +109,7 @@ pub fn router(config: &PagesConfig) -> Router {
         csp: format!(
             "default-src 'none'; style-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
         ),
-        pending: Expiring::new(LOGIN_TTL, MAX_ENTRIES),
+        pending: Expiring::new_evicting(LOGIN_TTL, MAX_ENTRIES),
         sessions: Expiring::new(SESSION_TTL, MAX_ENTRIES),
     });
     Router::new()
