@@ -455,9 +455,21 @@ impl TokenService {
     ) -> Result<Response, Failure> {
         let req = self.validate(&params).await?;
         if !login {
-            let fresh_login = params.get("prompt").ok().flatten() == Some("login");
-            if !fresh_login && let Some(user) = self.session_user(headers).await? {
+            let prompt = params.get("prompt").ok().flatten();
+            if prompt != Some("login")
+                && let Some(user) = self.session_user(headers).await?
+            {
                 return self.issue_code(&req, &user, None).await;
+            }
+            if prompt == Some("none") {
+                // OpenID Connect Core §3.1.2.6: no interaction allowed, and none possible
+                // without a session.
+                return Err(Failure::Redirect {
+                    redirect_uri: req.redirect_uri.clone(),
+                    state: req.state.clone(),
+                    error: "login_required",
+                    description: "prompt=none and no login session".into(),
+                });
             }
             return Ok(self.login_page(&req, headers, StatusCode::OK, None));
         }

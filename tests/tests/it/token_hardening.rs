@@ -339,6 +339,21 @@ async fn revoking_a_subject_ends_sessions_and_introspection_agrees() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200, "a login page, not a silent code");
+    // prompt=none without a session: login_required, redirected (OIDC Core §3.1.2.6).
+    let resp = no_redirects()
+        .get(format!(
+            "{}/authorize?response_type=code&client_id=spa&code_challenge={CHALLENGE}&code_challenge_method=S256&prompt=none&state=s1",
+            server.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let loc = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        loc.contains("error=login_required") && loc.contains("state=s1"),
+        "{loc}"
+    );
     // A DPoP-bound token is introspected as DPoP.
     let key = DpopKey::generate();
     let admin = server.client("admin-client").unwrap();
