@@ -426,3 +426,78 @@ async fn token_endpoint_errors_keep_their_shape() {
     assert!(clash.is_err(), "a client named like a user");
     server.stop().await;
 }
+
+/// Server nonces (RFC 9449 §8–9): a resource server that requires them answers a proof without
+/// one `401 use_dpop_nonce` with a `DPoP-Nonce` header; the retry with that nonce passes.
+#[tokio::test]
+async fn a_resource_server_can_require_dpop_nonces() {
+    use std::sync::Arc;
+
+    use authz_axum::core::dpop::DpopVerifier;
+    use authz_axum::core::jwt::{Algorithm, JwtVerifier};
+    use authz_axum::core::{PermissionCatalog, Policy, RoleSpec};
+    use authz_axum::{AuthLayer, Authenticator, DpopBound, DpopSettings, Issuer, StaticKeys};
+
+    init_tracing();
+    let signer = crate::common::SigningKey::es256("nonce-test");
+    let catalog = Arc::new(PermissionCatalog::new(["data:read"]).unwrap());
+    let policy = Arc::new(
+        Policy::builder(catalog)
+            .role(RoleSpec::new("viewer").grant("data:read"))
+            .build()
+            .unwrap(),
+    );
+    let verifier = JwtVerifier::builder("https://nonce.test", "api", [Algorithm::ES256])
+        .build()
+        .unwrap();
+    let auth = Arc::new(
+        Authenticator::builder(policy)
+            .issuer(Issuer::new(verifier, StaticKeys::new(signer.key_set())))
+            .build()
+            .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route(
+            "/bound",
+            axum::routing::get(|DpopBound(p): DpopBound| async move { p.subject().to_string() }),
+        )
+        .layer(
+            AuthLayer::new(auth).dpop(
+                DpopSettings::new(DpopVerifier::default().with_nonces(
+                    b"a secret the instances share",
+                    std::time::Duration::from_secs(60),
+                ))
+                .with_origin(origin.clone()),
+            ),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let key = DpopKey::generate();
+    let mut claims = crate::common::claims("https://nonce.test", "api", "holder", &["viewer"]);
+    claims["cnf"] = serde_json::json!({ "jkt": key.thumbprint() });
+    let token = signer.sign(&claims);
+    let url = format!("{origin}/bound");
+    let call = |nonce: Option<String>| {
+        let proof = key.proof("GET", &url, Some(&token), nonce.as_deref(), now());
+        http()
+            .get(&url)
+            .header("authorization", format!("DPoP {token}"))
+            .header("DPoP", proof)
+            .send()
+    };
+    let resp = call(None).await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let challenge = resp.headers()["www-authenticate"].to_str().unwrap().to_string();
+    assert!(
+        challenge.starts_with("DPoP") && challenge.contains("use_dpop_nonce"),
+        "{challenge}"
+    );
+    let nonce = resp.headers()["dpop-nonce"].to_str().unwrap().to_string();
+    let resp = call(Some(nonce)).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "holder");
+    let resp = call(Some("forged".into())).await.unwrap();
+    assert_eq!(resp.status(), 401, "a forged nonce");
+}
