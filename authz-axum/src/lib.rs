@@ -142,6 +142,8 @@ pub mod openapi;
 pub mod rejection;
 pub mod routing;
 pub mod serve;
+#[cfg(feature = "remote")]
+pub mod setup;
 #[cfg(feature = "sqlx")]
 pub mod sql;
 pub mod throttle;

@@ -25,6 +25,7 @@ mod openapi;
 mod revocation;
 mod routing;
 mod serving;
+mod setup;
 mod token_hardening;
 mod token_service;
 mod token_source;
