@@ -146,6 +146,8 @@ pub mod serve;
 pub mod setup;
 #[cfg(feature = "sqlx")]
 pub mod sql;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod throttle;
 #[cfg(feature = "remote")]
 pub mod token_source;

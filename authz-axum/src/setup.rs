@@ -26,7 +26,7 @@
 //! ```
 //!
 //! API keys beside (or instead of) tokens: `.api_keys(store, "sk")` with any
-//! [`KeyStore`](authz_core::keystore::KeyStore) — `authz_axum::sql::connect(url)` with feature
+//! [`KeyStore`] — `authz_axum::sql::connect(url)` with feature
 //! `sqlx`. For several issuers, provider-specific claim paths or an injected clock, build an
 //! [`Authenticator`] yourself (see the crate docs, "Wiring it into a service").
 

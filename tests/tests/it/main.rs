@@ -26,6 +26,7 @@ mod revocation;
 mod routing;
 mod serving;
 mod setup;
+mod testkit;
 mod token_hardening;
 mod token_service;
 mod token_source;

@@ -8,7 +8,7 @@ use authz_axum::core::keystore::MemoryKeyStore;
 use authz_axum::setup::Setup;
 use axum::routing::get;
 
-use crate::common::{JwksServer, SigningKey, claims, http, init_tracing, serve};
+use crate::common::{http, init_tracing, serve};
 
 fn catalog() -> Arc<PermissionCatalog> {
     Arc::new(PermissionCatalog::new(["data:read"]).unwrap())
@@ -21,13 +21,14 @@ async fn whoami(p: authz_axum::Principal) -> String {
 #[tokio::test]
 async fn a_layer_from_a_jwks_url_a_policy_and_api_keys() {
     init_tracing();
-    let key = SigningKey::es256("setup");
-    let idp = JwksServer::start(vec![key.jwk.clone()]).await;
+    // The test kit's issuer (authz_axum::testing) serves the JWKS.
+    let idp = authz_axum::testing::TestIssuer::start().await;
     let store = Arc::new(MemoryKeyStore::new());
     let layer = Setup::with_catalog(catalog())
-        .issuer("https://setup.test")
-        .jwks_url(idp.url.clone())
+        .issuer(idp.issuer())
+        .jwks_url(idp.jwks_url())
         .audience("api")
+        .algorithms([authz_axum::core::jwt::Algorithm::ES256])
         .policy_toml("[roles.viewer]\ngrants = [\"data:read\"]\n")
         .api_keys(store.clone(), "sk")
         .realm("setup-test")
@@ -36,7 +37,7 @@ async fn a_layer_from_a_jwks_url_a_policy_and_api_keys() {
         .unwrap();
     let keys = layer.authenticator().api_keys().unwrap().clone();
     let url = serve(axum::Router::new().route("/", get(whoami)).layer(layer)).await;
-    let token = key.sign(&claims("https://setup.test", "api", "u1", &["viewer"]));
+    let token = idp.token().audience("api").subject("u1").roles(["viewer"]).sign();
     let resp = http().get(&url).bearer_auth(&token).send().await.unwrap();
     assert_eq!(resp.text().await.unwrap(), "u1");
     let issued = keys
