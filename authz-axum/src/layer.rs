@@ -405,7 +405,11 @@ where
                 }
                 crate::observe::authentication(label, reason, started);
                 req.extensions_mut().insert(AuthState { outcome, config });
-                inner.call(req).await
+                let response = inner.call(req).await;
+                // One line per request at debug, carrying the span's final fields (outcome,
+                // reason, subject, the guard's decision).
+                tracing::debug!("authz: request handled");
+                response
             }
             .instrument(span),
         )

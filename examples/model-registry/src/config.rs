@@ -45,7 +45,8 @@ pub struct Config {
     #[arg(long, env = "AUTHZ_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
-    /// Where API keys are stored: a SQLite file (created on first use) or PostgreSQL.
+    /// Where API keys, the token service's state and the revocation list live: a SQLite file
+    /// (created at start-up if missing) or PostgreSQL (shared by instances).
     #[arg(long, env = "AUTHZ_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: Option<String>,
 

@@ -351,7 +351,22 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     }
     *state.inner.routes.write().expect("lock") = table.clone();
 
-    let mut app: Router = api.with_state(state);
+    // The API runs behind the auth layer; the token service and the sign-in pages do their
+    // own client and user authentication (Basic at /token is not an API credential).
+    let auth_layer = AuthLayer::new(authenticator.clone())
+        // DPoP-bound tokens (RFC 9449): required on the deploy route.
+        .dpop(
+            // htu is checked against the names this service answers to, never a Host
+            // header the client picks.
+            authz_axum::DpopSettings::new(authz_axum::core::dpop::DpopVerifier::default())
+                .with_origin(format!("http://{local}"))
+                .with_origin(format!("http://localhost:{}", local.port())),
+        )
+        .throttle_failures(Arc::new(authz_axum::throttle::FailedAttempts::new(
+            authz_axum::throttle::ThrottleConfig::default(),
+        )))
+        .with_rejections(RejectionConfig::new("model-registry").map_err(|e| StartError(e.to_string()))?);
+    let mut app: Router = api.with_state(state).layer(auth_layer);
     let mut clients = Vec::new();
     let mut users = Vec::new();
     let mut token_service = None;
@@ -382,25 +397,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             .merge(pages);
         token_service = Some(service);
     }
-    let mut app = app
-        .layer(
-            AuthLayer::new(authenticator.clone())
-                // DPoP-bound tokens (RFC 9449): required on the deploy route.
-                .dpop(
-                    // htu is checked against the names this service answers to, never a Host
-                    // header the client picks.
-                    authz_axum::DpopSettings::new(authz_axum::core::dpop::DpopVerifier::default())
-                        .with_origin(format!("http://{local}"))
-                        .with_origin(format!("http://localhost:{}", local.port())),
-                )
-                .throttle_failures(Arc::new(authz_axum::throttle::FailedAttempts::new(
-                    authz_axum::throttle::ThrottleConfig::default(),
-                )))
-                .with_rejections(
-                    RejectionConfig::new("model-registry").map_err(|e| StartError(e.to_string()))?,
-                ),
-        )
-        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+    let mut app = app.layer(DefaultBodyLimit::max(BODY_LIMIT));
     if !config.cors_origins.is_empty() {
         let cors = CorsPolicy::new()
             .allow_origins(

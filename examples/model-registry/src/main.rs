@@ -564,7 +564,16 @@ async fn clients(config: &Config, action: ClientsAction) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?
             {
-                eprintln!("deleted client {id}; its tokens are revoked");
+                // Its client-credentials tokens carry `sub` = the client id: put them on the
+                // revocation list every server on this database follows.
+                model_registry::revoke_subject(config, &id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                eprintln!(
+                    "deleted client {id}: its refresh tokens are revoked, and its client-credentials \
+                     tokens are refused by servers on the same database (issuer {}) within a second",
+                    model_registry::dev_issuer_url(config)
+                );
                 Ok(())
             } else {
                 Err(format!("no client {id:?} (see `model-registry clients list`)"))
@@ -774,7 +783,7 @@ async fn main() {
         let me = std::env::args().next().unwrap_or_else(|| "model-registry".into());
         println!(
             "\n# admin-client deploys with a DPoP-bound token (RFC 9449): a key, a proof per request\n\
-             {me} dpop key dpop.key\n\
+             test -f dpop.key || {me} dpop key dpop.key\n\
              TOKEN=$(curl -s -u '{}:{}' -H \"DPoP: $({me} dpop proof --key dpop.key --method POST --url {url}/token)\" \
              -d grant_type=client_credentials {url}/token | {extract})\n\
              curl -si -X POST -H 'content-type: application/json' -d '{{}}' -H \"Authorization: DPoP $TOKEN\" \
