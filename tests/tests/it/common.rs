@@ -93,44 +93,31 @@ pub fn remembered_secrets() -> Vec<String> {
 
 // ---- a signing key and a JWKS server of our own ------------------------------------------------
 
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-/// An ES256 key that signs test tokens, with its public JWK.
+/// An ES256 key that signs test tokens, with its public JWK: the test kit's
+/// [`TestKey`](authz_axum::testing::TestKey) plus the bookkeeping these tests need (every token
+/// is remembered for the leakage test).
 pub struct SigningKey {
     pub kid: String,
-    key: jsonwebtoken::EncodingKey,
+    key: authz_axum::testing::TestKey,
     pub jwk: serde_json::Value,
 }
 
 impl SigningKey {
     pub fn es256(kid: &str) -> Self {
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
-        let point = pair.public_key().as_ref();
-        let jwk = serde_json::json!({
-            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
-            "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
-        });
+        let key = authz_axum::testing::TestKey::generate(kid);
         Self {
             kid: kid.into(),
-            key: jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()),
-            jwk,
+            jwk: key.public_jwk().clone(),
+            key,
         }
     }
 
     /// Signs `claims` under an arbitrary header (for header-manipulation tests).
     pub fn sign_with_header(&self, header: &serde_json::Value, claims: &serde_json::Value) -> String {
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let sig =
-            jsonwebtoken::crypto::sign(input.as_bytes(), &self.key, jsonwebtoken::Algorithm::ES256).unwrap();
-        let t = format!("{input}.{sig}");
+        let t = self.key.sign_with_header(header, claims);
         remember_secret(&t);
         t
     }
@@ -146,13 +133,12 @@ impl SigningKey {
         .unwrap()
     }
 
-    /// Signs `claims` with this key (header `alg: ES256`, this `kid`).
+    /// Signs `claims` with this key (header `typ: JWT`, `alg: ES256`, this `kid`).
     pub fn sign(&self, claims: &serde_json::Value) -> String {
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-        header.kid = Some(self.kid.clone());
-        let t = jsonwebtoken::encode(&header, claims, &self.key).unwrap();
-        remember_secret(&t);
-        t
+        self.sign_with_header(
+            &serde_json::json!({"typ": "JWT", "alg": "ES256", "kid": self.kid}),
+            claims,
+        )
     }
 }
 
