@@ -25,6 +25,27 @@
 //! # Ok(()) }
 //! ```
 //!
+//! API keys only (no identity provider) — this one runs as a doctest:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use authz_axum::setup::Setup;
+//!
+//! authz_axum::catalog! { pub struct Catalog { permissions: ["model:run"] } }
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = Arc::new(authz_axum::core::keystore::MemoryKeyStore::new()); // or sql::connect(url)
+//! let layer = Setup::new::<Catalog>()
+//!     .api_keys(store, "sk")
+//!     .policy_toml("[roles.ops]\ngrants = [\"model:run\"]\n")
+//!     .build()
+//!     .await?;
+//! let keys = layer.authenticator().api_keys().expect("API keys are on").clone();
+//! let issued = keys.create("ops-bot", vec!["ops".into()], None, None).await?;
+//! assert!(issued.key.expose_raw().starts_with("sk_"));
+//! # Ok(()) }
+//! ```
+//!
 //! API keys beside (or instead of) tokens: `.api_keys(store, "sk")` with any
 //! [`KeyStore`] — `authz_axum::sql::connect(url)` with feature
 //! `sqlx`. For several issuers, provider-specific claim paths or an injected clock, build an
