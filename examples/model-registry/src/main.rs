@@ -740,7 +740,7 @@ async fn main() {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    println!("API keys: {store}");
+    println!("Store (API keys, token service, revocations): {store}");
     println!(
         "Readiness: GET {url}/readyz (liveness: GET {url}/healthz); route table: GET {url}/routes (admin)"
     );
@@ -782,7 +782,7 @@ async fn main() {
         let admin = server.client("admin-client").expect("demo client");
         let me = std::env::args().next().unwrap_or_else(|| "model-registry".into());
         println!(
-            "\n# admin-client deploys with a DPoP-bound token (RFC 9449): a key, a proof per request\n\
+            "\n# admin-client deploys with a DPoP-bound token (RFC 9449): a key, a proof per request → expect 202\n\
              test -f dpop.key || {me} dpop key dpop.key\n\
              TOKEN=$(curl -s -u '{}:{}' -H \"DPoP: $({me} dpop proof --key dpop.key --method POST --url {url}/token)\" \
              -d grant_type=client_credentials {url}/token | {extract})\n\
