@@ -15,8 +15,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-/// Registered claims authz reads on every token (its `capture::REGISTERED`).
-const REGISTERED: [&str; 8] = ["iss", "sub", "aud", "exp", "nbf", "iat", "scope", "scp"];
+/// Registered claims authz reads on every token (its `capture::REGISTERED`; `jti` for the
+/// revocation list, `cnf` for sender-constrained tokens).
+const REGISTERED: [&str; 10] = ["iss", "sub", "aud", "exp", "nbf", "iat", "scope", "scp", "jti", "cnf"];
 
 /// What the two verifiers were given.
 #[derive(Debug, Clone, Copy)]
