@@ -17,7 +17,9 @@ use serde_json::value::RawValue;
 
 /// Registered claims authz reads on every token (its `capture::REGISTERED`; `jti` for the
 /// revocation list, `cnf` for sender-constrained tokens).
-const REGISTERED: [&str; 10] = ["iss", "sub", "aud", "exp", "nbf", "iat", "scope", "scp", "jti", "cnf"];
+const REGISTERED: [&str; 10] = [
+    "iss", "sub", "aud", "exp", "nbf", "iat", "scope", "scp", "jti", "cnf",
+];
 
 /// What the two verifiers were given.
 #[derive(Debug, Clone, Copy)]
