@@ -1,6 +1,6 @@
 //! Differential fuzzing of authz's JWT verifier against `jsonwebtoken::decode`, with the rule of
 //! the differential proptest (`tests/tests/it/differential.rs`): the verdicts must agree, except
-//! where `authz_is_stricter` (the one list, included below) documents that authz refuses more.
+//! where `authz_is_stricter` (the one list, in the `authz-tests` crate) documents that authz refuses more.
 //! authz accepting what jsonwebtoken refuses is always a crash.
 //!
 //! The first byte picks what the fuzzer writes: the whole token (mode 0), the payload of a token
@@ -16,10 +16,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../tests/tests/it/differential/rule.rs"]
-mod rule;
-
-use rule::{Case, authz_is_stricter};
+use authz_tests::differential_rule::{Case, authz_is_stricter};
 
 const SECRET: [u8; 32] = [7; 32];
 const KID: &str = "k1";

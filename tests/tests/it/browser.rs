@@ -7,8 +7,8 @@
 //! `/openapi.json` with no console error.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 use model_registry::{Config, start};
 
@@ -35,14 +35,6 @@ fn browser_dir() -> Option<PathBuf> {
     }
 }
 
-fn drain(mut from: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = from.read_to_string(&mut s);
-        s
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sign_in_pages_in_a_real_browser() {
     let Some(dir) = browser_dir() else { return };
@@ -60,7 +52,7 @@ async fn the_sign_in_pages_in_a_real_browser() {
     let user = server.users.first().expect("the dev issuer's demo user").clone();
     remember_secret(&user.password);
 
-    let mut child = Command::new("node")
+    let child = tokio::process::Command::new("node")
         .arg(&script)
         .arg(server.url())
         .arg(&user.username)
@@ -69,24 +61,23 @@ async fn the_sign_in_pages_in_a_real_browser() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // A run over the limit is dropped below, and the browser with it.
+        .kill_on_drop(true)
         .spawn()
         .expect("node");
-    let stdout = drain(child.stdout.take().unwrap());
-    let stderr = drain(child.stderr.take().unwrap());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
+    // The registry serves the browser meanwhile, on this runtime.
+    let output = tokio::time::timeout(LIMIT, child.wait_with_output()).await;
+    let (status, out, err) = match output {
+        Ok(o) => {
+            let o = o.expect("node's output");
+            (
+                Some(o.status),
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
         }
-        if started.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        // The registry serves the browser meanwhile, on this runtime.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        Err(_) => (None, String::new(), String::new()),
     };
-    let (out, err) = (stdout.join().unwrap(), stderr.join().unwrap());
     println!("{out}");
     if !err.trim().is_empty() {
         println!("stderr:\n{err}");

@@ -4,7 +4,7 @@
 //! one configured key of each family (HS256, RS256, PS256, ES256, EdDSA); every token goes to
 //! `JwtVerifier::verify_at` and to `jsonwebtoken::decode` configured as strictly as it allows.
 //! They must agree on accept/refuse, except where authz is documented to be stricter: the one
-//! list of those exceptions is [`rule::authz_is_stricter`] (shared with the fuzz target
+//! list of those exceptions is [`authz_tests::differential_rule::authz_is_stricter`] (shared with the fuzz target
 //! `fuzz/fuzz_targets/differential.rs`). jsonwebtoken refusing what authz accepts is always a
 //! failure.
 //!
@@ -12,7 +12,7 @@
 //! margins (≥ 1000 s) far beyond the leeway (30 s on both sides), and a case is re-run if the
 //! clock ticked over a second while it was being checked.
 
-mod rule;
+use authz_tests::differential_rule as rule;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! The one list of places where authz's JWT verifier is documented to be stricter than
 //! `jsonwebtoken::decode`. Shared by the differential proptest (`tests/tests/it/differential.rs`)
-//! and the fuzz target `fuzz/fuzz_targets/differential.rs` (which includes this file with
-//! `#[path]`), so that both apply the same rule:
+//! and the fuzz target `fuzz/fuzz_targets/differential.rs` (which depends on this crate), so
+//! that both apply the same rule:
 //!
 //! - both accept, or both refuse: agreement;
 //! - authz refuses, jsonwebtoken accepts: allowed only if [`authz_is_stricter`] names a reason;
