@@ -310,14 +310,17 @@ impl TokenService {
         jkt: Option<&str>,
     ) -> Result<IssuedAccessToken, StoreError> {
         let (issued, record) = self.sign_access_token(client_id, subject, roles, scope, family, jkt)?;
-        if let Some(record) = record {
+        // Tokens of a grant are recorded so that revoking the grant (reuse, replay, revocation)
+        // revokes them. A client-credentials token has no grant to follow: it is recorded only
+        // if it is revoked (a deny-list entry), which keeps a store write off that hot path.
+        if family.is_some() {
             self.store.insert_access(record).await?;
         }
         Ok(issued)
     }
 
-    /// Signs an access token; returns it and, for a grant's token, the record to store (the
-    /// caller writes it, with the grant's other writes in one transaction).
+    /// Signs an access token; returns it and the record that describes it (the caller decides
+    /// whether to store it: a grant writes it with its other writes, in one transaction).
     pub(crate) fn sign_access_token(
         &self,
         client_id: &str,
@@ -326,7 +329,7 @@ impl TokenService {
         scope: &[String],
         family: Option<&str>,
         jkt: Option<&str>,
-    ) -> Result<(IssuedAccessToken, Option<AccessTokenRecord>), StoreError> {
+    ) -> Result<(IssuedAccessToken, AccessTokenRecord), StoreError> {
         let now = self.now();
         let exp = now + self.config.access_token_lifetime.as_secs();
         let jti = authz_core::oauth::new_secret()[..22].to_string();
@@ -347,17 +350,14 @@ impl TokenService {
             claims["cnf"] = serde_json::json!({ "jkt": jkt });
         }
         let token = self.keys.sign(&claims, now)?;
-        // Tokens of a grant are recorded so that revoking the grant (reuse, replay, revocation)
-        // revokes them. A client-credentials token has no grant to follow: it is recorded only
-        // if it is revoked (a deny-list entry), which keeps a store write off that hot path.
-        let record = family.map(|family| AccessTokenRecord {
+        let record = AccessTokenRecord {
             jti: jti.clone(),
-            family_id: Some(family.to_string()),
+            family_id: family.map(str::to_string),
             client_id: client_id.to_string(),
             subject: subject.to_string(),
             expires_at: exp,
             revoked_at: None,
-        });
+        };
         Ok((
             IssuedAccessToken {
                 token,

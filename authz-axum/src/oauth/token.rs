@@ -281,7 +281,6 @@ impl TokenService {
         let (refresh, refresh_record) = refresh.map_or((None, None), |(t, r)| (Some(t), Some(r)));
         // The access token's record and the refresh token: one transaction, and only while
         // the family is live (a concurrent replay may have revoked it since the checks above).
-        let record = record.ok_or_else(|| OAuthError::invalid_grant("grant revoked"))?;
         if !self
             .store
             .record_issued(&family.id, record, refresh_record, now)
@@ -360,7 +359,6 @@ impl TokenService {
         // The access token's record, the next refresh token and the family's last use: one
         // transaction, and only while the family is live (a concurrent reuse may have revoked
         // it since the checks above; the winner's token must not outlive its grant).
-        let record = record.ok_or_else(|| OAuthError::invalid_grant("grant revoked"))?;
         let recorded = self
             .store
             .record_issued(
