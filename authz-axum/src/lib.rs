@@ -121,6 +121,9 @@
 //! - `openapi` (feature `openapi`) turns the route table into an OpenAPI 3.1 document
 //!   (utoipa): security schemes, and per operation the security requirement and the
 //!   permissions and roles the macros declared (`x-required-permissions`, `x-required-roles`).
+//! - [`resource`]: `#[authorize(..)]` and `#[derive(Resource)]`, resource-level rules (owner,
+//!   tenant isolation, two-person rules, custom predicates) on a resource loaded by
+//!   [`resource::Load`]; a resource the caller may not see is answered like a missing one.
 //! - [`ApiKeys`] adds API keys as a second credential feeding the same `Principal`; with the
 //!   `sqlx` feature, `sql` stores them in SQLite or PostgreSQL.
 //!
@@ -140,6 +143,7 @@ pub mod observe;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod rejection;
+pub mod resource;
 pub mod routing;
 pub mod serve;
 #[cfg(feature = "remote")]
@@ -162,7 +166,9 @@ pub use authz_core::jwks;
 #[doc(inline)]
 pub use authz_core::auth::{ApiKeys, AuthError, Authenticator, Issuer, StaticKeys};
 #[doc(inline)]
-pub use authz_macros::{catalog, require_any_permission, require_permission, require_role};
+pub use authz_macros::{
+    Resource, authorize, catalog, require_any_permission, require_permission, require_role,
+};
 #[doc(inline)]
 pub use extract::{ApiKey, DpopBound, Guard, Jwt, Principal, Via};
 #[doc(inline)]
@@ -192,15 +198,19 @@ pub fn sensitive_headers_layer() -> tower_http::sensitive_headers::SetSensitiveH
 
 /// The names every handler file needs.
 pub mod prelude {
+    pub use crate::resource::Authorized;
     pub use crate::{
-        AuthLayer, Principal, catalog, require_any_permission, require_permission, require_role,
+        AuthLayer, Principal, authorize, catalog, require_any_permission, require_permission, require_role,
     };
 }
 
 #[doc(hidden)]
 pub mod __private {
     pub use crate::extract::Guard;
-    pub use authz_core::requirement::{All, AnyOf, Not, Perm, Role};
+    pub use crate::resource::Checked;
+    pub use authz_core::Principal as CorePrincipal;
+    pub use authz_core::requirement::{All, AnyOf, Authenticated, Not, Perm, Role};
+    pub use authz_core::resource::{Owned, Party, Resource, ResourceRule, is_owner, is_party, same_tenant};
     pub use authz_core::{Catalog, PermissionCatalog, PermissionId};
     pub use authz_macros::{__unknown_permission as unknown_permission, __unknown_role as unknown_role};
 }

@@ -129,6 +129,11 @@ pub enum AuthRejection {
     /// The route requires a DPoP-bound token and got a bearer token (401 with a `DPoP`
     /// challenge).
     DpopRequired(Arc<RejectionConfig>),
+    /// The resource does not exist, or the caller may not see it (404): one answer for both,
+    /// byte for byte, so the response is no oracle for which ids exist.
+    NotFound(Arc<RejectionConfig>),
+    /// The store the resource is loaded from did not answer (503, `Retry-After`).
+    StoreUnavailable(Arc<RejectionConfig>),
     /// No auth layer ran: a server configuration error.
     LayerMissing,
 }
@@ -174,7 +179,10 @@ impl AuthRejection {
             | AuthRejection::DpopRequired(_) => StatusCode::UNAUTHORIZED,
             AuthRejection::InvalidRequest(..) => StatusCode::BAD_REQUEST,
             AuthRejection::Forbidden(..) => StatusCode::FORBIDDEN,
-            AuthRejection::KeySourceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AuthRejection::KeySourceUnavailable(_) | AuthRejection::StoreUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            AuthRejection::NotFound(_) => StatusCode::NOT_FOUND,
             AuthRejection::TooManyAttempts(..) => StatusCode::TOO_MANY_REQUESTS,
             AuthRejection::LayerMissing => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -227,6 +235,12 @@ impl AuthRejection {
                 "Unauthorized",
                 "this resource requires a DPoP-bound access token (Authorization: DPoP, with a DPoP proof)".into(),
             ),
+            AuthRejection::NotFound(_) => (None, "Not Found", "no such resource".into()),
+            AuthRejection::StoreUnavailable(_) => (
+                None,
+                "Service Unavailable",
+                "the resource cannot be loaded right now; retry later".into(),
+            ),
             AuthRejection::LayerMissing => (
                 None,
                 "Internal Server Error",
@@ -253,7 +267,9 @@ impl AuthRejection {
             | AuthRejection::TooManyAttempts(c, _)
             | AuthRejection::InvalidDpopProof(c, _)
             | AuthRejection::UseDpopNonce(c, _)
-            | AuthRejection::DpopRequired(c) => Some(c),
+            | AuthRejection::DpopRequired(c)
+            | AuthRejection::NotFound(c)
+            | AuthRejection::StoreUnavailable(c) => Some(c),
             AuthRejection::LayerMissing => None,
         }
     }

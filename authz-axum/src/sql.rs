@@ -65,10 +65,10 @@ pub(crate) fn bounded<'a, T: 'a>(
     })
 }
 
-const COLUMNS: &str = "id, owner, roles, scopes, key_hash, created_at, expires_at, last_used_at, revoked_at, description, rotated_from";
+const COLUMNS: &str = "id, owner, roles, scopes, key_hash, created_at, expires_at, last_used_at, revoked_at, description, rotated_from, tenant";
 const INSERT: &str = "INSERT INTO authz_api_keys (id, owner, roles, scopes, key_hash, created_at, expires_at, \
-                      last_used_at, revoked_at, description, rotated_from) \
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+                      last_used_at, revoked_at, description, rotated_from, tenant) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
 /// The same store over two databases: the SQL is shared (`$n` placeholders work in both).
 macro_rules! sql_store {
@@ -133,6 +133,7 @@ macro_rules! sql_store {
                     .bind(r.revoked_at.map(to_i64))
                     .bind(r.description.clone())
                     .bind(r.rotated_from.clone())
+                    .bind(r.tenant.clone())
             }
 
             fn row(row: &<$db as sqlx::Database>::Row) -> Result<ApiKeyRecord, StoreError> {
@@ -150,6 +151,7 @@ macro_rules! sql_store {
                     revoked_at: from_i64(row.try_get("revoked_at").map_err(db_err)?),
                     description: row.try_get("description").map_err(db_err)?,
                     rotated_from: row.try_get("rotated_from").map_err(db_err)?,
+                    tenant: row.try_get("tenant").map_err(db_err)?,
                 })
             }
         }

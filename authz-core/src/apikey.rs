@@ -275,6 +275,9 @@ pub struct ApiKeyRecord {
     pub description: Option<String>,
     /// The key this one replaced by rotation.
     pub rotated_from: Option<String>,
+    /// The tenant the key acts in (the principal's [`Principal::tenant`]); `None`: none, or
+    /// the authenticator's default tenant.
+    pub tenant: Option<String>,
 }
 
 impl ApiKeyRecord {
@@ -297,6 +300,7 @@ impl ApiKeyRecord {
             revoked_at: None,
             description: None,
             rotated_from: None,
+            tenant: None,
         }
     }
 
@@ -336,7 +340,7 @@ pub fn authenticate(
         PrincipalParts {
             subject: record.owner.clone(),
             issuer: None,
-            tenant: None,
+            tenant: record.tenant.clone(),
             roles: record.roles.clone(),
             scopes: record.scopes.clone(),
             extra_permissions: Vec::new(),

@@ -37,6 +37,7 @@
 //!   issuers) or API key in, [`Principal`] out — with the [`auth::KeyProvider`] seam.
 //! - `jwks` (feature `remote`): keys from a JWKS URL or OpenID Connect discovery.
 //! - [`apikey`] and [`keystore`]: API keys that feed the same `Principal`, stored only as hashes.
+//! - [`resource`]: resource-level checks (owner, tenant, two-person rules) on a loaded resource.
 //! - [`clock`]: the one injectable clock every expiry decision reads.
 //!
 //! Features: `remote` (remote JWKS and discovery: reqwest with rustls, tokio), `tokio` (the
@@ -58,6 +59,7 @@ pub mod permission;
 pub mod policy;
 pub mod principal;
 pub mod requirement;
+pub mod resource;
 pub mod revocation;
 pub mod set;
 

@@ -39,6 +39,7 @@ impl fmt::Display for AuthMethod {
 #[derive(Clone)]
 pub struct Principal(Arc<Inner>);
 
+#[derive(Clone)]
 struct Inner {
     subject: String,
     issuer: Option<String>,
@@ -159,6 +160,27 @@ impl Principal {
             },
             policy,
         )
+    }
+
+    /// A test principal (see [`Principal::for_testing`]) in `tenant`.
+    pub fn for_testing_in_tenant<I, S>(
+        subject: impl Into<String>,
+        tenant: impl Into<String>,
+        roles: I,
+        policy: &Policy,
+    ) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::for_testing(subject, roles, policy).in_tenant(tenant)
+    }
+
+    /// The same principal in `tenant` (the authenticator's default tenant).
+    pub(crate) fn in_tenant(self, tenant: impl Into<String>) -> Self {
+        let mut inner = Arc::try_unwrap(self.0).unwrap_or_else(|arc| (*arc).clone());
+        inner.tenant = Some(tenant.into());
+        Principal(Arc::new(inner))
     }
 
     /// The subject (`sub`, or an API key's owner).

@@ -6,6 +6,9 @@
 //!   guard an axum handler; every permission and role literal is checked against the catalog at
 //!   compile time.
 //!
+//! - [`macro@authorize`] and [`derive@Resource`]: a resource-level rule (owner, tenant,
+//!   two-person rule, custom predicate) on a resource the handler receives loaded.
+//!
 //! See the `authz-axum` crate docs for the expansion and examples.
 
 mod ast;
@@ -17,6 +20,8 @@ mod expr;
 // outside itself); `tests/tests/it/grammar_copy.rs` checks that the two never drift apart.
 #[allow(dead_code, unreachable_pub)]
 mod grammar;
+mod resource;
+mod rule;
 mod suggest;
 
 use proc_macro::TokenStream;
@@ -55,6 +60,35 @@ pub fn require_any_permission(args: TokenStream, item: TokenStream) -> TokenStre
 #[proc_macro_attribute]
 pub fn require_role(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::guard(attr::Kind::Role, args.into(), item.into()).into()
+}
+
+/// A resource-level rule on a handler that receives `Authorized<T>`: the resource is loaded
+/// (`authz_axum::resource::Load`) and checked before any other extractor runs.
+///
+/// ```ignore
+/// #[require_permission("payment:approve")]
+/// #[authorize(allow = other_than(initiated_by))]
+/// async fn approve(Authorized(payment): Authorized<Payment>) -> Json<Payment> { .. }
+/// ```
+///
+/// Arguments: `visible = condition` (who may see it: anyone else gets the 404 of a missing
+/// resource), `allow = condition` (who may do this to it: anyone else who sees it gets 403),
+/// `deny = not_found` (404 for both), `catalog = path`, `crate = path`. Conditions: `owner`,
+/// `party(field)`, `other_than(field)`, `same_tenant`, `"resource:action"`, `role("..")`,
+/// `owner_or("resource:action")`, `check(path::to::fn)`, `any(..)`, `all(..)`, `not(..)`.
+/// Tenant isolation needs no condition: a type that declares a tenant is always compared.
+#[proc_macro_attribute]
+pub fn authorize(args: TokenStream, item: TokenStream) -> TokenStream {
+    rule::authorize(args.into(), item.into()).into()
+}
+
+/// Implements `Resource` (and `Owned` with an owner) from
+/// `#[resource(type = "report", owner = field, tenant = field)]`. Owner and tenant fields hold
+/// subject strings (`String`, `Option<String>`, …); a field the type does not have is a
+/// compile error on its name. `type` defaults to the struct name in snake case.
+#[proc_macro_derive(Resource, attributes(resource))]
+pub fn derive_resource(input: TokenStream) -> TokenStream {
+    resource::derive(input.into()).into()
 }
 
 #[doc(hidden)]

@@ -111,6 +111,59 @@ pub struct TokenServiceConfig {
     pub login_throttle: LoginThrottleConfig,
     /// Failed client authentications (token, revocation, introspection endpoints).
     pub client_throttle: ThrottleConfig,
+    /// Adds claims to every access token (e.g. the subject's `tenant`); see [`ExtraClaims`].
+    /// Default none.
+    pub extra_claims: Option<ExtraClaims>,
+}
+
+/// What an [`ExtraClaims`] hook is told about the token being issued.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ClaimsRequest<'a> {
+    /// The token's `sub`: the user, or the client itself for `client_credentials`.
+    pub subject: &'a str,
+    /// The `client_id`.
+    pub client_id: &'a str,
+    /// The roles the token will carry.
+    pub roles: &'a [String],
+}
+
+/// A hook that returns extra claims for an access token, called at every issuance (refreshes
+/// included, so a change applies from the next token). The claims the service sets itself
+/// (`iss`, `sub`, `aud`, `client_id`, `iat`, `nbf`, `exp`, `jti`, `scope`, `roles`, `cnf`)
+/// cannot be replaced: such a key is dropped with a warning.
+///
+/// ```
+/// use authz_axum::oauth::{ClaimsRequest, ExtraClaims};
+/// let tenants = ExtraClaims::new(|r: &ClaimsRequest<'_>| {
+///     let mut m = serde_json::Map::new();
+///     if r.subject.starts_with("acme-") {
+///         m.insert("tenant".into(), "acme".into());
+///     }
+///     m
+/// });
+/// ```
+#[derive(Clone)]
+pub struct ExtraClaims(
+    #[allow(clippy::type_complexity)]
+    pub(crate)  std::sync::Arc<
+        dyn Fn(&ClaimsRequest<'_>) -> serde_json::Map<String, serde_json::Value> + Send + Sync,
+    >,
+);
+
+impl ExtraClaims {
+    /// Wraps `hook`.
+    pub fn new(
+        hook: impl Fn(&ClaimsRequest<'_>) -> serde_json::Map<String, serde_json::Value> + Send + Sync + 'static,
+    ) -> Self {
+        Self(std::sync::Arc::new(hook))
+    }
+}
+
+impl std::fmt::Debug for ExtraClaims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtraClaims(..)")
+    }
 }
 
 /// The range access-token lifetimes must lie in without the opt-in.
@@ -139,6 +192,7 @@ impl TokenServiceConfig {
             secure_cookies: None,
             login_throttle: LoginThrottleConfig::default(),
             client_throttle: ThrottleConfig::default(),
+            extra_claims: None,
         }
     }
 

@@ -70,7 +70,10 @@ use axum::Router;
 use axum::routing::{get, post};
 
 pub use admin::{ClientRegistration, NewClient, create_user, register_client, rotate_client_secret};
-pub use config::{ACCESS_TOKEN_LIFETIME_RANGE, Endpoints, LoginThrottleConfig, TokenServiceConfig};
+pub use config::{
+    ACCESS_TOKEN_LIFETIME_RANGE, ClaimsRequest, Endpoints, ExtraClaims, LoginThrottleConfig,
+    TokenServiceConfig,
+};
 pub use error::OAuthError;
 pub use password::{hash_password, verify_password};
 
@@ -348,6 +351,21 @@ impl TokenService {
         if let Some(jkt) = jkt {
             // RFC 9449 §6.1: bound to the key of the client's DPoP proof.
             claims["cnf"] = serde_json::json!({ "jkt": jkt });
+        }
+        if let Some(hook) = &self.config.extra_claims {
+            let request = config::ClaimsRequest {
+                subject,
+                client_id,
+                roles,
+            };
+            let object = claims.as_object_mut().expect("an object");
+            for (name, value) in (hook.0)(&request) {
+                if object.contains_key(&name) || name == "cnf" {
+                    tracing::warn!(claim = %name, "extra claim dropped: the token service sets it");
+                    continue;
+                }
+                object.insert(name, value);
+            }
         }
         let token = self.keys.sign(&claims, now)?;
         let record = AccessTokenRecord {

@@ -109,6 +109,27 @@ impl ApiKeys {
         expires_at: Option<u64>,
         description: Option<String>,
     ) -> Result<Issued, StoreError> {
+        self.create_in_tenant(owner, None, roles, expires_at, description)
+            .await
+    }
+
+    /// Like [`create`](Self::create), for a key that acts in `tenant` (its principal's
+    /// [`Principal::tenant`](crate::Principal::tenant); resource checks compare it with the
+    /// resource's tenant). Rotation keeps the tenant.
+    ///
+    /// # Errors
+    /// As [`create`](Self::create); an empty tenant.
+    pub async fn create_in_tenant(
+        &self,
+        owner: &str,
+        tenant: Option<&str>,
+        roles: Vec<String>,
+        expires_at: Option<u64>,
+        description: Option<String>,
+    ) -> Result<Issued, StoreError> {
+        if tenant.is_some_and(|t| t.trim().is_empty()) {
+            return Err(StoreError("an API key's tenant cannot be empty".into()));
+        }
         if let Some(unknown) = roles.iter().find(|r| !self.policy.has_role(r)) {
             return Err(StoreError(format!(
                 "role `{unknown}` is not a role of the policy"
@@ -121,6 +142,7 @@ impl ApiKeys {
         let mut record = ApiKeyRecord::new(&key, owner, roles, expires_at);
         record.created_at = self.now();
         record.description = description;
+        record.tenant = tenant.map(str::to_string);
         self.store.insert(record.clone()).await?;
         tracing::info!(key_id = %record.id, owner = %record.owner, "API key created");
         Ok(Issued { record, key })
@@ -142,6 +164,7 @@ impl ApiKeys {
         record.scopes = old.scopes.clone();
         record.description = old.description.clone();
         record.rotated_from = Some(old.id.clone());
+        record.tenant = old.tenant.clone();
         // Both steps or neither (one transaction in the SQL stores).
         if !self
             .store

@@ -188,6 +188,7 @@ pub struct Authenticator {
     clock: Arc<dyn Clock>,
     api_keys: Option<Arc<ApiKeys>>,
     revocations: Option<Arc<RevocationList>>,
+    default_tenant: Option<String>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -210,9 +211,21 @@ pub struct AuthenticatorBuilder {
     clock: Arc<dyn Clock>,
     cache_entries: usize,
     revocations: Option<Arc<RevocationList>>,
+    default_tenant: Option<String>,
 }
 
 impl AuthenticatorBuilder {
+    /// The tenant of every principal whose credential names none (a token without the
+    /// mapping's tenant claim, an API key made without a tenant). Default: none, and such a
+    /// principal sees only resources without a tenant (see `authz_core::resource`).
+    ///
+    /// # Errors (at [`build`](Self::build))
+    /// An empty tenant.
+    pub fn default_tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.default_tenant = Some(tenant.into());
+        self
+    }
+
     /// Consults `list` for every token, after its signature and on every cache hit: a revoked
     /// token is a 401 (`invalid_token`) from the moment it is on the list.
     pub fn revocations(mut self, list: Arc<RevocationList>) -> Self {
@@ -255,6 +268,13 @@ impl AuthenticatorBuilder {
         if self.issuers.is_empty() && self.api_keys.is_none() {
             return Err(ConfigError::NoIssuers);
         }
+        if self
+            .default_tenant
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err(ConfigError::EmptyDefaultTenant);
+        }
         for (i, issuer) in self.issuers.iter().enumerate() {
             if self.issuers[..i].iter().any(|o| o.iss() == issuer.iss()) {
                 return Err(ConfigError::DuplicateIssuer(issuer.iss().to_string()));
@@ -288,6 +308,7 @@ impl AuthenticatorBuilder {
             clock: self.clock,
             api_keys: self.api_keys,
             revocations: self.revocations,
+            default_tenant: self.default_tenant,
         })
     }
 }
@@ -302,6 +323,7 @@ impl Authenticator {
             clock: clock::system(),
             cache_entries: DEFAULT_CACHE_ENTRIES,
             revocations: None,
+            default_tenant: None,
         }
     }
 
@@ -393,7 +415,14 @@ impl Authenticator {
         if let Some(keys) = &self.api_keys
             && keys.format().claims(credential)
         {
-            return Authentication::pending(keys.authenticate_at(credential, unix_seconds(now)));
+            let default = self.default_tenant.as_deref();
+            return Authentication::pending(async move {
+                let principal = keys.authenticate_at(credential, unix_seconds(now)).await?;
+                Ok(match default {
+                    Some(t) if principal.tenant().is_none() => principal.in_tenant(t),
+                    _ => principal,
+                })
+            });
         }
         if let Some(cache) = &self.cache {
             if let Some(entry) = cache.get(credential)
@@ -436,7 +465,7 @@ impl Authenticator {
             PrincipalParts {
                 subject,
                 issuer: Some(registered.iss),
-                tenant: mapped.tenant,
+                tenant: mapped.tenant.or_else(|| self.default_tenant.clone()),
                 roles: mapped.roles,
                 scopes: mapped.scopes,
                 extra_permissions,

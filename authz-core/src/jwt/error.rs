@@ -177,4 +177,7 @@ pub enum ConfigError {
     /// No issuer is configured.
     #[error("no issuer is configured: tokens could never be verified")]
     NoIssuers,
+    /// The default tenant is empty.
+    #[error("the default tenant is empty: name the tenant principals without one belong to")]
+    EmptyDefaultTenant,
 }
