@@ -39,7 +39,9 @@
 //!
 //! The order of decisions, for every route with `#[authorize]`:
 //!
-//! 1. authentication (401) and the handler's permission guard (403), as everywhere;
+//! 1. authentication (401) and the handler's permission guard (403), as everywhere; then the
+//!    extractors written before the `Authorized<T>` argument (a body extractor is always last,
+//!    so the body is never read before the check);
 //! 2. the path parameters are read as [`Load::Id`]; an id that does not parse is a **404**;
 //! 3. [`Load::load`]: `Ok(None)` is a **404**, `Err` a **503** (the error is logged);
 //! 4. [`authz_core::resource::decide`]: another tenant (a type that declares one) or not
@@ -188,9 +190,7 @@ where
                 }
                 crate::observe::decision("forbidden");
                 Err(match decision {
-                    Decision::Forbidden => {
-                        AuthRejection::Forbidden(config, "the caller may not do this to this resource".into())
-                    }
+                    Decision::Forbidden => AuthRejection::Forbidden(config, Rule::REASON.into()),
                     _ => AuthRejection::NotFound(config),
                 })
             }

@@ -127,6 +127,9 @@ pub trait ResourceRule<R: Resource>: Send + Sync + 'static {
     /// Answer a caller who may see the resource but not act on it with the same 404 as a
     /// missing one (`deny = not_found`), instead of 403.
     const MASK_FORBIDDEN: bool;
+    /// The sentence a 403 carries as its detail (`reason = ".."`; default: "the caller may
+    /// not do this to this resource"). Never sent with a 404.
+    const REASON: &'static str;
     /// The fingerprint of the catalog the rule's permission indices come from (`None` when it
     /// names no permission). A principal resolved against another catalog is refused.
     const CATALOG_FINGERPRINT: Option<u64>;

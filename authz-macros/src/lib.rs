@@ -73,7 +73,8 @@ pub fn require_role(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// Arguments: `visible = condition` (who may see it: anyone else gets the 404 of a missing
 /// resource), `allow = condition` (who may do this to it: anyone else who sees it gets 403),
-/// `deny = not_found` (404 for both), `catalog = path`, `crate = path`. Conditions: `owner`,
+/// `deny = not_found` (404 for both), `reason = ".."` (the 403's detail), `catalog = path`,
+/// `crate = path`. Conditions: `owner`,
 /// `party(field)`, `other_than(field)`, `same_tenant`, `"resource:action"`, `role("..")`,
 /// `owner_or("resource:action")`, `check(path::to::fn)`, `any(..)`, `all(..)`, `not(..)`.
 /// Tenant isolation needs no condition: a type that declares a tenant is always compared.

@@ -17,8 +17,8 @@
 //!     ..
 //! }
 //! ```
-//! The resource argument moves right after the guard (or first), so the resource is loaded and
-//! checked before any other extractor runs and before the body is read.
+//! The checked argument takes the place of the `Authorized<T>` one, so extractors run in the
+//! order written: the guard first, the body (always last in axum) after the check.
 //!
 //! Conditions: `owner`, `party(field)`, `other_than(field)`, `same_tenant`, a permission
 //! string, `role("..")`, `owner_or("..")`, `check(path::to::fn)`, `any(..)`, `all(..)`,
@@ -269,6 +269,7 @@ fn path_span(path: &Path) -> Span {
 }
 
 struct Args {
+    reason: Option<LitStr>,
     visible: Option<Cond>,
     allow: Option<Cond>,
     mask: Option<bool>,
@@ -277,11 +278,12 @@ struct Args {
 }
 
 const VALID: &str = "`visible = condition`, `allow = condition`, `deny = not_found | forbidden`, \
-                     `catalog = path` and `crate = path`";
+                     `reason = \"..\"`, `catalog = path` and `crate = path`";
 
 impl Args {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let mut args = Args {
+            reason: None,
             visible: None,
             allow: None,
             mask: None,
@@ -333,6 +335,18 @@ impl Args {
                         return Err(duplicate());
                     }
                 }
+                "reason" => {
+                    let lit: LitStr = input.parse().map_err(|e| {
+                        syn::Error::new(
+                            e.span(),
+                            "`reason` is a sentence for the 403's detail, e.g. \
+                                                   `reason = \"the initiator may not approve\"`",
+                        )
+                    })?;
+                    if args.reason.replace(lit).is_some() {
+                        return Err(duplicate());
+                    }
+                }
                 "catalog" => {
                     if args.catalog.replace(input.parse()?).is_some() {
                         return Err(duplicate());
@@ -344,9 +358,10 @@ impl Args {
                     }
                 }
                 other => {
-                    let hint = grammar::closest(other, ["visible", "allow", "deny", "catalog", "crate"])
-                        .map(|s| format!("; did you mean `{s}`?"))
-                        .unwrap_or_default();
+                    let hint =
+                        grammar::closest(other, ["visible", "allow", "deny", "reason", "catalog", "crate"])
+                            .map(|s| format!("; did you mean `{s}`?"))
+                            .unwrap_or_default();
                     return Err(syn::Error::new(
                         span,
                         format!("unknown argument `{other}`: `#[authorize]` takes {VALID}{hint}"),
@@ -477,6 +492,10 @@ fn build(args: TokenStream, item: &mut ItemFn) -> syn::Result<TokenStream> {
         .as_ref()
         .map_or_else(|| quote!(true), |c| c.to_tokens(&p, &catalog, &resource_ty));
     let mask = args.mask.unwrap_or(false);
+    let reason = args.reason.as_ref().map_or_else(
+        || "the caller may not do this to this resource".to_string(),
+        LitStr::value,
+    );
     let mut description = Vec::new();
     if let Some(c) = &args.visible {
         description.push(format!("visible: {}", c.describe()));
@@ -489,27 +508,15 @@ fn build(args: TokenStream, item: &mut ItemFn) -> syn::Result<TokenStream> {
     }
     let description = description.join("; ");
 
-    // The checked argument replaces the user's, right after the guard (or first).
-    item.sig.inputs = item
-        .sig
-        .inputs
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != index)
-        .map(|(_, a)| a.clone())
-        .collect();
+    // The checked argument takes the place of the user's: extractors run in the order written
+    // (after the guard, which is always first; a body extractor is always last).
     let checked: FnArg = parse_quote! {
         __authz_resource: #p::Checked<#resource_ty, #rule>
     };
-    let at = if item.sig.inputs.first().is_some_and(is_guard) {
-        1
-    } else {
-        0
-    };
-    item.sig.inputs.insert(at, checked);
+    item.sig.inputs[index] = checked;
     // Without a guard (here or still to expand), the resource rule alone still authenticates;
     // a guard keeps the route table's first-argument contract.
-    if at == 0 && !has_guard_attribute(item) {
+    if !item.sig.inputs.first().is_some_and(is_guard) && !has_guard_attribute(item) {
         let guard: FnArg = parse_quote! {
             _: #p::Guard<#catalog, #p::Authenticated>
         };
@@ -518,10 +525,10 @@ fn build(args: TokenStream, item: &mut ItemFn) -> syn::Result<TokenStream> {
     let pat = &original.pat;
     let ty = &original.ty;
     let block = &item.block;
-    item.block = Box::new(parse_quote! {{
+    *item.block = parse_quote! {{
         let #pat: #ty = __authz_resource.into_authorized();
         #block
-    }});
+    }};
 
     Ok(quote! {
         #[doc(hidden)]
@@ -530,6 +537,7 @@ fn build(args: TokenStream, item: &mut ItemFn) -> syn::Result<TokenStream> {
 
         impl #p::ResourceRule<#resource_ty> for #rule {
             const MASK_FORBIDDEN: bool = #mask;
+            const REASON: &'static str = #reason;
             const CATALOG_FINGERPRINT: ::core::option::Option<u64> = #fingerprint;
             #[inline]
             #[allow(unused_variables)]

@@ -295,6 +295,11 @@ impl ClaimMapping {
         Ok(self)
     }
 
+    /// Where the tenant is read from, if anywhere.
+    pub fn tenant_source(&self) -> Option<&ClaimPath> {
+        self.tenant.as_ref()
+    }
+
     /// The role sources.
     pub fn role_sources(&self) -> &[ClaimPath] {
         &self.roles

@@ -12,6 +12,7 @@ authz_axum::catalog! {
             "report:read_any",
             "payment:initiate",
             "payment:approve",
+            "model:create",
         ],
         roles: ["viewer", "analyst", "admin", "payments_clerk", "payments_approver"],
     }

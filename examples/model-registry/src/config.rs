@@ -79,6 +79,11 @@ pub struct Config {
     #[arg(long, env = "AUTHZ_DISCOVERY")]
     pub discovery: Option<String>,
 
+    /// The claim the tenant is read from (default: the provider's, e.g. Entra's `tid`, else
+    /// `tenant`). A caller without one belongs to the `default` tenant.
+    #[arg(long, env = "AUTHZ_TENANT_CLAIM")]
+    pub tenant_claim: Option<String>,
+
     /// A TOML file with one `[[issuer]]` table per trusted issuer (replaces AUTHZ_ISSUER,
     /// AUTHZ_AUDIENCE, AUTHZ_JWKS_URL and the other per-issuer variables).
     #[arg(long, env = "AUTHZ_ISSUERS_FILE")]
@@ -94,7 +99,7 @@ pub struct Config {
 }
 
 /// Every environment variable the registry reads.
-pub const ENV_VARS: [&str; 16] = [
+pub const ENV_VARS: [&str; 17] = [
     "AUTHZ_BIND",
     "AUTHZ_ISSUER",
     "AUTHZ_AUDIENCE",
@@ -111,6 +116,7 @@ pub const ENV_VARS: [&str; 16] = [
     "AUTHZ_TOKEN_TYPES",
     "AUTHZ_DISCOVERY",
     "AUTHZ_ISSUERS_FILE",
+    "AUTHZ_TENANT_CLAIM",
 ];
 
 /// Refuses a set-but-empty (or blank) variable, naming it: an empty value is a mistake, never
@@ -149,6 +155,7 @@ impl Config {
             audience_claim: None,
             token_types: None,
             discovery: None,
+            tenant_claim: None,
             issuers_file: None,
             clock: None,
             serve: authz_axum::serve::ServeConfig::default(),

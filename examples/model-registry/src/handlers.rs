@@ -1,6 +1,5 @@
 //! The routes. Each guard is declared on its handler and checked at compile time.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use authz_axum::core::Catalog as _;
@@ -9,14 +8,15 @@ use authz_axum::core::clock::Clock;
 use authz_axum::prelude::*;
 use authz_axum::{ApiKeys, RouteTable};
 use axum::Json;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::catalog::Catalog;
+use crate::domain::{Dataset, Db, DbError, Model, Payment, Report};
 
 /// Shared state of the service.
 #[derive(Clone)]
@@ -29,9 +29,8 @@ pub(crate) struct Inner {
     pub(crate) authenticator: Arc<authz_axum::Authenticator>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) revocation_feed: Option<authz_axum::sql::revocations::FeedStatus>,
-    pub(crate) datasets: RwLock<Vec<Dataset>>,
-    pub(crate) reports: RwLock<HashMap<Uuid, Report>>,
-    pub(crate) payments: RwLock<HashMap<Uuid, Payment>>,
+    /// Datasets, models, reports and payments.
+    pub(crate) db: Db,
     pub(crate) routes: RwLock<RouteTable>,
 }
 
@@ -41,6 +40,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         authenticator: Arc<authz_axum::Authenticator>,
         revocation_feed: Option<authz_axum::sql::revocations::FeedStatus>,
+        db: Db,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -48,39 +48,11 @@ impl AppState {
                 authenticator,
                 clock,
                 revocation_feed,
-                datasets: RwLock::new(vec![Dataset {
-                    id: Uuid::new_v4(),
-                    name: "iris".into(),
-                    owner: "seed".into(),
-                }]),
-                reports: RwLock::new(HashMap::new()),
-                payments: RwLock::new(HashMap::new()),
+                db,
                 routes: RwLock::new(RouteTable::default()),
             }),
         }
     }
-}
-
-#[derive(Clone, Serialize)]
-pub(crate) struct Dataset {
-    id: Uuid,
-    name: String,
-    owner: String,
-}
-
-#[derive(Clone, Serialize)]
-pub(crate) struct Report {
-    id: Uuid,
-    owner: String,
-    title: String,
-}
-
-#[derive(Clone, Serialize)]
-pub(crate) struct Payment {
-    id: Uuid,
-    initiator: String,
-    amount: u64,
-    approved_by: Option<String>,
 }
 
 /// A JSON body whose fields are all optional: an empty body or `{}` is valid.
@@ -199,11 +171,36 @@ pub async fn me(principal: Principal) -> Json<serde_json::Value> {
     }))
 }
 
-/// `GET /datasets`
+/// The caller's tenant: the token's `tenant` claim, the API key's tenant, or the default tenant.
+fn tenant_of(principal: &Principal) -> String {
+    principal
+        .tenant()
+        .unwrap_or(crate::domain::DEFAULT_TENANT)
+        .to_string()
+}
+
+fn db_unavailable(e: DbError) -> Response {
+    tracing::warn!(error = %e, "registry database failed");
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the registry database is unavailable",
+    )
+}
+
+/// `GET /datasets`: the datasets of the caller's tenant.
 #[require_permission("data:read")]
-pub async fn list_datasets(State(app): State<AppState>) -> Json<serde_json::Value> {
-    let list = app.inner.datasets.read().expect("lock").clone();
-    Json(serde_json::json!({ "datasets": list }))
+pub async fn list_datasets(principal: Principal, State(app): State<AppState>) -> Response {
+    match app.inner.db.datasets_in(&tenant_of(&principal)).await {
+        Ok(list) => Json(serde_json::json!({ "datasets": list })).into_response(),
+        Err(e) => db_unavailable(e),
+    }
+}
+
+/// `GET /datasets/{id}`: a dataset of the caller's tenant (any other id: 404).
+#[require_permission("data:read")]
+#[authorize]
+pub async fn get_dataset(Authorized(dataset): Authorized<Dataset>) -> Json<Dataset> {
+    Json(dataset)
 }
 
 /// Body of `POST /datasets`.
@@ -214,20 +211,66 @@ pub struct NewDataset {
     name: Option<String>,
 }
 
-/// `POST /datasets`
+/// `POST /datasets`: in the caller's tenant, owned by the caller.
 #[require_permission("data:write")]
 pub async fn create_dataset(
     principal: Principal,
     State(app): State<AppState>,
     JsonBody(body): JsonBody<NewDataset>,
-) -> impl IntoResponse {
+) -> Response {
     let dataset = Dataset {
-        id: Uuid::new_v4(),
+        id: Uuid::new_v4().to_string(),
         name: body.name.unwrap_or_else(|| "untitled".into()),
         owner: principal.subject().to_string(),
+        tenant: tenant_of(&principal),
     };
-    app.inner.datasets.write().expect("lock").push(dataset.clone());
-    (StatusCode::CREATED, Json(dataset))
+    match app.inner.db.insert_dataset(&dataset).await {
+        Ok(()) => (StatusCode::CREATED, Json(dataset)).into_response(),
+        Err(e) => db_unavailable(e),
+    }
+}
+
+/// `GET /models`: the models of the caller's tenant.
+#[require_permission("data:read")]
+pub async fn list_models(principal: Principal, State(app): State<AppState>) -> Response {
+    match app.inner.db.models_in(&tenant_of(&principal)).await {
+        Ok(list) => Json(serde_json::json!({ "models": list })).into_response(),
+        Err(e) => db_unavailable(e),
+    }
+}
+
+/// `GET /models/{id}`
+#[require_permission("data:read")]
+#[authorize]
+pub async fn get_model(Authorized(model): Authorized<Model>) -> Json<Model> {
+    Json(model)
+}
+
+/// Body of `POST /models`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+#[serde(default)]
+pub struct NewModel {
+    name: Option<String>,
+}
+
+/// `POST /models`: registers a model in the caller's tenant, owned by the caller.
+#[require_permission("model:create")]
+pub async fn create_model(
+    principal: Principal,
+    State(app): State<AppState>,
+    JsonBody(body): JsonBody<NewModel>,
+) -> Response {
+    let model = Model {
+        id: Uuid::new_v4().to_string(),
+        name: body.name.unwrap_or_else(|| "untitled".into()),
+        owner: principal.subject().to_string(),
+        tenant: tenant_of(&principal),
+    };
+    match app.inner.db.insert_model(&model).await {
+        Ok(()) => (StatusCode::CREATED, Json(model)).into_response(),
+        Err(e) => db_unavailable(e),
+    }
 }
 
 /// Body of `POST /models/{id}/run`.
@@ -238,11 +281,16 @@ pub struct RunRequest {
     input: Option<serde_json::Value>,
 }
 
-/// `POST /models/{id}/run`
+/// `POST /models/{id}/run`: any model of the caller's tenant.
 #[require_permission("model:run")]
-pub async fn run_model(Path(id): Path<String>, JsonBody(body): JsonBody<RunRequest>) -> impl IntoResponse {
-    let run =
-        serde_json::json!({ "model": id, "run": Uuid::new_v4(), "status": "queued", "input": body.input });
+#[authorize]
+pub async fn run_model(
+    Authorized(model): Authorized<Model>,
+    JsonBody(body): JsonBody<RunRequest>,
+) -> impl IntoResponse {
+    let run = serde_json::json!({
+        "model": model.id, "run": Uuid::new_v4(), "status": "queued", "input": body.input,
+    });
     (StatusCode::ACCEPTED, Json(run))
 }
 
@@ -255,17 +303,19 @@ pub struct DeployRequest {
 }
 
 /// `POST /models/{id}/deploy`: a high-value operation, so the token must be DPoP-bound
-/// (RFC 9449) and come with a proof of its key: a stolen token alone cannot deploy.
+/// (RFC 9449) and come with a proof of its key: a stolen token alone cannot deploy. The model
+/// must be one of the caller's tenant.
 #[require_permission("model:deploy")]
+#[authorize]
 pub async fn deploy_model(
     _bound: authz_axum::DpopBound,
-    Path(id): Path<String>,
+    Authorized(model): Authorized<Model>,
     JsonBody(body): JsonBody<DeployRequest>,
 ) -> impl IntoResponse {
     let env = body.environment.unwrap_or_else(|| "staging".into());
     (
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "model": id, "environment": env, "status": "deploying" })),
+        Json(serde_json::json!({ "model": model.id, "environment": env, "status": "deploying" })),
     )
 }
 
@@ -283,38 +333,24 @@ pub async fn create_report(
     principal: Principal,
     State(app): State<AppState>,
     JsonBody(body): JsonBody<NewReport>,
-) -> impl IntoResponse {
+) -> Response {
     let report = Report {
-        id: Uuid::new_v4(),
+        id: Uuid::new_v4().to_string(),
         owner: principal.subject().to_string(),
         title: body.title.unwrap_or_else(|| "untitled".into()),
+        tenant: tenant_of(&principal),
     };
-    app.inner
-        .reports
-        .write()
-        .expect("lock")
-        .insert(report.id, report.clone());
-    (StatusCode::CREATED, Json(serde_json::json!({ "id": report.id })))
+    match app.inner.db.insert_report(&report).await {
+        Ok(()) => (StatusCode::CREATED, Json(serde_json::json!({ "id": report.id }))).into_response(),
+        Err(e) => db_unavailable(e),
+    }
 }
 
-/// `GET /reports/{id}`: the owner, or `report:read_any`. Anyone else gets the same 404 as for
-/// a report that does not exist (no existence leak: the IDOR defence).
-pub async fn get_report(
-    principal: Principal,
-    State(app): State<AppState>,
-    Path(id): Path<String>,
-) -> Response {
-    let not_found = || problem(StatusCode::NOT_FOUND, "no such report");
-    let Ok(id) = Uuid::parse_str(&id) else {
-        return not_found();
-    };
-    let report = app.inner.reports.read().expect("lock").get(&id).cloned();
-    match report {
-        Some(r) if r.owner == principal.subject() || principal.can(Catalog::REPORT_READ_ANY) => {
-            Json(r).into_response()
-        }
-        _ => not_found(),
-    }
+/// `GET /reports/{id}`: the owner, or `report:read_any` in the same tenant. Anyone else gets
+/// the same 404 as for a report that does not exist (no existence leak: the IDOR defence).
+#[authorize(visible = owner_or("report:read_any"))]
+pub async fn get_report(Authorized(report): Authorized<Report>) -> Json<Report> {
+    Json(report)
 }
 
 /// Body of `POST /payments`.
@@ -331,47 +367,52 @@ pub async fn create_payment(
     principal: Principal,
     State(app): State<AppState>,
     JsonBody(body): JsonBody<NewPayment>,
-) -> impl IntoResponse {
+) -> Response {
     let payment = Payment {
-        id: Uuid::new_v4(),
-        initiator: principal.subject().to_string(),
+        id: Uuid::new_v4().to_string(),
+        initiated_by: principal.subject().to_string(),
         amount: body.amount.unwrap_or(0),
         approved_by: None,
+        tenant: tenant_of(&principal),
     };
-    app.inner
-        .payments
-        .write()
-        .expect("lock")
-        .insert(payment.id, payment.clone());
-    (StatusCode::CREATED, Json(serde_json::json!({ "id": payment.id })))
+    match app.inner.db.insert_payment(&payment).await {
+        Ok(()) => (StatusCode::CREATED, Json(serde_json::json!({ "id": payment.id }))).into_response(),
+        Err(e) => db_unavailable(e),
+    }
 }
 
-/// `POST /payments/{id}/approve`: dynamic separation of duties, the initiator may not approve.
+/// `GET /payments/{id}`: for whoever may initiate or approve payments, in the same tenant.
+#[require_any_permission("payment:initiate", "payment:approve")]
+#[authorize]
+pub async fn get_payment(Authorized(payment): Authorized<Payment>) -> Json<Payment> {
+    Json(payment)
+}
+
+/// `POST /payments/{id}/approve`: the two-person rule (dynamic separation of duties): whoever
+/// initiated a payment may not approve it, whatever roles their token carries.
 #[require_permission("payment:approve")]
+#[authorize(
+    allow = other_than(initiated_by),
+    reason = "separation of duties: whoever initiated a payment may not approve it"
+)]
 pub async fn approve_payment(
     principal: Principal,
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    Authorized(mut payment): Authorized<Payment>,
 ) -> Response {
-    let Ok(id) = Uuid::parse_str(&id) else {
-        return problem(StatusCode::NOT_FOUND, "no such payment");
-    };
-    let mut payments = app.inner.payments.write().expect("lock");
-    let Some(payment) = payments.get_mut(&id) else {
-        return problem(StatusCode::NOT_FOUND, "no such payment");
-    };
-    if payment.initiator == principal.subject() {
-        tracing::debug!(subject = %principal.subject(), "approval denied: separation of duties");
-        return problem(
-            StatusCode::FORBIDDEN,
-            "separation of duties: whoever initiated a payment may not approve it",
-        );
+    match app
+        .inner
+        .db
+        .approve_payment(&payment.id, principal.subject())
+        .await
+    {
+        Ok(true) => {
+            payment.approved_by = Some(principal.subject().to_string());
+            Json(payment).into_response()
+        }
+        Ok(false) => problem(StatusCode::CONFLICT, "the payment is already approved"),
+        Err(e) => db_unavailable(e),
     }
-    if payment.approved_by.is_some() {
-        return problem(StatusCode::CONFLICT, "the payment is already approved");
-    }
-    payment.approved_by = Some(principal.subject().to_string());
-    Json(payment.clone()).into_response()
 }
 
 /// `GET /routes`: the route → requirement table the macros recorded.
@@ -445,7 +486,11 @@ pub async fn create_api_key(
             &format!("`{unknown}` is not a role of the policy"),
         );
     }
-    match keys.create(&owner, roles, expires_at, body.description).await {
+    let tenant = tenant_of(&principal);
+    match keys
+        .create_in_tenant(&owner, Some(&tenant), roles, expires_at, body.description)
+        .await
+    {
         Ok(issued) => {
             let mut view = key_view(&issued.record);
             view["key"] = issued.key.expose_raw().into();
@@ -455,23 +500,62 @@ pub async fn create_api_key(
     }
 }
 
-/// `GET /api-keys`: every key's metadata, never a secret.
+/// The tenant a key record acts in (a key made without one: the default tenant, as its
+/// principal is).
+fn key_tenant(r: &ApiKeyRecord) -> &str {
+    r.tenant.as_deref().unwrap_or(crate::domain::DEFAULT_TENANT)
+}
+
+/// `GET /api-keys`: the metadata of every key of the caller's tenant, never a secret.
 #[require_role("admin")]
-pub async fn list_api_keys(State(app): State<AppState>) -> Response {
+pub async fn list_api_keys(principal: Principal, State(app): State<AppState>) -> Response {
+    let tenant = tenant_of(&principal);
     match app.inner.api_keys.list().await {
         Ok(list) => {
-            Json(serde_json::json!({ "keys": list.iter().map(key_view).collect::<Vec<_>>() })).into_response()
+            let keys: Vec<_> = list
+                .iter()
+                .filter(|r| key_tenant(r) == tenant)
+                .map(key_view)
+                .collect();
+            Json(serde_json::json!({ "keys": keys })).into_response()
         }
         Err(e) => store_unavailable(e),
     }
 }
 
+/// An API key as a resource of its tenant: an admin manages only the keys of their tenant.
+#[derive(authz_axum::Resource)]
+#[resource(type = "api_key", tenant = tenant)]
+pub struct ManagedKey {
+    id: String,
+    tenant: String,
+}
+
+impl authz_axum::resource::Load<AppState> for ManagedKey {
+    type Id = String;
+    type Error = authz_axum::core::keystore::StoreError;
+    async fn load(
+        app: &AppState,
+        id: String,
+        _: &authz_axum::core::Principal,
+    ) -> Result<Option<Self>, Self::Error> {
+        Ok(app.inner.api_keys.store().get(&id).await?.map(|r| ManagedKey {
+            tenant: key_tenant(&r).to_string(),
+            id: r.id,
+        }))
+    }
+}
+
 /// `POST /api-keys/{id}/revoke`: the key stops working at once.
 #[require_role("admin")]
-pub async fn revoke_api_key(State(app): State<AppState>, Path(id): Path<String>) -> Response {
-    match app.inner.api_keys.revoke(&id).await {
-        Ok(true) => Json(serde_json::json!({ "id": id, "revoked": true })).into_response(),
-        Ok(false) => problem(StatusCode::NOT_FOUND, "no such API key"),
+#[authorize]
+pub async fn revoke_api_key(
+    State(app): State<AppState>,
+    Authorized(key): Authorized<ManagedKey>,
+) -> Response {
+    match app.inner.api_keys.revoke(&key.id).await {
+        Ok(true) => Json(serde_json::json!({ "id": key.id, "revoked": true })).into_response(),
+        Ok(false) => problem(StatusCode::NOT_FOUND, "no such resource"),
         Err(e) => store_unavailable(e),
     }
 }
@@ -487,9 +571,10 @@ pub struct RotateRequest {
 /// `POST /api-keys/{id}/rotate`: a new key now; the old one keeps working for the overlap
 /// window (default one hour), then stops.
 #[require_role("admin")]
+#[authorize]
 pub async fn rotate_api_key(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    Authorized(ManagedKey { id, .. }): Authorized<ManagedKey>,
     JsonBody(body): JsonBody<RotateRequest>,
 ) -> Response {
     let overlap = std::time::Duration::from_secs(body.overlap_seconds.unwrap_or(3600));

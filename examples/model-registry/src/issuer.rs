@@ -18,6 +18,8 @@ pub struct DemoClient {
     pub secret: String,
     /// Roles the client may receive; a token request's `scope` can narrow them.
     pub roles: Vec<String>,
+    /// The tenant its tokens name (`tenant` claim; the default tenant has none).
+    pub tenant: &'static str,
 }
 
 impl std::fmt::Debug for DemoClient {
@@ -26,8 +28,30 @@ impl std::fmt::Debug for DemoClient {
             .field("id", &self.id)
             .field("secret", &"<redacted>")
             .field("roles", &self.roles)
+            .field("tenant", &self.tenant)
             .finish()
     }
+}
+
+/// The second demo tenant (the first is [`crate::domain::DEFAULT_TENANT`]).
+pub const ACME_TENANT: &str = "acme";
+
+/// Demo clients of [`ACME_TENANT`]; every other client and user is in the default tenant.
+pub const ACME_CLIENTS: [(&str, &[&str]); 2] = [
+    ("acme-analyst-client", &["analyst"]),
+    ("acme-admin-client", &["admin"]),
+];
+
+/// The `tenant` claim of the dev issuer's tokens: [`ACME_TENANT`] for its demo clients; none
+/// (the default tenant) for everyone else.
+pub fn tenant_claims() -> authz_axum::oauth::ExtraClaims {
+    authz_axum::oauth::ExtraClaims::new(|r| {
+        let mut claims = serde_json::Map::new();
+        if ACME_CLIENTS.iter().any(|(id, _)| *id == r.subject) {
+            claims.insert("tenant".into(), ACME_TENANT.into());
+        }
+        claims
+    })
 }
 
 /// A demo person who logs in on the authorization page.
@@ -85,18 +109,21 @@ pub async fn start(
     store: Arc<dyn TokenStore>,
     clock: Arc<dyn Clock>,
 ) -> Result<DevIssuer, StartError> {
-    let config = TokenServiceConfig::new(issuer, audience);
+    let mut config = TokenServiceConfig::new(issuer, audience);
+    config.extra_claims = Some(tenant_claims());
     let service = TokenService::new(config, store.clone(), clock.clone())
         .await
         .map_err(err)?;
     let now = clock.unix_seconds();
-    let specs: [(&str, &[&str]); 6] = [
+    let specs: [(&str, &[&str]); 8] = [
         ("viewer-client", &["viewer"]),
         ("analyst-client", &["analyst"]),
         ("admin-client", &["admin"]),
         ("clerk-client", &["payments_clerk"]),
         ("approver-client", &["payments_approver"]),
         ("alice", &["payments_clerk", "payments_approver"]),
+        ACME_CLIENTS[0],
+        ACME_CLIENTS[1],
     ];
     let mut clients = Vec::new();
     let register = |id: &str,
@@ -130,10 +157,16 @@ pub async fn start(
             roles.clone(),
         )
         .await?;
+        let tenant = if ACME_CLIENTS.iter().any(|(a, _)| *a == id) {
+            ACME_TENANT
+        } else {
+            crate::domain::DEFAULT_TENANT
+        };
         clients.push(DemoClient {
             id: id.to_string(),
             secret: made.secret.unwrap_or_default(),
             roles,
+            tenant,
         });
     }
     let web = register(

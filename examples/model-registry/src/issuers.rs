@@ -17,6 +17,7 @@
 //! require_claims = ["typ=Bearer"]
 //! audience_claim = "aud"
 //! token_types = ["JWT", "at+jwt"]
+//! tenant_claim = "tenant"                 # default: the provider's (Entra: tid), else `tenant`
 //! ```
 
 use std::path::Path;
@@ -66,6 +67,9 @@ pub struct IssuerSettings {
     pub audience_claim: Option<String>,
     /// Accepted header `typ` values (None: the defaults).
     pub token_types: Option<Vec<String>>,
+    /// The claim path the tenant is read from (None: the provider's, else `tenant`). A token
+    /// without it belongs to the default tenant.
+    pub tenant_claim: Option<String>,
 }
 
 /// Names a setting in error messages: an environment variable, or a field of a file's table.
@@ -244,6 +248,11 @@ impl IssuerSettings {
                 .as_deref()
                 .map(|v| list(o, "token_types", v))
                 .transpose()?,
+            tenant_claim: config
+                .tenant_claim
+                .as_deref()
+                .map(|v| non_empty(o, "tenant_claim", v))
+                .transpose()?,
         })
     }
 
@@ -329,6 +338,17 @@ impl IssuerSettings {
             }
         }
         mapping = mapping.scope_permissions(self.scope_permissions);
+        // The tenant: the claim named, else the provider's, else `tenant`.
+        let tenant_claim = match (&self.tenant_claim, mapping.tenant_source()) {
+            (Some(c), _) => Some(c.as_str()),
+            (None, Some(_)) => None,
+            (None, None) => Some("tenant"),
+        };
+        if let Some(claim) = tenant_claim {
+            mapping = mapping
+                .tenant_from(claim)
+                .map_err(|e| StartError(at(&format!("tenant claim: {e}"))))?;
+        }
         if self.provider == Provider::Auth0 && self.roles_claims.is_none() {
             tracing::warn!(
                 issuer = %self.issuer,
@@ -413,6 +433,8 @@ struct IssuerTable {
     audience_claim: Option<String>,
     #[serde(default)]
     token_types: Option<Vec<String>>,
+    #[serde(default)]
+    tenant_claim: Option<String>,
 }
 
 impl IssuerTable {
@@ -469,6 +491,10 @@ impl IssuerTable {
                 .map(|a| non_empty(o, "audience_claim", &a))
                 .transpose()?,
             token_types: self.token_types.map(|t| trimmed("token_types", t)).transpose()?,
+            tenant_claim: self
+                .tenant_claim
+                .map(|a| non_empty(o, "tenant_claim", &a))
+                .transpose()?,
         })
     }
 }

@@ -5,6 +5,7 @@ pub mod apps;
 pub mod catalog;
 pub mod config;
 pub mod docs;
+pub mod domain;
 pub mod handlers;
 pub mod issuer;
 pub mod issuers;
@@ -247,6 +248,10 @@ pub fn api_routes() -> (Router<AppState>, authz_axum::RouteTable) {
         .get("/me", handlers::me)
         .get("/datasets", handlers::list_datasets)
         .post("/datasets", handlers::create_dataset)
+        .get("/datasets/{id}", handlers::get_dataset)
+        .get("/models", handlers::list_models)
+        .post("/models", handlers::create_model)
+        .get("/models/{id}", handlers::get_model)
         .post("/models/{id}/run", handlers::run_model)
         .post("/models/{id}/deploy", handlers::deploy_model)
         // Its handler takes `DpopBound`: only DPoP-bound tokens (the OpenAPI security says so).
@@ -254,6 +259,7 @@ pub fn api_routes() -> (Router<AppState>, authz_axum::RouteTable) {
         .post("/reports", handlers::create_report)
         .get("/reports/{id}", handlers::get_report)
         .post("/payments", handlers::create_payment)
+        .get("/payments/{id}", handlers::get_payment)
         .post("/payments/{id}/approve", handlers::approve_payment)
         .get("/routes", handlers::routes)
         .get("/metrics", handlers::metrics)
@@ -323,6 +329,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     .await?;
     let feed_status = feed.as_ref().map(RevocationFeed::status);
     let mut builder = Authenticator::builder(policy.clone())
+        .default_tenant(domain::DEFAULT_TENANT)
         .clock(clock.clone())
         .api_keys(keys.clone())
         .revocations(revocation_list);
@@ -338,11 +345,13 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             .map_err(|e| StartError(format!("token verification settings: {e}")))?,
     );
 
+    let db = domain::Db::connect(config.database_url.as_deref()).await?;
     let state = AppState::new(
         keys.clone(),
         clock.clone(),
         authenticator.clone(),
         feed_status.clone(),
+        db,
     );
     let (api, table) = api_routes();
     prometheus();

@@ -152,13 +152,13 @@ async fn dev_token(config: &Config, client_id: &str, scope: Option<&str>) -> Res
         }
         format!("http://{bind}")
     });
-    let service = authz_axum::oauth::TokenService::new(
-        authz_axum::oauth::TokenServiceConfig::new(issuer.trim_end_matches('/'), &config.audience),
-        store,
-        authz_axum::core::clock::system(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let mut service_config =
+        authz_axum::oauth::TokenServiceConfig::new(issuer.trim_end_matches('/'), &config.audience);
+    service_config.extra_claims = Some(model_registry::issuer::tenant_claims());
+    let service =
+        authz_axum::oauth::TokenService::new(service_config, store, authz_axum::core::clock::system())
+            .await
+            .map_err(|e| e.to_string())?;
     let issued = service
         .issue_access_token(&client.id, &client.id, &roles, &roles, None, None)
         .await
@@ -753,6 +753,11 @@ async fn main() {
             ("viewer-client", "GET /datasets", "200"),
             ("viewer-client", "POST /datasets", "403"),
             ("analyst-client", "POST /models/m1/run", "202"),
+            (
+                "acme-analyst-client",
+                "POST /models/m1/run",
+                "404 (tenant acme: m1 is the default tenant's; acme's model is acme-m1)",
+            ),
             (
                 "admin-client",
                 "POST /models/m1/deploy",

@@ -27,6 +27,7 @@ mod revocation;
 mod routing;
 mod serving;
 mod setup;
+mod tenancy;
 mod testkit;
 mod token_hardening;
 mod token_service;

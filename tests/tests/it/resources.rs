@@ -98,7 +98,7 @@ fn is_editor(p: &CorePrincipal, d: &Doc) -> bool {
 /// matter; anyone who may read it sees it, only the owner or an editor may edit (403 else).
 #[authorize(visible = owner_or("doc:read_any"), allow = any(owner, check(is_editor)))]
 #[require_permission("doc:edit")]
-async fn edit_doc(_body: TracedBody, doc: Authorized<Doc>) -> String {
+async fn edit_doc(doc: Authorized<Doc>, _body: TracedBody) -> String {
     format!("edited {}", doc.id)
 }
 
