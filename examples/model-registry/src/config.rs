@@ -79,8 +79,8 @@ pub struct Config {
     #[arg(long, env = "AUTHZ_DISCOVERY")]
     pub discovery: Option<String>,
 
-    /// The claim the tenant is read from (default: the provider's, e.g. Entra's `tid`, else
-    /// `tenant`). A caller without one belongs to the `default` tenant.
+    /// The claim the tenant is read from (default: the provider's, e.g. Entra's `tid`; the
+    /// built-in dev issuer's `tenant`). A caller without one belongs to the `default` tenant.
     #[arg(long, env = "AUTHZ_TENANT_CLAIM")]
     pub tenant_claim: Option<String>,
 

@@ -17,7 +17,7 @@
 //! require_claims = ["typ=Bearer"]
 //! audience_claim = "aud"
 //! token_types = ["JWT", "at+jwt"]
-//! tenant_claim = "tenant"                 # default: the provider's (Entra: tid), else `tenant`
+//! tenant_claim = "tenant"                 # default: the provider's (Entra: tid), else none
 //! ```
 
 use std::path::Path;
@@ -67,8 +67,8 @@ pub struct IssuerSettings {
     pub audience_claim: Option<String>,
     /// Accepted header `typ` values (None: the defaults).
     pub token_types: Option<Vec<String>>,
-    /// The claim path the tenant is read from (None: the provider's, else `tenant`). A token
-    /// without it belongs to the default tenant.
+    /// The claim path the tenant is read from (None: the provider's preset, e.g. Entra's `tid`;
+    /// `tenant` for the dev issuer). A token without it belongs to the default tenant.
     pub tenant_claim: Option<String>,
 }
 
@@ -338,11 +338,13 @@ impl IssuerSettings {
             }
         }
         mapping = mapping.scope_permissions(self.scope_permissions);
-        // The tenant: the claim named, else the provider's, else `tenant`.
-        let tenant_claim = match (&self.tenant_claim, mapping.tenant_source()) {
-            (Some(c), _) => Some(c.as_str()),
-            (None, Some(_)) => None,
-            (None, None) => Some("tenant"),
+        // The tenant: the claim named, else the provider's; the dev issuer's tokens name it in
+        // `tenant`. An outside provider's tokens are not re-read for a claim nobody named (a
+        // `tenant` claim meaning something else there must not move callers between tenants).
+        let tenant_claim = match (&self.tenant_claim, mapping.tenant_source(), &self.keys) {
+            (Some(c), _, _) => Some(c.as_str()),
+            (None, None, KeySource::Dev) => Some("tenant"),
+            _ => None,
         };
         if let Some(claim) = tenant_claim {
             mapping = mapping
