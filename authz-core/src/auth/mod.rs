@@ -450,7 +450,9 @@ impl Authenticator {
         // Only a token that passed every header check may cause a key fetch.
         issuer.verifier.check_header(&decoded)?;
         let (registered, generation) = self.verify_with_keys(issuer, &decoded, &captured, now).await?;
-        let mapped = issuer.mapping.map(&captured, &decoded.payload)?;
+        let mut mapped = issuer.mapping.map(&captured, &decoded.payload)?;
+        let tenant = mapped.tenant.take().or_else(|| self.default_tenant.clone());
+        issuer.mapping.scope_roles(&mut mapped.roles, tenant.as_deref());
         let valid_until = issuer.verifier.valid_until(&registered);
         let subject = registered.sub.ok_or(E::MissingClaim("sub"))?;
         if subject.trim().is_empty() {
@@ -465,7 +467,7 @@ impl Authenticator {
             PrincipalParts {
                 subject,
                 issuer: Some(registered.iss),
-                tenant: mapped.tenant.or_else(|| self.default_tenant.clone()),
+                tenant,
                 roles: mapped.roles,
                 scopes: mapped.scopes,
                 extra_permissions,

@@ -152,6 +152,7 @@ pub struct ClaimMapping {
     roles: Vec<ClaimPath>,
     permissions: Vec<ClaimPath>,
     tenant: Option<ClaimPath>,
+    tenant_scoped_roles: bool,
     scope_permissions: bool,
     custom: Option<(CustomParser, &'static str)>,
 }
@@ -162,6 +163,7 @@ impl Default for ClaimMapping {
             roles: vec![ClaimPath::parse("roles").expect("a valid path")],
             permissions: Vec::new(),
             tenant: None,
+            tenant_scoped_roles: false,
             scope_permissions: false,
             custom: None,
         }
@@ -174,6 +176,7 @@ impl fmt::Debug for ClaimMapping {
             .field("roles", &self.roles)
             .field("permissions", &self.permissions)
             .field("tenant", &self.tenant)
+            .field("tenant_scoped_roles", &self.tenant_scoped_roles)
             .field("scope_permissions", &self.scope_permissions)
             .field("custom", &self.custom.as_ref().map(|c| c.1))
             .finish()
@@ -293,6 +296,37 @@ impl ClaimMapping {
     pub fn tenant_from(mut self, path: &str) -> Result<Self, ConfigError> {
         self.tenant = Some(ClaimPath::parse(path)?);
         Ok(self)
+    }
+
+    /// Role values of the form `tenant/role` are role assignments scoped to a tenant: the
+    /// principal gets `role` only when its tenant (from [`tenant_from`](Self::tenant_from), or
+    /// the authenticator's default tenant) is `tenant`, and nothing otherwise — a role granted
+    /// in tenant A grants nothing in tenant B. Values without `/` are roles in every tenant.
+    /// Default off (a `/` is then part of the role's name).
+    ///
+    /// `{"tenant": "acme", "roles": ["acme/admin", "globex/viewer", "auditor"]}` → roles
+    /// `admin`, `auditor`.
+    pub fn tenant_scoped_roles(mut self, enabled: bool) -> Self {
+        self.tenant_scoped_roles = enabled;
+        self
+    }
+
+    /// Keeps the roles of `roles` that apply in `tenant` (see
+    /// [`tenant_scoped_roles`](Self::tenant_scoped_roles)); does nothing when that is off.
+    pub(crate) fn scope_roles(&self, roles: &mut Vec<String>, tenant: Option<&str>) {
+        if !self.tenant_scoped_roles {
+            return;
+        }
+        roles.retain_mut(|r| match r.split_once('/') {
+            None => true,
+            Some((t, role)) if Some(t) == tenant && !role.is_empty() => {
+                *r = role.to_string();
+                true
+            }
+            Some(_) => false,
+        });
+        let mut seen = std::collections::HashSet::new();
+        roles.retain(|r| seen.insert(r.clone()));
     }
 
     /// Where the tenant is read from, if anywhere.

@@ -49,6 +49,7 @@ pub struct Store {
     payments: Arc<Mutex<HashMap<u32, Payment>>>,
     down: Arc<AtomicBool>,
     loads: Arc<AtomicUsize>,
+    body_reads: Arc<AtomicUsize>,
 }
 
 impl Load<Store> for Doc {
@@ -71,14 +72,13 @@ impl Load<Store> for Payment {
     }
 }
 
-static BODY_READ: AtomicUsize = AtomicUsize::new(0);
-
+/// A body extractor that counts, in its router's store, that it ran.
 struct TracedBody;
 
-impl<S: Send + Sync> FromRequest<S> for TracedBody {
+impl FromRequest<Store> for TracedBody {
     type Rejection = axum::http::StatusCode;
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        BODY_READ.fetch_add(1, Ordering::SeqCst);
+    async fn from_request(req: Request, state: &Store) -> Result<Self, Self::Rejection> {
+        state.body_reads.fetch_add(1, Ordering::SeqCst);
         let _ = axum::body::Bytes::from_request(req, state).await;
         Ok(TracedBody)
     }
@@ -154,12 +154,15 @@ fn token(sub: &str, tenant: Option<&str>, roles: &[&str]) -> String {
 }
 
 fn app(store: Store) -> Router {
+    app_with(store, ClaimMapping::default().tenant_from("tenant").unwrap())
+}
+
+fn app_with(store: Store, mapping: ClaimMapping) -> Router {
     let verifier = JwtVerifier::builder("https://issuer.test", "resources", [Algorithm::HS256])
         .build()
         .unwrap();
     let keys = KeySet::new(vec![VerificationKey::hmac(Algorithm::HS256, SECRET).unwrap()]).unwrap();
-    let issuer = Issuer::new(verifier, StaticKeys::new(keys))
-        .with_mapping(ClaimMapping::default().tenant_from("tenant").unwrap());
+    let issuer = Issuer::new(verifier, StaticKeys::new(keys)).with_mapping(mapping);
     let auth = Arc::new(Authenticator::builder(policy()).issuer(issuer).build().unwrap());
     Router::new()
         .route("/docs/{id}", get(read_doc).post(edit_doc))
@@ -270,7 +273,7 @@ async fn every_route_for_owner_other_user_other_tenant_admin_and_missing() {
 async fn the_resource_is_checked_before_the_body_is_read_and_loaded_once() {
     let store = seeded();
     let url = crate::common::serve(app(store.clone())).await;
-    let before = BODY_READ.load(Ordering::SeqCst);
+    let before = store.body_reads.load(Ordering::SeqCst);
     let loads = store.loads.load(Ordering::SeqCst);
     let (status, ..) = call(
         "POST",
@@ -280,7 +283,7 @@ async fn the_resource_is_checked_before_the_body_is_read_and_loaded_once() {
     .await;
     assert_eq!(status, 404);
     assert_eq!(
-        BODY_READ.load(Ordering::SeqCst),
+        store.body_reads.load(Ordering::SeqCst),
         before,
         "the body was read before the check"
     );
@@ -289,6 +292,16 @@ async fn the_resource_is_checked_before_the_body_is_read_and_loaded_once() {
     let (status, ..) = call("POST", &format!("{url}/docs/1"), &token("x", Some("acme"), &[])).await;
     assert_eq!(status, 403);
     assert_eq!(store.loads.load(Ordering::SeqCst), loads + 1);
+    // The owner passes: one load, then the body is read.
+    let (status, ..) = call(
+        "POST",
+        &format!("{url}/docs/1"),
+        &token("ada", Some("acme"), &["member"]),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(store.loads.load(Ordering::SeqCst), loads + 2);
+    assert_eq!(store.body_reads.load(Ordering::SeqCst), before + 1);
 }
 
 #[tokio::test]
@@ -304,6 +317,29 @@ async fn two_person_rule_the_initiator_cannot_approve() {
     // A different approver in the tenant can.
     let (s, _, body) = call("POST", &approve, &token("bob", Some("acme"), &["approver"])).await;
     assert_eq!((s, body.as_str()), (200, "approved 7"));
+}
+
+#[tokio::test]
+async fn a_role_granted_in_one_tenant_grants_nothing_in_another() {
+    let mapping = ClaimMapping::default()
+        .tenant_from("tenant")
+        .unwrap()
+        .tenant_scoped_roles(true);
+    let url = crate::common::serve(app_with(seeded(), mapping)).await;
+    let doc = format!("{url}/docs/1"); // Ada's, in acme
+    // Carl is an auditor in acme only: in acme he reads any doc.
+    let t = token("carl", Some("acme"), &["acme/auditor", "globex/member"]);
+    assert_eq!(call("GET", &doc, &t).await.0, 200);
+    // The same assignments, acting in globex: only `member` applies there, and the doc is
+    // acme's anyway.
+    let t = token("carl", Some("globex"), &["acme/auditor", "globex/member"]);
+    assert_eq!(call("GET", &doc, &t).await.0, 404);
+    // In acme with only a globex role: no permission at all (the guard's 403).
+    let t = token("carl", Some("acme"), &["globex/auditor"]);
+    assert_eq!(call("GET", &doc, &t).await.0, 403);
+    // An unqualified role applies in every tenant.
+    let t = token("carl", Some("acme"), &["auditor"]);
+    assert_eq!(call("GET", &doc, &t).await.0, 200);
 }
 
 #[tokio::test]
