@@ -38,9 +38,12 @@
 //! - `jwks` (feature `remote`): keys from a JWKS URL or OpenID Connect discovery.
 //! - [`apikey`] and [`keystore`]: API keys that feed the same `Principal`, stored only as hashes.
 //! - [`clock`]: the one injectable clock every expiry decision reads.
+//! - [`engine`]: the policy-engine seam (embedded Rego, Cedar, OPA over HTTP) for the rules a
+//!   permission bit cannot express, asked only after the permission check passed.
 //!
 //! Features: `remote` (remote JWKS and discovery: reqwest with rustls, tokio), `tokio` (the
-//! API-key `last_used_at` flusher). With neither, nothing async-runtime-, HTTP- or TLS-related
+//! API-key `last_used_at` flusher), `rego`, `cedar` and `opa` (the policy engines of
+//! [`engine`]). With neither, nothing async-runtime-, HTTP- or TLS-related
 //! is compiled.
 
 pub mod apikey;
@@ -48,6 +51,7 @@ pub mod auth;
 pub mod catalog;
 pub mod clock;
 pub mod dpop;
+pub mod engine;
 pub mod grammar;
 #[cfg(feature = "remote")]
 pub mod jwks;
