@@ -210,7 +210,8 @@ pub struct LoadError {
 }
 
 impl LoadError {
-    pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+    /// An error about `path` (a file, directory or URL) saying `message`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             path: path.into(),
             message: message.into(),
