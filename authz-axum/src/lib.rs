@@ -121,17 +121,22 @@
 //! - `openapi` (feature `openapi`) turns the route table into an OpenAPI 3.1 document
 //!   (utoipa): security schemes, and per operation the security requirement and the
 //!   permissions and roles the macros declared (`x-required-permissions`, `x-required-roles`).
+//! - [`engine`]: policy engines (embedded Rego, Cedar, OPA over HTTP; features `rego`,
+//!   `cedar`, `opa`) asked by guards that name a policy,
+//!   `#[require_permission("model:deploy", policy = "deploy")]`, after the permission check.
 //! - [`ApiKeys`] adds API keys as a second credential feeding the same `Principal`; with the
 //!   `sqlx` feature, `sql` stores them in SQLite or PostgreSQL.
 //!
 //! Features: `remote` (default; remote JWKS, OIDC discovery and the token source, pulls in
 //! reqwest and rustls),
 //! `sqlx` (SQL key stores), `token-service` (the authorization server), `openapi` (utoipa),
-//! `metrics` (counters and histograms through the `metrics` facade, see [`observe`]).
+//! `metrics` (counters and histograms through the `metrics` facade, see [`observe`]),
+//! `rego`, `cedar`, `opa` (the policy engines of [`engine`]).
 //! `default-features = false` compiles no HTTP client, TLS stack or
 //! SQL driver: static keys and in-memory API keys only.
 
 pub mod cors;
+pub mod engine;
 pub mod extract;
 pub mod layer;
 #[cfg(feature = "token-service")]
@@ -199,6 +204,7 @@ pub mod prelude {
 
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::engine::{NoPolicy, PolicyRef, assert_policy_checked};
     pub use crate::extract::Guard;
     pub use authz_core::requirement::{All, AnyOf, Not, Perm, Role};
     pub use authz_core::{Catalog, PermissionCatalog, PermissionId};
