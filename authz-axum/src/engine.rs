@@ -24,7 +24,7 @@
 //! #[derive(serde::Deserialize)]
 //! pub struct Deploy { environment: String }
 //!
-//! impl PolicyContext for Json<Deploy> {
+//! impl PolicyContext for Deploy {
 //!     fn policy_context(&self) -> serde_json::Value {
 //!         serde_json::json!({ "environment": self.environment })
 //!     }
@@ -231,6 +231,20 @@ pub trait PolicyContext {
     fn policy_context(&self) -> serde_json::Value;
 }
 
+/// A JSON body contributes what its type contributes.
+impl<T: PolicyContext> PolicyContext for axum::Json<T> {
+    fn policy_context(&self) -> serde_json::Value {
+        self.0.policy_context()
+    }
+}
+
+/// A form body contributes what its type contributes.
+impl<T: PolicyContext> PolicyContext for axum::Form<T> {
+    fn policy_context(&self) -> serde_json::Value {
+        self.0.policy_context()
+    }
+}
+
 /// The body extractor `E`, taken only after the route's declared policy allowed the request with
 /// `E`'s [`PolicyContext`] in the input. Use it as the handler's last argument, on a route whose
 /// `#[require_permission(.., policy = "..")]` names the policy.
@@ -279,6 +293,11 @@ mod sealed {
 
 /// Implemented only by [`PolicyChecked`]: the macros check with it that the argument they saw
 /// is this crate's extractor.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not `authz_axum::engine::PolicyChecked`",
+    label = "a handler that names a policy leaves the decision to an argument named `PolicyChecked` only if it is authz's extractor",
+    note = "use `authz_axum::engine::PolicyChecked<E>`, or rename this type"
+)]
 pub trait IsPolicyChecked: sealed::Sealed {}
 impl<E> sealed::Sealed for PolicyChecked<E> {}
 impl<E> IsPolicyChecked for PolicyChecked<E> {}
