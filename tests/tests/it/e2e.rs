@@ -54,12 +54,19 @@ async fn every_route_with_every_role() {
         (Method::GET, "/datasets", [200, 200, 200, 403, 403]),
         (Method::POST, "/datasets", [403, 403, 201, 403, 403]),
         (Method::POST, "/models/m1/run", [403, 202, 202, 403, 403]),
-        // Deploying needs DPoP (tests/it/dpop.rs): admin's bearer token passes the guard, then
-        // is asked for a DPoP-bound token.
+        // Deploying needs DPoP (tests/it/dpop.rs): analyst's and admin's bearer tokens pass the
+        // permission check, then are asked for a DPoP-bound token (the deploy policy decides
+        // after that: tests/it/policy.rs).
         (
             Method::POST,
             "/models/m1/deploy",
-            [403, 403, crate::common::DEPLOY_PERMITTED, 403, 403],
+            [
+                403,
+                crate::common::DEPLOY_PERMITTED,
+                crate::common::DEPLOY_PERMITTED,
+                403,
+                403,
+            ],
         ),
         (Method::POST, "/reports", [403, 201, 201, 403, 403]),
         (Method::POST, "/payments", [403, 403, 403, 201, 403]),
