@@ -204,12 +204,12 @@ impl std::fmt::Debug for CedarEngine {
     }
 }
 
-/// `line:column` of a byte offset.
+/// `line L, column C` of a byte offset.
 fn line_col(text: &str, offset: usize) -> String {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let col = before.rfind('\n').map_or(before.len(), |n| before.len() - n - 1) + 1;
-    format!("{line}:{col}")
+    format!("line {line}, column {col}")
 }
 
 fn located(text: &str, e: &dyn miette::Diagnostic, message: String) -> String {

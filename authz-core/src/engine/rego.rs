@@ -86,6 +86,30 @@ fn rego_files(dir: &Path) -> Result<Vec<(PathBuf, u64, Option<SystemTime>)>, Loa
     Ok(out)
 }
 
+/// regorus reports `--> file:line:col`, the source line and `error: …` on separate lines; one
+/// line for logs: `line L, column C: …: `source``.
+fn tidy(raw: &str) -> String {
+    let location = raw.lines().find_map(|l| {
+        let at = l.trim().strip_prefix("--> ")?;
+        let mut parts = at.rsplitn(3, ':');
+        let col = parts.next()?;
+        let line = parts.next()?;
+        Some(format!("line {line}, column {col}"))
+    });
+    let error = raw.lines().find_map(|l| l.trim().strip_prefix("error: "));
+    let source = raw.lines().find_map(|l| {
+        let (n, code) = l.split_once(" | ")?;
+        n.trim().parse::<u32>().ok().map(|_| code.trim().to_string())
+    });
+    match (location, error) {
+        (Some(at), Some(e)) => match source {
+            Some(code) if !code.is_empty() => format!("{at}: {e}: `{code}`"),
+            _ => format!("{at}: {e}"),
+        },
+        _ => raw.trim().replace('\n', " "),
+    }
+}
+
 fn compile(dir: &Path) -> Result<Generation, LoadError> {
     let files = rego_files(dir)?;
     if files.is_empty() {
@@ -98,10 +122,9 @@ fn compile(dir: &Path) -> Result<Generation, LoadError> {
     for (path, _, _) in &files {
         let text = std::fs::read_to_string(path)
             .map_err(|e| LoadError::new(path.display().to_string(), format!("cannot read: {e}")))?;
-        // regorus reports `file:line:col: error: …` with the offending line.
         engine
             .add_policy(path.display().to_string(), text)
-            .map_err(|e| LoadError::new(path.display().to_string(), e.to_string()))?;
+            .map_err(|e| LoadError::new(path.display().to_string(), tidy(&e.to_string())))?;
     }
     let packages = engine
         .get_packages()
@@ -120,7 +143,7 @@ fn compile(dir: &Path) -> Result<Generation, LoadError> {
             .map_err(|e| {
                 LoadError::new(
                     dir.display().to_string(),
-                    format!("policy {name:?} (package {PACKAGE_PREFIX}.{name}): {e}"),
+                    format!("policy {name:?} (package {PACKAGE_PREFIX}.{name}): {}", tidy(&e.to_string())),
                 )
             })?;
         let reasons = engine
