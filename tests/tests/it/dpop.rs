@@ -165,6 +165,32 @@ async fn proofs_from_panva_dpop_bind_tokens_and_guard_the_deploy_route() {
         assert!(challenge(&resp).contains("DPoP") && challenge(&resp).contains("invalid_dpop_proof"));
     }
 
+    // After DPoP, the deploy policy (embedded Rego by default) decides with the body's
+    // environment: an admin deploys to production; an analyst's bound token with a right proof
+    // is still refused, since a model's owner is not known until the registry stores models.
+    for (client, environment, expected) in [
+        ("admin-client", "production", 202),
+        ("analyst-client", "staging", 403),
+        ("analyst-client", "production", 403),
+    ] {
+        let (key, _) = minter.key("ES256");
+        let body: Value = bound_token(&server, &mut minter, key, client).await.json().await.unwrap();
+        let token = body["access_token"].as_str().unwrap().to_string();
+        let proof = minter.proof(key, "POST", &deploy_url, Some(&token));
+        let resp = http()
+            .post(&deploy_url)
+            .header("authorization", format!("DPoP {token}"))
+            .header("DPoP", proof)
+            .json(&json!({ "environment": environment }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), expected, "{client} to {environment}");
+        if expected == 403 {
+            assert!(challenge(&resp).contains("insufficient_scope"));
+        }
+    }
+
     let (key, _) = minter.key("ES256");
     let body: Value = bound_token(&server, &mut minter, key, "admin-client")
         .await

@@ -119,7 +119,7 @@ async fn every_route_with_every_role() {
     assert_eq!(me["roles"], serde_json::json!(["analyst"]));
     assert_eq!(
         me["permissions"],
-        serde_json::json!(["data:read", "model:run", "report:create"])
+        serde_json::json!(["data:read", "model:run", "model:deploy", "report:create"])
     );
     // /routes is the table the macros recorded.
     let routes: Value = call(&server, Method::GET, "/routes", Some(&tokens[2]))
