@@ -10,6 +10,8 @@
 //! - `seam`: the same through `&dyn PolicyEngine::decide` and its `Pending` future: the seam's
 //!   own cost is `seam − direct`.
 //!
+//! `noop`: an engine that decides nothing, direct and through the seam: the seam alone.
+//!
 //! OPA over HTTP: `direct` and `seam` against a minimal keep-alive HTTP responder on loopback
 //! (answering `{"result":true,…}`), so the numbers are the client's, not a policy's. The cache:
 //! a hit through the seam (the key is the input's JSON text, so it includes serializing it) and
@@ -102,6 +104,7 @@ fn responder() -> String {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
+            let _ = stream.set_nodelay(true);
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut out = stream;
@@ -126,11 +129,15 @@ fn responder() -> String {
                     if reader.read_exact(&mut buf).is_err() {
                         return;
                     }
-                    let head = format!(
+                    // One write: a head and a body in two segments would meet Nagle's algorithm
+                    // and the client's delayed ACK (40 ms per request).
+                    let mut response = format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
                         body.len()
-                    );
-                    if out.write_all(head.as_bytes()).and_then(|_| out.write_all(body)).is_err() {
+                    )
+                    .into_bytes();
+                    response.extend_from_slice(body);
+                    if out.write_all(&response).is_err() {
                         return;
                     }
                 }
@@ -138,6 +145,27 @@ fn responder() -> String {
         }
     });
     url
+}
+
+/// An engine that decides nothing: what the seam itself costs.
+struct Noop;
+
+impl Noop {
+    fn evaluate(&self, _: &str, _: &Input) -> Decision {
+        Decision::allow()
+    }
+}
+
+impl PolicyEngine for Noop {
+    fn decide<'a>(&'a self, policy: &'a str, input: &'a Input) -> authz_core::engine::Pending<'a> {
+        authz_core::engine::Pending::ready(self.evaluate(policy, input))
+    }
+    fn policies(&self) -> Vec<String> {
+        vec!["deploy".into()]
+    }
+    fn kind(&self) -> &'static str {
+        "noop"
+    }
 }
 
 fn engines(c: &mut Criterion) {
@@ -238,6 +266,10 @@ fn engines(c: &mut Criterion) {
     g.bench_function("bitset_check", |b| {
         b.iter(|| black_box(&principal).can(black_box(deploy)))
     });
+    g.bench_function("noop/direct", |b| {
+        b.iter(|| Noop.evaluate(black_box("deploy"), black_box(&input)))
+    });
+    g.bench_function("noop/seam", |b| b.iter(|| seam(black_box(&Noop))));
     g.bench_function("rego/native", |b| {
         b.iter(|| compiled.eval_with_input(black_box(rego_value.clone())).unwrap())
     });

@@ -12,9 +12,9 @@
 //!
 //! | feature | engine | policies |
 //! |---|---|---|
-//! | `rego` | [`rego::RegoEngine`] (regorus, embedded) | a directory of `.rego` files; policy `N` is package `authz.N`, rule `allow` |
-//! | `cedar` | [`cedar::CedarEngine`] (cedar-policy) | a directory of `.cedar` files; policy `N` is the file `N.cedar` |
-//! | `opa` | [`opa::OpaEngine`] (OPA's Data API over HTTP) | policy `N` is `POST /v1/data/authz/N/allow` |
+//! | `rego` | `rego::RegoEngine` (regorus, embedded) | a directory of `.rego` files; policy `N` is package `authz.N`, rule `allow` |
+//! | `cedar` | `cedar::CedarEngine` (cedar-policy) | a directory of `.cedar` files; policy `N` is the file `N.cedar` |
+//! | `opa` | `opa::OpaEngine` (OPA's Data API over HTTP) | policy `N` is `POST /v1/data/authz/N/allow` |
 //!
 //! [`Cached`] puts a short-lived decision cache in front of any engine (the OPA engine is
 //! usually wrapped in one).
