@@ -27,11 +27,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 
+use std::collections::{HashMap, HashSet};
+
 use cedar_policy::{
-    Authorizer, Context, Entities, EntityId, EntityTypeName, EntityUid, PolicySet, Request, Schema,
-    ValidationMode, Validator,
+    Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet, Request,
+    RestrictedExpression, Schema, ValidationMode, Validator,
 };
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::{Decision, Input, LoadError, Pending, PolicyEngine};
 use crate::catalog::PermissionCatalog;
@@ -60,15 +62,6 @@ impl AttrType {
             AttrType::Long => "Long",
             AttrType::Bool => "Bool",
             AttrType::StringSet => "Set<String>",
-        }
-    }
-
-    fn accepts(self, v: &Value) -> bool {
-        match self {
-            AttrType::String => v.is_string(),
-            AttrType::Long => v.is_i64(),
-            AttrType::Bool => v.is_boolean(),
-            AttrType::StringSet => v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
         }
     }
 }
@@ -300,18 +293,33 @@ impl CedarEngine {
         &self.schema
     }
 
-    fn declared(fields: &[(String, AttrType)], from: &Value, out: &mut Map<String, Value>) -> Result<(), String> {
+    /// The declared attributes of `from`, as Cedar values; one of another type is an error.
+    fn declared(
+        fields: &[(String, AttrType)],
+        from: &Value,
+        out: &mut HashMap<String, RestrictedExpression>,
+    ) -> Result<(), String> {
         let Some(obj) = from.as_object() else {
             return Ok(());
         };
         for (name, ty) in fields {
-            match obj.get(name) {
-                None | Some(Value::Null) => {}
-                Some(v) if ty.accepts(v) => {
-                    out.insert(name.clone(), v.clone());
+            let value = match (obj.get(name), ty) {
+                (None | Some(Value::Null), _) => continue,
+                (Some(Value::String(s)), AttrType::String) => RestrictedExpression::new_string(s.clone()),
+                (Some(Value::Bool(b)), AttrType::Bool) => RestrictedExpression::new_bool(*b),
+                (Some(Value::Number(n)), AttrType::Long) if n.is_i64() => {
+                    RestrictedExpression::new_long(n.as_i64().unwrap_or_default())
                 }
-                Some(_) => return Err(format!("attribute {name:?} is not a {}", ty.cedar())),
-            }
+                (Some(Value::Array(a)), AttrType::StringSet) if a.iter().all(Value::is_string) => {
+                    RestrictedExpression::new_set(
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(|s| RestrictedExpression::new_string(s.to_string())),
+                    )
+                }
+                _ => return Err(format!("attribute {name:?} is not a {}", ty.cedar())),
+            };
+            out.insert(name.clone(), value);
         }
         Ok(())
     }
@@ -345,44 +353,54 @@ impl CedarEngine {
             .and_then(|r| r.id.clone())
             .unwrap_or_default();
         let p = &input.principal;
-        let mut principal_attrs = json!({
-            "subject": p.subject, "roles": p.roles, "effective_roles": p.effective_roles,
-            "permissions": p.permissions, "scopes": p.scopes, "auth_method": p.auth_method,
-        });
+        let string = |v: &str| RestrictedExpression::new_string(v.to_string());
+        let strings = |v: &[String]| RestrictedExpression::new_set(v.iter().map(|s| string(s)));
+        let mut principal_attrs = HashMap::from([
+            ("subject".to_string(), string(&p.subject)),
+            ("roles".to_string(), strings(&p.roles)),
+            ("effective_roles".to_string(), strings(&p.effective_roles)),
+            ("permissions".to_string(), strings(&p.permissions)),
+            ("scopes".to_string(), strings(&p.scopes)),
+            ("auth_method".to_string(), string(&p.auth_method)),
+        ]);
         if let Some(i) = &p.issuer {
-            principal_attrs["issuer"] = json!(i);
+            principal_attrs.insert("issuer".into(), string(i));
         }
         if let Some(t) = &p.tenant {
-            principal_attrs["tenant"] = json!(t);
+            principal_attrs.insert("tenant".into(), string(t));
         }
-        let mut resource_attrs = Map::new();
+        let mut resource_attrs = HashMap::new();
         if let Some(r) = &input.resource {
             Self::declared(attrs, &r.attributes, &mut resource_attrs).map_err(|e| format!("resource {e}"))?;
         }
-        let entities = json!([
-            { "uid": { "type": PRINCIPAL_TYPE, "id": p.subject }, "attrs": principal_attrs, "parents": [] },
-            { "uid": { "type": resource_type, "id": resource_id }, "attrs": resource_attrs, "parents": [] },
-        ]);
-        // Parsed without the schema: checking every request against it costs ~40 µs, and the
-        // values above already have the schema's shape by construction (the principal's fixed
-        // attributes; declared resource and context attributes only, each of its declared type,
-        // none of which can spell an entity reference or an extension value).
-        let entities = Entities::from_json_value(entities, None).map_err(|e| e.to_string())?;
-        let action = EntityUid::from_type_name_and_id(self.action_type.clone(), EntityId::new(&input.action));
-        let mut context = Map::new();
-        context.insert("method".into(), json!(input.request.method));
-        context.insert("route".into(), json!(input.request.route));
-        context.insert("time".into(), json!(input.request.time));
-        Self::declared(&builder.context, &input.context, &mut context).map_err(|e| format!("context {e}"))?;
-        let context = Context::from_json_value(Value::Object(context), None)
-            .map_err(|e| e.to_string())?;
         let principal = EntityUid::from_type_name_and_id(self.principal_type.clone(), EntityId::new(&p.subject));
         let resource = EntityUid::from_type_name_and_id(
             EntityTypeName::from_str(&resource_type).map_err(|e| e.to_string())?,
             EntityId::new(resource_id),
         );
-        let request = Request::new(principal, action, resource, context, None)
-            .map_err(|e| e.to_string())?;
+        // Built directly rather than parsed from JSON and checked against the schema on every
+        // request: the values have the schema's shape by construction (the principal's fixed
+        // attributes; declared resource and context attributes only, each of its declared type).
+        let entities = Entities::from_entities(
+            [
+                Entity::new(principal.clone(), principal_attrs, HashSet::new()).map_err(|e| e.to_string())?,
+                Entity::new(resource.clone(), resource_attrs, HashSet::new()).map_err(|e| e.to_string())?,
+            ],
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+        let action = EntityUid::from_type_name_and_id(self.action_type.clone(), EntityId::new(&input.action));
+        let mut context = HashMap::from([
+            ("method".to_string(), string(&input.request.method)),
+            ("route".to_string(), string(&input.request.route)),
+            (
+                "time".to_string(),
+                RestrictedExpression::new_long(i64::try_from(input.request.time).unwrap_or(i64::MAX)),
+            ),
+        ]);
+        Self::declared(&builder.context, &input.context, &mut context).map_err(|e| format!("context {e}"))?;
+        let context = Context::from_pairs(context).map_err(|e| e.to_string())?;
+        let request = Request::new(principal, action, resource, context, None).map_err(|e| e.to_string())?;
         let response = self.authorizer.is_authorized(&request, set, &entities);
         let errors: Vec<String> = response.diagnostics().errors().map(|e| e.to_string()).collect();
         if response.decision() == cedar_policy::Decision::Allow {

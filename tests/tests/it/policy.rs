@@ -265,6 +265,13 @@ async fn one_decision_table_three_engines_identical_verdicts() {
             }
         }
     }
+    // Facts of the wrong type never allow (Cedar refuses them against its schema: a failure).
+    let mut odd = input(&["analyst"], "alice", Some("alice"), None);
+    odd.context = json!({ "environment": 5 });
+    for e in &engines {
+        let d = e.decide("deploy", &odd).await;
+        assert!(!d.allowed, "{}: {d}", e.kind());
+    }
     // The Rego policy's own reasons come through.
     let d = rego()
         .decide("deploy", &input(&["analyst"], "alice", Some("alice"), Some("production")))
