@@ -51,11 +51,6 @@ use axum::extract::{FromRequest, FromRequestParts, MatchedPath, RawPathParams, R
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
-#[doc(inline)]
-pub use authz_core::engine::{
-    CacheConfig, Cached, Decision, Input, LoadError, Pending, PolicyEngine, PrincipalInput, RequestInput,
-    ResourceInput, check_policies,
-};
 #[cfg(feature = "cedar")]
 #[doc(inline)]
 pub use authz_core::engine::cedar;
@@ -65,6 +60,11 @@ pub use authz_core::engine::opa;
 #[cfg(feature = "rego")]
 #[doc(inline)]
 pub use authz_core::engine::rego;
+#[doc(inline)]
+pub use authz_core::engine::{
+    CacheConfig, Cached, Decision, Input, LoadError, Pending, PolicyEngine, PrincipalInput, RequestInput,
+    ResourceInput, check_policies,
+};
 
 use crate::layer::AuthState;
 use crate::rejection::AuthRejection;
@@ -114,10 +114,7 @@ struct PendingPolicy {
 /// part; an expression: its printed form and no resource).
 fn action_of(requirement: &RequirementExpr) -> (String, Option<String>) {
     match requirement {
-        RequirementExpr::Permission(p) => (
-            p.clone(),
-            p.split(':').next().map(str::to_string),
-        ),
+        RequirementExpr::Permission(p) => (p.clone(), p.split(':').next().map(str::to_string)),
         other => (other.to_string(), None),
     }
 }
@@ -131,10 +128,7 @@ async fn input_of<C: Catalog, R: Requirement, S: Send + Sync>(
 ) -> Input {
     let (action, resource_type) = action_of(&R::describe::<C>());
     let params: BTreeMap<String, String> = match RawPathParams::from_request_parts(parts, state).await {
-        Ok(raw) => raw
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        Ok(raw) => raw.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         Err(_) => BTreeMap::new(),
     };
     let route = parts

@@ -94,8 +94,11 @@ impl<S: Send + Sync> FromRequestParts<S> for DpopBound {
 /// an engine failure; see [`crate::engine`]).
 pub struct Guard<C, R, P = NoPolicy> {
     principal: authz_core::Principal,
-    _marker: PhantomData<fn() -> (C, R, P)>,
+    _marker: Marker<C, R, P>,
 }
+
+/// Carries the guard's type parameters without owning any value of them.
+type Marker<C, R, P> = PhantomData<fn() -> (C, R, P)>;
 
 impl<C, R, P> Guard<C, R, P> {
     /// The principal that passed the guard.

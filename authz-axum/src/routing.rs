@@ -166,9 +166,11 @@ impl RouteTable {
 
     /// Every `(policy name, "METHOD path")` the routes name, in registration order.
     pub fn policies(&self) -> impl Iterator<Item = (&str, String)> + '_ {
-        self.entries
-            .iter()
-            .filter_map(|e| e.policy.as_deref().map(|p| (p, format!("{} {}", e.method, e.path))))
+        self.entries.iter().filter_map(|e| {
+            e.policy
+                .as_deref()
+                .map(|p| (p, format!("{} {}", e.method, e.path)))
+        })
     }
 
     /// Checks at start-up that `engine` has every policy a route names.
@@ -183,7 +185,9 @@ impl RouteTable {
         engine: Option<&dyn authz_core::engine::PolicyEngine>,
     ) -> Result<(), crate::ConfigError> {
         match engine {
-            Some(engine) => authz_core::engine::check_policies(engine, self.policies()).map_err(crate::ConfigError),
+            Some(engine) => {
+                authz_core::engine::check_policies(engine, self.policies()).map_err(crate::ConfigError)
+            }
             None => match self.policies().next() {
                 None => Ok(()),
                 Some((name, by)) => Err(crate::ConfigError(format!(

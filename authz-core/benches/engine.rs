@@ -204,8 +204,9 @@ fn engines(c: &mut Criterion) {
         .build()
         .unwrap();
     let cedar = CedarEngine::load(&dir, schema.clone()).unwrap();
-    let cedar_schema =
-        cedar_policy::Schema::from_cedarschema_str(schema.text()).unwrap().0;
+    let cedar_schema = cedar_policy::Schema::from_cedarschema_str(schema.text())
+        .unwrap()
+        .0;
     let cedar_set = cedar_policy::PolicySet::from_str(CEDAR).unwrap();
     let cedar_entities = cedar_policy::Entities::from_json_value(
         json!([
@@ -292,9 +293,7 @@ fn engines(c: &mut Criterion) {
         b.iter(|| rt.block_on(opa.evaluate(black_box("deploy"), black_box(&input))))
     });
     g.bench_function("opa/seam", |b| {
-        b.iter(|| {
-            rt.block_on((&opa as &dyn PolicyEngine).decide(black_box("deploy"), black_box(&input)))
-        })
+        b.iter(|| rt.block_on((&opa as &dyn PolicyEngine).decide(black_box("deploy"), black_box(&input))))
     });
     g.bench_function("cache/hit_through_seam", |b| {
         b.iter(|| now((&cached as &dyn PolicyEngine).decide(black_box("deploy"), black_box(&input))))

@@ -189,11 +189,7 @@ fn build(kind: Kind, args: TokenStream, item: &mut ItemFn) -> syn::Result<TokenS
 /// Whether `ty` is spelled `PolicyChecked<..>` (any path ending so).
 fn is_policy_checked(ty: &syn::Type) -> bool {
     match ty {
-        syn::Type::Path(p) => p
-            .path
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "PolicyChecked"),
+        syn::Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "PolicyChecked"),
         _ => false,
     }
 }

@@ -118,7 +118,11 @@ impl SchemaBuilder {
         } else {
             vec![fixed.to_string()]
         };
-        parts.extend(fields.iter().map(|(n, t)| format!("{}?: {}", quote(n), t.cedar())));
+        parts.extend(
+            fields
+                .iter()
+                .map(|(n, t)| format!("{}?: {}", quote(n), t.cedar())),
+        );
         format!("{{ {} }}", parts.join(", "))
     }
 
@@ -222,7 +226,10 @@ impl CedarEngine {
     pub fn load(dir: impl AsRef<Path>, schema: CedarSchema) -> Result<Self, LoadError> {
         let dir = dir.as_ref();
         let entries = std::fs::read_dir(dir).map_err(|e| {
-            LoadError::new(dir.display().to_string(), format!("cannot read the directory: {e}"))
+            LoadError::new(
+                dir.display().to_string(),
+                format!("cannot read the directory: {e}"),
+            )
         })?;
         let mut files: Vec<_> = entries
             .filter_map(Result::ok)
@@ -273,7 +280,10 @@ impl CedarEngine {
                     .collect();
                 return Err(LoadError::new(
                     file,
-                    format!("does not validate against the catalog's schema: {}", errors.join("; ")),
+                    format!(
+                        "does not validate against the catalog's schema: {}",
+                        errors.join("; ")
+                    ),
                 ));
             }
             policies.insert(name, set);
@@ -373,7 +383,8 @@ impl CedarEngine {
         if let Some(r) = &input.resource {
             Self::declared(attrs, &r.attributes, &mut resource_attrs).map_err(|e| format!("resource {e}"))?;
         }
-        let principal = EntityUid::from_type_name_and_id(self.principal_type.clone(), EntityId::new(&p.subject));
+        let principal =
+            EntityUid::from_type_name_and_id(self.principal_type.clone(), EntityId::new(&p.subject));
         let resource = EntityUid::from_type_name_and_id(
             EntityTypeName::from_str(&resource_type).map_err(|e| e.to_string())?,
             EntityId::new(resource_id),
@@ -416,7 +427,10 @@ impl CedarEngine {
             })
             .collect();
         if !errors.is_empty() {
-            return Ok(Decision::failure(format!("evaluation errors: {}", errors.join("; "))));
+            return Ok(Decision::failure(format!(
+                "evaluation errors: {}",
+                errors.join("; ")
+            )));
         }
         if reasons.is_empty() {
             reasons.push(format!("cedar policy {name:?}: no permit matched"));

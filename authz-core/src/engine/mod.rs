@@ -43,9 +43,9 @@
 //! ```
 
 mod cache;
-mod input;
 #[cfg(feature = "cedar")]
 pub mod cedar;
+mod input;
 #[cfg(feature = "opa")]
 pub mod opa;
 #[cfg(feature = "rego")]

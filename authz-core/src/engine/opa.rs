@@ -64,7 +64,10 @@ impl OpaEngine {
         let parsed = url::Url::parse(&config.url)
             .map_err(|e| LoadError::new(config.url.clone(), format!("not a URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-            return Err(LoadError::new(config.url.clone(), "expected http(s)://host[:port]"));
+            return Err(LoadError::new(
+                config.url.clone(),
+                "expected http(s)://host[:port]",
+            ));
         }
         if let Some(bad) = policies.iter().find(|p| !valid_name(p)) {
             return Err(LoadError::new(

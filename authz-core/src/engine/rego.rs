@@ -67,8 +67,9 @@ fn rego_files(dir: &Path) -> Result<Vec<(PathBuf, u64, Option<SystemTime>)>, Loa
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d)
-            .map_err(|e| LoadError::new(d.display().to_string(), format!("cannot read the directory: {e}")))?;
+        let entries = std::fs::read_dir(&d).map_err(|e| {
+            LoadError::new(d.display().to_string(), format!("cannot read the directory: {e}"))
+        })?;
         for entry in entries {
             let entry = entry.map_err(|e| LoadError::new(d.display().to_string(), e.to_string()))?;
             let path = entry.path();
@@ -143,7 +144,10 @@ fn compile(dir: &Path) -> Result<Generation, LoadError> {
             .map_err(|e| {
                 LoadError::new(
                     dir.display().to_string(),
-                    format!("policy {name:?} (package {PACKAGE_PREFIX}.{name}): {}", tidy(&e.to_string())),
+                    format!(
+                        "policy {name:?} (package {PACKAGE_PREFIX}.{name}): {}",
+                        tidy(&e.to_string())
+                    ),
                 )
             })?;
         let reasons = engine

@@ -12,7 +12,7 @@
 //!
 //! **The deploy environment** arrives in the body (`{"environment": "production"}`), after the
 //! guard ran: the handler takes the body as `PolicyChecked<JsonBody<DeployRequest>>`, and
-//! [`DeployRequest`]'s `PolicyContext` puts `{"environment": ..}` into the input's `context`
+//! [`DeployRequest`](crate::handlers::DeployRequest)'s `PolicyContext` puts `{"environment": ..}` into the input's `context`
 //! (the same default, `staging`, the handler uses). The model's owner is
 //! `resource.attributes.owner`, which stays `null` until the registry stores models: until then
 //! the analyst rule cannot match and only admins deploy.
@@ -83,10 +83,7 @@ pub async fn engine(
             let engine = OpaEngine::discover(OpaConfig::new(url))
                 .await
                 .map_err(|e| StartError(format!("AUTHZ_OPA_URL: {e}")))?;
-            Ok((
-                Arc::new(Cached::new(engine, CacheConfig::default(), clock)),
-                None,
-            ))
+            Ok((Arc::new(Cached::new(engine, CacheConfig::default(), clock)), None))
         }
         other => Err(StartError(format!(
             "AUTHZ_POLICY_ENGINE={other:?}: expected rego, cedar or opa"

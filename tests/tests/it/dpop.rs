@@ -174,7 +174,11 @@ async fn proofs_from_panva_dpop_bind_tokens_and_guard_the_deploy_route() {
         ("analyst-client", "production", 403),
     ] {
         let (key, _) = minter.key("ES256");
-        let body: Value = bound_token(&server, &mut minter, key, client).await.json().await.unwrap();
+        let body: Value = bound_token(&server, &mut minter, key, client)
+            .await
+            .json()
+            .await
+            .unwrap();
         let token = body["access_token"].as_str().unwrap().to_string();
         let proof = minter.proof(key, "POST", &deploy_url, Some(&token));
         let resp = http()

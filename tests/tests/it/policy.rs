@@ -101,10 +101,7 @@ impl DataApi {
             hits: Arc::new(AtomicUsize::new(0)),
         };
         let app = axum::Router::new()
-            .route(
-                "/v1/data/{*path}",
-                axum::routing::post(data_post).get(data_get),
-            )
+            .route("/v1/data/{*path}", axum::routing::post(data_post).get(data_get))
             .with_state(state.clone());
         DataApi {
             url: serve(app).await,
@@ -132,13 +129,9 @@ async fn misbehave(state: &DataApiState) -> Option<Response> {
         Mode::Normal => None,
         Mode::Hang => std::future::pending().await,
         Mode::Status500 => Some((StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response()),
-        Mode::Malformed => Some(
-            (
-                [("content-type", "application/json")],
-                r#"{"result": tru"#,
-            )
-                .into_response(),
-        ),
+        Mode::Malformed => {
+            Some(([("content-type", "application/json")], r#"{"result": tru"#).into_response())
+        }
     }
 }
 
@@ -225,17 +218,96 @@ fn input(roles: &[&str], subject: &str, owner: Option<&str>, environment: Option
 }
 
 /// (case, effective roles, subject, model owner, environment, allowed)
-const TABLE: &[(&str, &[&str], &str, Option<&str>, Option<&str>, bool)] = &[
-    ("admin to production", &["admin", "analyst", "viewer"], "root", Some("alice"), Some("production"), true),
-    ("admin to staging", &["admin", "analyst", "viewer"], "root", Some("root"), Some("staging"), true),
-    ("admin, model not loaded", &["admin", "analyst", "viewer"], "root", None, Some("production"), true),
-    ("analyst, own model, staging", &["analyst", "viewer"], "alice", Some("alice"), Some("staging"), true),
-    ("analyst, own model, production", &["analyst", "viewer"], "alice", Some("alice"), Some("production"), false),
-    ("analyst, someone else's model", &["analyst", "viewer"], "alice", Some("bob"), Some("staging"), false),
-    ("analyst, model not loaded", &["analyst", "viewer"], "alice", None, Some("staging"), false),
-    ("analyst, no environment", &["analyst", "viewer"], "alice", Some("alice"), None, false),
-    ("analyst, environment in another case", &["analyst"], "alice", Some("alice"), Some("Staging"), false),
-    ("viewer, own model", &["viewer"], "alice", Some("alice"), Some("staging"), false),
+type Row = (
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    bool,
+);
+
+const TABLE: &[Row] = &[
+    (
+        "admin to production",
+        &["admin", "analyst", "viewer"],
+        "root",
+        Some("alice"),
+        Some("production"),
+        true,
+    ),
+    (
+        "admin to staging",
+        &["admin", "analyst", "viewer"],
+        "root",
+        Some("root"),
+        Some("staging"),
+        true,
+    ),
+    (
+        "admin, model not loaded",
+        &["admin", "analyst", "viewer"],
+        "root",
+        None,
+        Some("production"),
+        true,
+    ),
+    (
+        "analyst, own model, staging",
+        &["analyst", "viewer"],
+        "alice",
+        Some("alice"),
+        Some("staging"),
+        true,
+    ),
+    (
+        "analyst, own model, production",
+        &["analyst", "viewer"],
+        "alice",
+        Some("alice"),
+        Some("production"),
+        false,
+    ),
+    (
+        "analyst, someone else's model",
+        &["analyst", "viewer"],
+        "alice",
+        Some("bob"),
+        Some("staging"),
+        false,
+    ),
+    (
+        "analyst, model not loaded",
+        &["analyst", "viewer"],
+        "alice",
+        None,
+        Some("staging"),
+        false,
+    ),
+    (
+        "analyst, no environment",
+        &["analyst", "viewer"],
+        "alice",
+        Some("alice"),
+        None,
+        false,
+    ),
+    (
+        "analyst, environment in another case",
+        &["analyst"],
+        "alice",
+        Some("alice"),
+        Some("Staging"),
+        false,
+    ),
+    (
+        "viewer, own model",
+        &["viewer"],
+        "alice",
+        Some("alice"),
+        Some("staging"),
+        false,
+    ),
     ("no roles", &[], "alice", Some("alice"), Some("staging"), false),
 ];
 
@@ -274,12 +346,17 @@ async fn one_decision_table_three_engines_identical_verdicts() {
     }
     // The Rego policy's own reasons come through.
     let d = rego()
-        .decide("deploy", &input(&["analyst"], "alice", Some("alice"), Some("production")))
+        .decide(
+            "deploy",
+            &input(&["analyst"], "alice", Some("alice"), Some("production")),
+        )
         .await;
     assert_eq!(d.reasons, ["analysts deploy only to staging"]);
     // An unknown policy is a deny (a failure), in every engine.
     for e in &engines {
-        let d = e.decide("deplyo", &input(&["admin"], "root", None, Some("staging"))).await;
+        let d = e
+            .decide("deplyo", &input(&["admin"], "root", None, Some("staging")))
+            .await;
         assert!(!d.allowed && d.failed, "{}: {d}", e.kind());
     }
 }
@@ -332,7 +409,10 @@ async fn opa_failure_modes_all_deny() {
     let slow = OpaEngine::new(OpaConfig::new(&api.url), vec!["deploy".into()]).unwrap();
     assert_eq!(slow.config().timeout, Duration::from_millis(50));
     let d = slow.decide("deploy", &admin).await;
-    assert!(!d.allowed && d.failed && d.reasons[0].contains("within 50 ms"), "{d}");
+    assert!(
+        !d.allowed && d.failed && d.reasons[0].contains("within 50 ms"),
+        "{d}"
+    );
 
     // Down: nothing listens.
     let down = {
@@ -341,7 +421,10 @@ async fn opa_failure_modes_all_deny() {
     };
     let engine = OpaEngine::new(opa_config(&down), vec!["deploy".into()]).unwrap();
     let d = engine.decide("deploy", &admin).await;
-    assert!(!d.allowed && d.failed && d.reasons[0].contains("cannot connect"), "{d}");
+    assert!(
+        !d.allowed && d.failed && d.reasons[0].contains("cannot connect"),
+        "{d}"
+    );
     // And discovery at start-up says what is wrong.
     let e = OpaEngine::discover(opa_config(&down)).await.unwrap_err();
     assert!(e.to_string().contains("OPA did not answer"), "{e}");
@@ -403,7 +486,10 @@ async fn rego_hot_reload_swaps_valid_changes_and_refuses_broken_ones() {
     let analyst = input(&["analyst"], "alice", None, Some("staging"));
     assert!(!engine.decide("deploy", &analyst).await.allowed);
     assert!(!engine.changed());
-    assert!(!engine.reload_if_changed().unwrap(), "nothing changed, nothing reloaded");
+    assert!(
+        !engine.reload_if_changed().unwrap(),
+        "nothing changed, nothing reloaded"
+    );
 
     // A valid change takes effect without a restart.
     std::fs::write(&file, ANALYSTS_TOO).unwrap();
@@ -417,12 +503,22 @@ async fn rego_hot_reload_swaps_valid_changes_and_refuses_broken_ones() {
     let message = e.to_string();
     assert!(message.contains("deploy.rego"), "{message}");
     assert!(message.contains("line 6, column 1"), "names the line: {message}");
-    assert!(engine.decide("deploy", &analyst).await.allowed, "the previous policy keeps serving");
+    assert!(
+        engine.decide("deploy", &analyst).await.allowed,
+        "the previous policy keeps serving"
+    );
     assert!(captured_logs().contains("rego policy change refused"));
-    assert!(!engine.reload_if_changed().unwrap(), "the same broken files are not retried on every poll");
+    assert!(
+        !engine.reload_if_changed().unwrap(),
+        "the same broken files are not retried on every poll"
+    );
 
     // A file that adds a second policy next to a broken one: never half loaded.
-    std::fs::write(dir.join("run.rego"), "package authz.run\nimport rego.v1\ndefault allow := true\n").unwrap();
+    std::fs::write(
+        dir.join("run.rego"),
+        "package authz.run\nimport rego.v1\ndefault allow := true\n",
+    )
+    .unwrap();
     assert!(engine.reload().is_err());
     assert_eq!(engine.policies(), ["deploy"]);
 
@@ -461,7 +557,10 @@ fn broken_policies_refuse_to_load_naming_file_and_line() {
     let dir = scratch_dir();
     std::fs::write(dir.join("deploy.rego"), BROKEN).unwrap();
     let e = RegoEngine::load(&dir).unwrap_err().to_string();
-    assert!(e.ends_with("deploy.rego: line 6, column 1: expecting expression: `}`"), "{e}");
+    assert!(
+        e.ends_with("deploy.rego: line 6, column 1: expecting expression: `}`"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 
     // Cedar: a policy reading an attribute the catalog's schema does not have.
@@ -477,7 +576,10 @@ fn broken_policies_refuse_to_load_naming_file_and_line() {
     )
     .unwrap_err()
     .to_string();
-    assert!(e.starts_with("deploy.cedar: ") && e.contains("line 2, column 8"), "{e}");
+    assert!(
+        e.starts_with("deploy.cedar: ") && e.contains("line 2, column 8"),
+        "{e}"
+    );
     assert!(e.contains("colour"), "{e}");
     // An action the catalog does not declare.
     let e = CedarEngine::from_sources(
@@ -595,19 +697,29 @@ async fn over_http_each_engine_decides_with_the_body_environment() {
             assert_eq!(status, *expected, "{}: {roles:?} {body:?}: {text}", engine.kind());
             if status == 403 {
                 assert_eq!(www, r#"Bearer realm="api", error="insufficient_scope""#);
-                assert!(!text.contains("staging") && !text.contains("analyst"), "no policy internals: {text}");
+                assert!(
+                    !text.contains("staging") && !text.contains("analyst"),
+                    "no policy internals: {text}"
+                );
             } else {
                 assert!(text.starts_with("m-1 → "), "{text}");
             }
             // Decided by the guard itself, without body facts.
             let (status, _, _) = post(&url, "/models/m-1/deploy-staging", None).await;
             let admin = roles.contains(&"admin");
-            assert_eq!(status, if admin { 200 } else { 403 }, "{}: run as {roles:?}", engine.kind());
+            assert_eq!(
+                status,
+                if admin { 200 } else { 403 },
+                "{}: run as {roles:?}",
+                engine.kind()
+            );
         }
     }
     let logs = captured_logs();
     assert!(
-        logs.lines().any(|l| l.contains("policy decision") && l.contains("engine=\"opa\"") && l.contains("decision_id=\"")
+        logs.lines().any(|l| l.contains("policy decision")
+            && l.contains("engine=\"opa\"")
+            && l.contains("decision_id=\"")
             && !l.contains("decision_id=\"\"")),
         "the decision log line carries OPA's decision_id"
     );
@@ -634,7 +746,8 @@ async fn over_http_an_engine_failure_is_403_never_500_never_a_pass() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
-    let engine: Arc<dyn PolicyEngine> = Arc::new(OpaEngine::new(opa_config(&down), vec!["deploy".into()]).unwrap());
+    let engine: Arc<dyn PolicyEngine> =
+        Arc::new(OpaEngine::new(opa_config(&down), vec!["deploy".into()]).unwrap());
     let url = app_as("root", &["admin"], Some(engine)).await;
     assert_eq!(post(&url, "/models/m-1/deploy", None).await.0, 403);
     // No engine installed at all: the policy routes deny, the others are untouched.
@@ -654,7 +767,11 @@ async fn the_engine_is_asked_only_when_the_permission_holds() {
     let url = app_as("eve", &["viewer"], Some(engine)).await;
     assert_eq!(post(&url, "/models/m-1/deploy", None).await.0, 403);
     assert_eq!(post(&url, "/models/m-1/deploy-staging", None).await.0, 403);
-    assert_eq!(api.hits(), 0, "a missing permission is denied by the bitset alone");
+    assert_eq!(
+        api.hits(),
+        0,
+        "a missing permission is denied by the bitset alone"
+    );
 }
 
 #[tokio::test]
@@ -681,10 +798,17 @@ async fn a_malformed_body_is_refused_before_any_decision() {
 fn unknown_policy_names_refuse_to_start_naming_them() {
     let table = routes().1;
     let e = table.check_policies(None).unwrap_err().to_string();
-    assert!(e.contains("\"deploy\"") && e.contains("POST /models/{id}/deploy"), "{e}");
+    assert!(
+        e.contains("\"deploy\"") && e.contains("POST /models/{id}/deploy"),
+        "{e}"
+    );
 
     let dir = scratch_dir();
-    std::fs::write(dir.join("other.rego"), "package authz.other\nimport rego.v1\ndefault allow := false\n").unwrap();
+    std::fs::write(
+        dir.join("other.rego"),
+        "package authz.other\nimport rego.v1\ndefault allow := false\n",
+    )
+    .unwrap();
     let engine = RegoEngine::load(&dir).unwrap();
     let e = table.check_policies(Some(&engine)).unwrap_err().to_string();
     assert_eq!(
@@ -719,14 +843,24 @@ async fn the_registry_refuses_to_start_without_its_policies() {
     assert!(e.contains("AUTHZ_OPA_URL"), "{e}");
 
     let dir = scratch_dir();
-    std::fs::write(dir.join("other.rego"), "package authz.other\nimport rego.v1\ndefault allow := false\n").unwrap();
+    std::fs::write(
+        dir.join("other.rego"),
+        "package authz.other\nimport rego.v1\ndefault allow := false\n",
+    )
+    .unwrap();
     let d = dir.clone();
     let e = err(start(&move |c| c.policy_dir = Some(d.clone())).await);
-    assert!(e.contains("unknown policy \"deploy\"") && e.contains("POST /models/{id}/deploy"), "{e}");
+    assert!(
+        e.contains("unknown policy \"deploy\"") && e.contains("POST /models/{id}/deploy"),
+        "{e}"
+    );
     std::fs::write(dir.join("deploy.rego"), BROKEN).unwrap();
     let d = dir.clone();
     let e = err(start(&move |c| c.policy_dir = Some(d.clone())).await);
-    assert!(e.contains("AUTHZ_POLICY_DIR") && e.contains("deploy.rego") && e.contains("line 6"), "{e}");
+    assert!(
+        e.contains("AUTHZ_POLICY_DIR") && e.contains("deploy.rego") && e.contains("line 6"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 
     // Each engine starts with the shipped policies (OPA: the Data API above, discovered).
