@@ -12,7 +12,9 @@
 //! then leaves the decision to it, and it reads the body, puts what the body type's
 //! [`PolicyContext`] selects into the input's `context`, and asks the engine before the handler
 //! runs. The macro sees the `PolicyChecked` argument and wires the two together; there is no way
-//! to reach the handler without a decision.
+//! to reach the handler without a decision. An extractor that loads the resource between the two
+//! can insert [`ResourceAttributes`] into the request's extensions: they become the input's
+//! `resource.attributes` (the guard alone only knows the resource's type and id).
 //!
 //! ```
 //! use authz_axum::engine::{PolicyChecked, PolicyContext};
@@ -218,6 +220,12 @@ pub(crate) async fn check<C: Catalog, R: Requirement, P: PolicyRef, S: Send + Sy
     }
 }
 
+/// A loaded resource's attributes for a deferred decision: an extractor that loads the resource
+/// (after the guard, before [`PolicyChecked`]) inserts this into the request's extensions, and
+/// [`PolicyChecked`] puts it into the input's `resource.attributes` (e.g. `{"owner": "alice"}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceAttributes(pub serde_json::Value);
+
 /// What a body type contributes to the policy input's `context`: a small object of the facts a
 /// rule needs (e.g. `{"environment": "staging"}`), never the whole body by default.
 pub trait PolicyContext {
@@ -257,7 +265,14 @@ where
     type Rejection = Response;
 
     async fn from_request(mut req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let pending = req.extensions_mut().remove::<PendingPolicy>();
+        let mut pending = req.extensions_mut().remove::<PendingPolicy>();
+        if let (Some(p), Some(ResourceAttributes(attributes))) = (
+            pending.as_mut(),
+            req.extensions_mut().remove::<ResourceAttributes>(),
+        ) && let Some(resource) = p.input.resource.as_mut()
+        {
+            resource.attributes = attributes;
+        }
         let auth = req.extensions().get::<AuthState>().cloned();
         let Some(auth) = auth else {
             return Err(AuthRejection::LayerMissing.into_response());

@@ -229,10 +229,20 @@ pub fn check_policies<'a>(
     required: impl IntoIterator<Item = (&'a str, String)>,
 ) -> Result<(), String> {
     let loaded = engine.policies();
-    let missing: Vec<String> = required
-        .into_iter()
-        .filter(|(name, _)| !loaded.iter().any(|l| l == name))
-        .map(|(name, by)| format!("unknown policy {name:?} (required by {by})"))
+    // name → the routes that require it, in order of first mention.
+    let mut unknown: Vec<(&str, Vec<String>)> = Vec::new();
+    for (name, by) in required {
+        if loaded.iter().any(|l| l == name) {
+            continue;
+        }
+        match unknown.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, routes)) => routes.push(by),
+            None => unknown.push((name, vec![by])),
+        }
+    }
+    let missing: Vec<String> = unknown
+        .iter()
+        .map(|(name, by)| format!("unknown policy {name:?} (required by {})", by.join(", ")))
         .collect();
     if missing.is_empty() {
         return Ok(());

@@ -626,6 +626,30 @@ async fn run(axum::extract::Path(id): axum::extract::Path<String>) -> String {
     id
 }
 
+/// Stands in for a resource loader (the model's owner is `alice`), run after the guard.
+struct OwnedByAlice;
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for OwnedByAlice {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts.extensions.insert(authz_axum::engine::ResourceAttributes(
+            json!({ "owner": "alice" }),
+        ));
+        Ok(OwnedByAlice)
+    }
+}
+
+#[require_permission("model:deploy", policy = "deploy")]
+async fn deploy_loaded(
+    _model: OwnedByAlice,
+    PolicyChecked(Json(_body)): PolicyChecked<Json<DeployBody>>,
+) -> &'static str {
+    "deploying"
+}
+
 #[require_permission("model:run")]
 async fn no_policy() -> &'static str {
     "ok"
@@ -644,6 +668,7 @@ fn routes() -> (axum::Router, RouteTable) {
     AuditedRouter::new()
         .post("/models/{id}/deploy", deploy)
         .post("/models/{id}/deploy-staging", run)
+        .post("/loaded/{id}/deploy", deploy_loaded)
         .get("/plain", no_policy)
         .into_parts()
 }
@@ -723,6 +748,29 @@ async fn over_http_each_engine_decides_with_the_body_environment() {
             && !l.contains("decision_id=\"\"")),
         "the decision log line carries OPA's decision_id"
     );
+}
+
+#[tokio::test]
+async fn over_http_a_loaded_owner_lets_analysts_deploy_their_own_models_to_staging() {
+    init_tracing();
+    let api = DataApi::start(&shipped(), &[]).await;
+    let opa: Arc<dyn PolicyEngine> = Arc::new(OpaEngine::discover(opa_config(&api.url)).await.unwrap());
+    for engine in [Arc::new(rego()) as Arc<dyn PolicyEngine>, Arc::new(cedar()), opa] {
+        for (subject, environment, expected) in [
+            ("alice", "staging", 200),
+            ("alice", "production", 403),
+            ("bob", "staging", 403),
+        ] {
+            let url = app_as(subject, &["analyst"], Some(engine.clone())).await;
+            let (status, _, _) = post(
+                &url,
+                "/loaded/m-1/deploy",
+                Some(json!({ "environment": environment })),
+            )
+            .await;
+            assert_eq!(status, expected, "{}: {subject} to {environment}", engine.kind());
+        }
+    }
 }
 
 #[tokio::test]
@@ -813,8 +861,8 @@ fn unknown_policy_names_refuse_to_start_naming_them() {
     let e = table.check_policies(Some(&engine)).unwrap_err().to_string();
     assert_eq!(
         e,
-        "unknown policy \"deploy\" (required by POST /models/{id}/deploy); unknown policy \"deploy\" (required by \
-         POST /models/{id}/deploy-staging); the rego engine has: other"
+        "unknown policy \"deploy\" (required by POST /models/{id}/deploy, POST /models/{id}/deploy-staging, \
+         POST /loaded/{id}/deploy); the rego engine has: other"
     );
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(
