@@ -8,6 +8,7 @@ use authz_core::{Catalog, Requirement};
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 
+use crate::engine::{NoPolicy, PolicyRef};
 use crate::layer::AuthState;
 use crate::rejection::AuthRejection;
 
@@ -88,20 +89,25 @@ impl<S: Send + Sync> FromRequestParts<S> for DpopBound {
 }
 
 /// The guard the `#[require_*]` macros put first in a handler's arguments: authenticates (401),
-/// then checks the requirement `R` with the indices of catalog `C` (403).
-pub struct Guard<C, R> {
+/// then checks the requirement `R` with the indices of catalog `C` (403), then — only if `P`
+/// names a policy (`policy = ".."` in the attribute) — asks the policy engine (403 on a deny or
+/// an engine failure; see [`crate::engine`]).
+pub struct Guard<C, R, P = NoPolicy> {
     principal: authz_core::Principal,
-    _marker: PhantomData<fn() -> (C, R)>,
+    _marker: Marker<C, R, P>,
 }
 
-impl<C, R> Guard<C, R> {
+/// Carries the guard's type parameters without owning any value of them.
+type Marker<C, R, P> = PhantomData<fn() -> (C, R, P)>;
+
+impl<C, R, P> Guard<C, R, P> {
     /// The principal that passed the guard.
     pub fn principal(&self) -> &authz_core::Principal {
         &self.principal
     }
 }
 
-impl<C, R> std::fmt::Debug for Guard<C, R> {
+impl<C, R, P> std::fmt::Debug for Guard<C, R, P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Guard")
             .field("principal", &self.principal)
@@ -109,15 +115,16 @@ impl<C, R> std::fmt::Debug for Guard<C, R> {
     }
 }
 
-impl<S, C, R> FromRequestParts<S> for Guard<C, R>
+impl<S, C, R, P> FromRequestParts<S> for Guard<C, R, P>
 where
     S: Send + Sync,
     C: Catalog,
     R: Requirement,
+    P: PolicyRef,
 {
     type Rejection = AuthRejection;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, s: &S) -> Result<Self, Self::Rejection> {
         let state = state(parts)?;
         let principal = state.principal()?;
         if principal.permissions().fingerprint() != C::FINGERPRINT {
@@ -128,6 +135,17 @@ where
             return Err(AuthRejection::unmet(state.config.clone(), &R::describe::<C>()));
         }
         if R::is_met::<C>(principal) {
+            if P::NAME.is_some() {
+                // Only routes that name a policy get here (`P::NAME` is a constant); the engine
+                // (here, or in `PolicyChecked` for a deferred decision) records the outcome.
+                let principal = principal.clone();
+                let auth = state.clone();
+                crate::engine::check::<C, R, P, S>(parts, s, &auth, &principal).await?;
+                return Ok(Guard {
+                    principal,
+                    _marker: PhantomData,
+                });
+            }
             crate::observe::decision("allowed");
             Ok(Guard {
                 principal: principal.clone(),

@@ -81,6 +81,8 @@ pub(crate) enum DpopFailure {
 pub(crate) struct AuthState {
     pub(crate) outcome: Outcome,
     pub(crate) config: Arc<RejectionConfig>,
+    /// The policy engine, when one is installed (one reference count per request).
+    pub(crate) policy: Option<Arc<crate::engine::PolicyHandle>>,
 }
 
 impl AuthState {
@@ -222,6 +224,7 @@ pub struct AuthLayer {
     config: Arc<RejectionConfig>,
     throttle: Option<Arc<FailedAttempts>>,
     dpop: Option<Arc<DpopSettings>>,
+    policy: Option<Arc<crate::engine::PolicyHandle>>,
 }
 
 /// How the layer checks DPoP proofs (RFC 9449).
@@ -279,7 +282,22 @@ impl AuthLayer {
             config: Arc::new(RejectionConfig::default()),
             throttle: None,
             dpop: None,
+            policy: None,
         }
+    }
+
+    /// Installs the policy engine that guards naming a policy
+    /// (`#[require_permission(.., policy = "name")]`) ask, after their permission check passed
+    /// (see [`crate::engine`]). The input's `request.time` is read from the authenticator's
+    /// clock. Without an engine, such guards deny (403) and log why. Check the routes' policy
+    /// names against it at start-up with
+    /// [`RouteTable::check_policies`](crate::RouteTable::check_policies).
+    pub fn policy_engine(mut self, engine: Arc<dyn authz_core::engine::PolicyEngine>) -> Self {
+        self.policy = Some(Arc::new(crate::engine::PolicyHandle {
+            engine,
+            clock: self.authenticator.clock().clone(),
+        }));
+        self
     }
 
     /// Accepts DPoP-bound tokens (`Authorization: DPoP <token>` with a `DPoP` proof header,
@@ -330,6 +348,7 @@ impl<S> Layer<S> for AuthLayer {
             config: self.config.clone(),
             throttle: self.throttle.clone(),
             dpop: self.dpop.clone(),
+            policy: self.policy.clone(),
         }
     }
 }
@@ -342,6 +361,7 @@ pub struct AuthService<S> {
     config: Arc<RejectionConfig>,
     throttle: Option<Arc<FailedAttempts>>,
     dpop: Option<Arc<DpopSettings>>,
+    policy: Option<Arc<crate::engine::PolicyHandle>>,
 }
 
 impl<S> AuthService<S> {
@@ -380,6 +400,7 @@ where
         let config = self.config.clone();
         let throttle = self.throttle.clone();
         let dpop = self.dpop.clone();
+        let policy = self.policy.clone();
         let span = tracing::debug_span!(
             "authz",
             method = %req.method(),
@@ -404,7 +425,11 @@ where
                     span.record("sub", p.subject());
                 }
                 crate::observe::authentication(label, reason, started);
-                req.extensions_mut().insert(AuthState { outcome, config });
+                req.extensions_mut().insert(AuthState {
+                    outcome,
+                    config,
+                    policy,
+                });
                 let response = inner.call(req).await;
                 // One line per request at debug, carrying the span's final fields (outcome,
                 // reason, subject, the guard's decision).

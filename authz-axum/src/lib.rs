@@ -124,17 +124,22 @@
 //! - [`resource`]: `#[authorize(..)]` and `#[derive(Resource)]`, resource-level rules (owner,
 //!   tenant isolation, two-person rules, custom predicates) on a resource loaded by
 //!   [`resource::Load`]; a resource the caller may not see is answered like a missing one.
+//! - [`engine`]: policy engines (embedded Rego, Cedar, OPA over HTTP; features `rego`,
+//!   `cedar`, `opa`) asked by guards that name a policy,
+//!   `#[require_permission("model:deploy", policy = "deploy")]`, after the permission check.
 //! - [`ApiKeys`] adds API keys as a second credential feeding the same `Principal`; with the
 //!   `sqlx` feature, `sql` stores them in SQLite or PostgreSQL.
 //!
 //! Features: `remote` (default; remote JWKS, OIDC discovery and the token source, pulls in
 //! reqwest and rustls),
 //! `sqlx` (SQL key stores), `token-service` (the authorization server), `openapi` (utoipa),
-//! `metrics` (counters and histograms through the `metrics` facade, see [`observe`]).
+//! `metrics` (counters and histograms through the `metrics` facade, see [`observe`]),
+//! `rego`, `cedar`, `opa` (the policy engines of [`engine`]).
 //! `default-features = false` compiles no HTTP client, TLS stack or
 //! SQL driver: static keys and in-memory API keys only.
 
 pub mod cors;
+pub mod engine;
 pub mod extract;
 pub mod layer;
 #[cfg(feature = "token-service")]
@@ -206,11 +211,16 @@ pub mod prelude {
 
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::engine::{NoPolicy, PolicyRef, assert_policy_checked};
     pub use crate::extract::Guard;
     pub use crate::resource::Checked;
     pub use authz_core::Principal as CorePrincipal;
     pub use authz_core::requirement::{All, AnyOf, Authenticated, Not, Perm, Role};
-    pub use authz_core::resource::{Owned, Party, Resource, ResourceRule, is_owner, is_party, same_tenant};
+    pub use authz_core::resource::{
+        Owned, Party, Resource, ResourceRule, attributes as resource_attributes, is_owner, is_party,
+        same_tenant,
+    };
     pub use authz_core::{Catalog, PermissionCatalog, PermissionId};
     pub use authz_macros::{__unknown_permission as unknown_permission, __unknown_role as unknown_role};
+    pub use serde_json::Value as JsonValue;
 }

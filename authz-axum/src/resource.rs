@@ -145,6 +145,8 @@ where
             .extensions
             .get::<AuthState>()
             .ok_or(AuthRejection::LayerMissing)?;
+        let auth = auth.clone();
+        let auth = &auth;
         let config = auth.config.clone();
         let principal = auth.principal()?.clone();
         let id = match Path::<R::Id>::from_request_parts(parts, state).await {
@@ -168,6 +170,9 @@ where
         };
         match decide::<R, Rule>(&principal, &resource) {
             (Decision::Allow, _) => {
+                // A policy named on the handler decides now, with the resource's attributes
+                // (or later, with the body's facts too, in `PolicyChecked`).
+                crate::engine::resource_loaded(parts, auth, R::TYPE, || resource.attributes()).await?;
                 crate::observe::decision("allowed");
                 Ok(Checked {
                     resource,

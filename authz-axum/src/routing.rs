@@ -18,6 +18,7 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodFilter, on};
 
+use crate::engine::PolicyRef;
 use crate::extract::{Guard, Principal};
 
 /// A handler whose first argument says what it requires: a [`Guard`] (added by the macros) or a
@@ -25,18 +26,26 @@ use crate::extract::{Guard, Principal};
 pub trait Describe<Args> {
     /// The requirement.
     fn requirement() -> RequirementExpr;
+    /// The policy the guard names (`policy = ".."`), if any.
+    fn policy() -> Option<&'static str> {
+        None
+    }
 }
 
 macro_rules! describe {
     ($($t:ident),*) => {
-        impl<F, Fut, C, R, $($t,)*> Describe<(Guard<C, R>, $($t,)*)> for F
+        impl<F, Fut, C, R, P, $($t,)*> Describe<(Guard<C, R, P>, $($t,)*)> for F
         where
-            F: FnOnce(Guard<C, R>, $($t,)*) -> Fut,
+            F: FnOnce(Guard<C, R, P>, $($t,)*) -> Fut,
             C: Catalog,
             R: Requirement,
+            P: PolicyRef,
         {
             fn requirement() -> RequirementExpr {
                 R::describe::<C>()
+            }
+            fn policy() -> Option<&'static str> {
+                P::NAME
             }
         }
         impl<F, Fut, $($t,)*> Describe<(Principal, $($t,)*)> for F
@@ -75,6 +84,8 @@ pub struct RouteEntry {
     pub path: String,
     /// What the route requires.
     pub requirement: RequirementExpr,
+    /// The policy its guard names (`policy = ".."`), asked after the requirement holds.
+    pub policy: Option<String>,
 }
 
 /// Route → requirement, for every route registered through an [`AuditedRouter`].
@@ -151,6 +162,39 @@ impl RouteTable {
     /// [`DpopBound`](crate::DpopBound)).
     pub fn requires_dpop(&self, method: &Method, path: &str) -> bool {
         self.dpop_required.iter().any(|(m, p)| m == method && p == path)
+    }
+
+    /// Every `(policy name, "METHOD path")` the routes name, in registration order.
+    pub fn policies(&self) -> impl Iterator<Item = (&str, String)> + '_ {
+        self.entries.iter().filter_map(|e| {
+            e.policy
+                .as_deref()
+                .map(|p| (p, format!("{} {}", e.method, e.path)))
+        })
+    }
+
+    /// Checks at start-up that `engine` has every policy a route names.
+    ///
+    /// # Errors
+    /// Names each unknown policy, the route that requires it and the engine's policies, e.g.
+    /// `unknown policy "deplyo" (required by POST /models/{id}/deploy); the rego engine has:
+    /// deploy`. Routes naming a policy with no engine at all:
+    /// `POST /models/{id}/deploy names the policy "deploy" but no policy engine is configured`.
+    pub fn check_policies(
+        &self,
+        engine: Option<&dyn authz_core::engine::PolicyEngine>,
+    ) -> Result<(), crate::ConfigError> {
+        match engine {
+            Some(engine) => {
+                authz_core::engine::check_policies(engine, self.policies()).map_err(crate::ConfigError)
+            }
+            None => match self.policies().next() {
+                None => Ok(()),
+                Some((name, by)) => Err(crate::ConfigError(format!(
+                    "{by} names the policy {name:?} but no policy engine is configured"
+                ))),
+            },
+        }
     }
 
     /// Checks the policy against the routes: permissions that neither a route requires nor a
@@ -251,17 +295,21 @@ impl RouteTable {
         )
     }
 
-    /// The table as JSON rows `{method, path, requires}`.
+    /// The table as JSON rows `{method, path, requires}`, plus `policy` on routes that name one.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::Value::Array(
             self.entries
                 .iter()
                 .map(|e| {
-                    serde_json::json!({
+                    let mut row = serde_json::json!({
                         "method": e.method.as_str(),
                         "path": e.path,
                         "requires": e.requirement.to_string(),
-                    })
+                    });
+                    if let Some(p) = &e.policy {
+                        row["policy"] = serde_json::json!(p);
+                    }
+                    row
                 })
                 .collect(),
         )
@@ -318,6 +366,7 @@ impl<S: Clone + Send + Sync + 'static> AuditedRouter<S> {
             method: method.clone(),
             path: path.to_string(),
             requirement: H::requirement(),
+            policy: H::policy().map(str::to_string),
         });
         self.router = self.router.route(path, on(filter, handler));
         self
@@ -338,6 +387,7 @@ impl<S: Clone + Send + Sync + 'static> AuditedRouter<S> {
             method: method.clone(),
             path: path.to_string(),
             requirement: RequirementExpr::Public,
+            policy: None,
         });
         self.router = self.router.route(path, on(filter, handler));
         self

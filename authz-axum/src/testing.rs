@@ -277,12 +277,27 @@ impl TokenBuilder {
 #[derive(Clone, Debug)]
 pub struct PrincipalLayer {
     principal: Principal,
+    policy: Option<Arc<crate::engine::PolicyHandle>>,
 }
 
 impl PrincipalLayer {
     /// Requests arrive as `principal` (see [`Principal::for_testing`]).
     pub fn new(principal: Principal) -> Self {
-        Self { principal }
+        Self {
+            principal,
+            policy: None,
+        }
+    }
+
+    /// Guards that name a policy ask `engine`, with `request.time` read from `clock` (as
+    /// [`AuthLayer::policy_engine`](crate::AuthLayer::policy_engine) does).
+    pub fn policy_engine(
+        mut self,
+        engine: Arc<dyn authz_core::engine::PolicyEngine>,
+        clock: Arc<dyn authz_core::clock::Clock>,
+    ) -> Self {
+        self.policy = Some(Arc::new(crate::engine::PolicyHandle { engine, clock }));
+        self
     }
 }
 
@@ -292,6 +307,7 @@ impl<S> tower::Layer<S> for PrincipalLayer {
         PrincipalService {
             inner,
             principal: self.principal.clone(),
+            policy: self.policy.clone(),
         }
     }
 }
@@ -301,6 +317,7 @@ impl<S> tower::Layer<S> for PrincipalLayer {
 pub struct PrincipalService<S> {
     inner: S,
     principal: Principal,
+    policy: Option<Arc<crate::engine::PolicyHandle>>,
 }
 
 impl<S: tower::Service<Request>> tower::Service<Request> for PrincipalService<S> {
@@ -316,6 +333,7 @@ impl<S: tower::Service<Request>> tower::Service<Request> for PrincipalService<S>
         req.extensions_mut().insert(AuthState {
             outcome: Outcome::Authenticated(self.principal.clone()),
             config: Arc::new(RejectionConfig::default()),
+            policy: self.policy.clone(),
         });
         self.inner.call(req)
     }

@@ -39,9 +39,12 @@
 //! - [`apikey`] and [`keystore`]: API keys that feed the same `Principal`, stored only as hashes.
 //! - [`resource`]: resource-level checks (owner, tenant, two-person rules) on a loaded resource.
 //! - [`clock`]: the one injectable clock every expiry decision reads.
+//! - [`engine`]: the policy-engine seam (embedded Rego, Cedar, OPA over HTTP) for the rules a
+//!   permission bit cannot express, asked only after the permission check passed.
 //!
 //! Features: `remote` (remote JWKS and discovery: reqwest with rustls, tokio), `tokio` (the
-//! API-key `last_used_at` flusher). With neither, nothing async-runtime-, HTTP- or TLS-related
+//! API-key `last_used_at` flusher), `rego`, `cedar` and `opa` (the policy engines of
+//! [`engine`]). With neither, nothing async-runtime-, HTTP- or TLS-related
 //! is compiled.
 
 pub mod apikey;
@@ -49,6 +52,7 @@ pub mod auth;
 pub mod catalog;
 pub mod clock;
 pub mod dpop;
+pub mod engine;
 pub mod grammar;
 #[cfg(feature = "remote")]
 pub mod jwks;

@@ -39,6 +39,23 @@ pub trait Resource: Send + Sync + 'static {
     /// The tenant the resource belongs to (`None`: none recorded). Only read when
     /// [`Resource::TENANT_SCOPED`].
     fn tenant(&self) -> Option<&str>;
+    /// The attributes a policy engine sees as `resource.attributes` (see
+    /// `authz_core::engine::Input`): `#[derive(Resource)]` gives the declared ones,
+    /// `{"owner": "ada", "tenant": "acme"}` (`null` for a missing value). Default `null`.
+    fn attributes(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+}
+
+/// The attributes object `#[derive(Resource)]` builds: each declared name with its value
+/// (`null` when it names nobody).
+pub fn attributes<'a>(pairs: impl IntoIterator<Item = (&'static str, Option<&'a str>)>) -> serde_json::Value {
+    serde_json::Value::Object(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.map_or(serde_json::Value::Null, |v| v.into())))
+            .collect(),
+    )
 }
 
 /// A resource type with an owner: what the `owner` condition of a rule compares with the

@@ -1,5 +1,5 @@
-//! The attribute's arguments: one requirement plus `catalog = path` and `crate = path`, each
-//! set at most once.
+//! The attribute's arguments: one requirement plus `catalog = path`, `crate = path` and
+//! `policy = "name"`, each set at most once.
 
 use proc_macro2::{Span, TokenStream};
 use syn::parse::{ParseStream, Parser};
@@ -43,12 +43,35 @@ impl Kind {
 
 mod kw {
     syn::custom_keyword!(catalog);
+    syn::custom_keyword!(policy);
 }
 
 pub(crate) struct Args {
     pub(crate) requirement: Expr,
     pub(crate) catalog: Option<Path>,
     pub(crate) krate: Option<Path>,
+    /// The policy engine's policy asked after the requirement holds.
+    pub(crate) policy: Option<LitStr>,
+}
+
+/// A policy name: lowercase letters, digits and `_`, starting with a letter (a Rego package
+/// segment, a Cedar file name and an OPA path segment alike).
+fn check_policy_name(lit: &LitStr) -> syn::Result<()> {
+    let name = lit.value();
+    let mut bytes = name.bytes();
+    let ok = bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(syn::Error::new_spanned(
+            lit,
+            format!(
+                "invalid policy name {name:?}: use lowercase letters, digits and `_`, starting with a letter, \
+                 e.g. policy = \"deploy\""
+            ),
+        ))
+    }
 }
 
 fn set_once<T>(slot: &mut Option<T>, value: T, name: &str, span: Span) -> syn::Result<()> {
@@ -62,7 +85,8 @@ fn set_once<T>(slot: &mut Option<T>, value: T, name: &str, span: Span) -> syn::R
     Ok(())
 }
 
-const VALID: &str = "`catalog = path::to::Catalog` and `crate = path`";
+const VALID: &str = "`catalog = path::to::Catalog`, `crate = path` and `policy = \"name\"`";
+const KEYS: [&str; 3] = ["catalog", "crate", "policy"];
 
 impl Args {
     pub(crate) fn parse(kind: Kind, tokens: TokenStream, call_site: Span) -> syn::Result<Self> {
@@ -74,6 +98,7 @@ impl Args {
         let mut requirements: Vec<Expr> = Vec::new();
         let mut catalog = None;
         let mut krate = None;
+        let mut policy = None;
         while !input.is_empty() {
             if input.peek(kw::catalog) && input.peek2(Token![=]) {
                 let key: kw::catalog = input.parse()?;
@@ -85,12 +110,26 @@ impl Args {
                 input.parse::<Token![=]>()?;
                 let path: Path = input.parse()?;
                 set_once(&mut krate, path, "crate", key.span)?;
+            } else if input.peek(kw::policy) && input.peek2(Token![=]) {
+                let key: kw::policy = input.parse()?;
+                input.parse::<Token![=]>()?;
+                let lit: LitStr = input.parse().map_err(|e| {
+                    syn::Error::new(
+                        e.span(),
+                        "expected the policy's name as a string, e.g. policy = \"deploy\"",
+                    )
+                })?;
+                check_policy_name(&lit)?;
+                set_once(&mut policy, lit, "policy", key.span)?;
             } else if input.peek(syn::Ident) && input.peek2(Token![=]) {
                 let key: syn::Ident = input.parse()?;
+                let hint = crate::grammar::closest(&key.to_string(), KEYS)
+                    .map(|k| format!("\nhelp: did you mean `{k}`?"))
+                    .unwrap_or_default();
                 return Err(syn::Error::new(
                     key.span(),
                     format!(
-                        "unknown argument `{key}`: `{}` takes a requirement, {VALID}",
+                        "unknown argument `{key}`: `{}` takes a requirement, {VALID}{hint}",
                         kind.name()
                     ),
                 ));
@@ -164,6 +203,7 @@ impl Args {
             requirement,
             catalog,
             krate,
+            policy,
         })
     }
 }

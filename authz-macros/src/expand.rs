@@ -112,6 +112,18 @@ fn build(kind: Kind, args: TokenStream, item: &mut ItemFn) -> syn::Result<TokenS
             }
         }
     }
+    let mut policy: Option<&syn::LitStr> = None;
+    for a in &parsed {
+        if let Some(p) = &a.policy {
+            match policy {
+                Some(_) => collect(syn::Error::new_spanned(
+                    p,
+                    "a handler names at most one policy: the stacked guards name two",
+                )),
+                None => policy = Some(p),
+            }
+        }
+    }
     if let Some(e) = errors {
         return Err(e);
     }
@@ -129,11 +141,81 @@ fn build(kind: Kind, args: TokenStream, item: &mut ItemFn) -> syn::Result<TokenS
     } else {
         quote! { #krate::__private::All<( #(#requirements,)* )> }
     };
+    let Some(policy) = policy else {
+        let guard: syn::FnArg = parse_quote! {
+            _: #krate::__private::Guard<#catalog, #requirement>
+        };
+        item.sig.inputs.insert(0, guard);
+        return Ok(quote!(#item));
+    };
+    // The policy's name as a type: a marker next to the handler (as utoipa's `#[path]` does).
+    let marker = syn::Ident::new(
+        &format!("__authz_policy_{}", item.sig.ident),
+        item.sig.ident.span(),
+    );
+    // A `PolicyChecked<..>` argument takes the decision over, with the body's facts; the
+    // assertion makes sure it is authz's extractor and not another type of that name.
+    let checked: Vec<syn::Type> = item
+        .sig
+        .inputs
+        .iter()
+        .filter_map(|a| match a {
+            syn::FnArg::Typed(t) => Some((*t.ty).clone()),
+            syn::FnArg::Receiver(_) => None,
+        })
+        .filter(is_policy_checked)
+        .collect();
+    let deferred = !checked.is_empty();
+    // A resource argument (`#[authorize]`, expanded already or still to come): the decision
+    // waits for the loaded resource, so the input carries its attributes.
+    let after_resource = item
+        .attrs
+        .iter()
+        .any(|a| a.path().segments.last().is_some_and(|s| s.ident == "authorize"))
+        || item.sig.inputs.iter().any(|a| match a {
+            syn::FnArg::Typed(t) => is_resource_argument(&t.ty),
+            syn::FnArg::Receiver(_) => false,
+        });
+    let vis = &item.vis;
     let guard: syn::FnArg = parse_quote! {
-        _: #krate::__private::Guard<#catalog, #requirement>
+        _: #krate::__private::Guard<#catalog, #requirement, #marker>
     };
     item.sig.inputs.insert(0, guard);
-    Ok(quote!(#item))
+    Ok(quote! {
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #vis struct #marker;
+        impl #krate::__private::PolicyRef for #marker {
+            const NAME: ::core::option::Option<&'static str> = ::core::option::Option::Some(#policy);
+            const DEFERRED: bool = #deferred;
+            const AFTER_RESOURCE: bool = #after_resource;
+        }
+        #(
+            const _: fn() = || { #krate::__private::assert_policy_checked::<#checked>(); };
+        )*
+        #item
+    })
+}
+
+/// Whether `ty` is the argument `#[authorize]` fills: `Authorized<..>` as written, or the
+/// `Checked<..>` it becomes.
+fn is_resource_argument(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "Authorized" || s.ident == "Checked"),
+        _ => false,
+    }
+}
+
+/// Whether `ty` is spelled `PolicyChecked<..>` (any path ending so).
+fn is_policy_checked(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "PolicyChecked"),
+        _ => false,
+    }
 }
 
 fn requirement_type(expr: &Expr, checker: &Path, krate: &Path) -> TokenStream {

@@ -44,7 +44,10 @@ pub fn catalog(input: TokenStream) -> TokenStream {
 
 /// Requires a permission expression: `"resource:action"`, `any(...)`, `all(...)`, `not(...)`,
 /// `role("name")`, nested. Options: `catalog = path` (default: `Catalog`, as in scope),
-/// `crate = path` (default `::authz_axum`).
+/// `crate = path` (default `::authz_axum`), `policy = "name"` (after the requirement holds, the
+/// policy engine's policy `name` must allow the request too; see `authz_axum::engine`; the
+/// macro then also emits a hidden marker type `__authz_policy_<handler>` beside the handler, so
+/// the handler must be a free function, not one in an `impl` block).
 #[proc_macro_attribute]
 pub fn require_permission(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::guard(attr::Kind::Permission, args.into(), item.into()).into()

@@ -145,12 +145,24 @@ fn expand(input: TokenStream) -> syn::Result<TokenStream> {
             }
         }
     });
+    let mut pairs = Vec::new();
+    if let Some(field) = &args.owner {
+        pairs.push(quote_spanned! {field.span()=> ("owner", #p::Party::party(&self.#field)) });
+    }
+    if let Some(field) = &args.tenant {
+        pairs.push(quote_spanned! {field.span()=> ("tenant", #p::Party::party(&self.#field)) });
+    }
+    let n = pairs.len();
     Ok(quote! {
         impl #impl_generics #p::Resource for #name #ty_generics #where_clause {
             const TYPE: &'static str = #type_name;
             const TENANT_SCOPED: bool = #scoped;
             #[inline]
             fn tenant(&self) -> ::core::option::Option<&str> { #tenant_body }
+            fn attributes(&self) -> #p::JsonValue {
+                let pairs: [(&'static str, ::core::option::Option<&str>); #n] = [#(#pairs),*];
+                #p::resource_attributes(pairs)
+            }
         }
         #owned
     })

@@ -89,6 +89,21 @@ pub struct Config {
     #[arg(long, env = "AUTHZ_ISSUERS_FILE")]
     pub issuers_file: Option<PathBuf>,
 
+    /// The policy engine behind the deploy rule: `rego` (default: embedded, the files of
+    /// AUTHZ_POLICY_DIR, reloaded on change), `cedar` (the files of AUTHZ_POLICY_DIR) or `opa`
+    /// (an OPA server at AUTHZ_OPA_URL).
+    #[arg(long, env = "AUTHZ_POLICY_ENGINE")]
+    pub policy_engine: Option<String>,
+
+    /// The directory of `.rego` / `.cedar` policies (default: the shipped
+    /// examples/model-registry/policies).
+    #[arg(long, env = "AUTHZ_POLICY_DIR")]
+    pub policy_dir: Option<PathBuf>,
+
+    /// OPA's base URL for AUTHZ_POLICY_ENGINE=opa, e.g. http://127.0.0.1:8181.
+    #[arg(long, env = "AUTHZ_OPA_URL")]
+    pub opa_url: Option<String>,
+
     /// The clock every expiry decision reads (tests inject one; default: the system clock).
     #[arg(skip)]
     pub clock: Option<Arc<dyn Clock>>,
@@ -99,7 +114,7 @@ pub struct Config {
 }
 
 /// Every environment variable the registry reads.
-pub const ENV_VARS: [&str; 17] = [
+pub const ENV_VARS: [&str; 20] = [
     "AUTHZ_BIND",
     "AUTHZ_ISSUER",
     "AUTHZ_AUDIENCE",
@@ -117,6 +132,9 @@ pub const ENV_VARS: [&str; 17] = [
     "AUTHZ_DISCOVERY",
     "AUTHZ_ISSUERS_FILE",
     "AUTHZ_TENANT_CLAIM",
+    "AUTHZ_POLICY_ENGINE",
+    "AUTHZ_POLICY_DIR",
+    "AUTHZ_OPA_URL",
 ];
 
 /// Refuses a set-but-empty (or blank) variable, naming it: an empty value is a mistake, never
@@ -157,6 +175,9 @@ impl Config {
             discovery: None,
             tenant_claim: None,
             issuers_file: None,
+            policy_engine: None,
+            policy_dir: None,
+            opa_url: None,
             clock: None,
             serve: authz_axum::serve::ServeConfig::default(),
         }

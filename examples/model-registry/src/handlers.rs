@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 use authz_axum::core::Catalog as _;
 use authz_axum::core::apikey::ApiKeyRecord;
 use authz_axum::core::clock::Clock;
+use authz_axum::engine::{PolicyChecked, PolicyContext};
 use authz_axum::prelude::*;
 use authz_axum::{ApiKeys, RouteTable};
 use axum::Json;
@@ -57,6 +58,12 @@ impl AppState {
 
 /// A JSON body whose fields are all optional: an empty body or `{}` is valid.
 pub struct JsonBody<T>(pub T);
+
+impl<T: PolicyContext> PolicyContext for JsonBody<T> {
+    fn policy_context(&self) -> serde_json::Value {
+        self.0.policy_context()
+    }
+}
 
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonBody<T> {
     type Rejection = Response;
@@ -302,17 +309,25 @@ pub struct DeployRequest {
     environment: Option<String>,
 }
 
+impl DeployRequest {
+    /// The target environment (`staging` when the body names none).
+    pub fn environment(&self) -> &str {
+        self.environment.as_deref().unwrap_or("staging")
+    }
+}
+
 /// `POST /models/{id}/deploy`: a high-value operation, so the token must be DPoP-bound
 /// (RFC 9449) and come with a proof of its key: a stolen token alone cannot deploy. The model
-/// must be one of the caller's tenant.
-#[require_permission("model:deploy")]
+/// must be one of the caller's tenant; the deploy policy (`policies/deploy.rego`, `.cedar`; see
+/// [`crate::policy`]) then decides with the model's owner and the body's environment.
+#[require_permission("model:deploy", policy = "deploy")]
 #[authorize]
 pub async fn deploy_model(
     _bound: authz_axum::DpopBound,
     Authorized(model): Authorized<Model>,
-    JsonBody(body): JsonBody<DeployRequest>,
+    PolicyChecked(JsonBody(body)): PolicyChecked<JsonBody<DeployRequest>>,
 ) -> impl IntoResponse {
-    let env = body.environment.unwrap_or_else(|| "staging".into());
+    let env = body.environment().to_string();
     (
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "model": model.id, "environment": env, "status": "deploying" })),

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod handlers;
 pub mod issuer;
 pub mod issuers;
+pub mod policy;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -358,6 +359,12 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     for finding in table.lint(&policy) {
         tracing::warn!(%finding, "policy lint");
     }
+    // The policy engine; every policy a route names must be loaded, or the service refuses to
+    // start (naming it).
+    let (engine, policy_watcher) = policy::engine(&config, clock.clone()).await?;
+    table
+        .check_policies(Some(&*engine))
+        .map_err(|e| StartError(format!("AUTHZ_POLICY_ENGINE: {e}")))?;
     *state.inner.routes.write().expect("lock") = table.clone();
 
     // The API runs behind the auth layer; the token service and the sign-in pages do their
@@ -371,6 +378,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                 .with_origin(format!("http://{local}"))
                 .with_origin(format!("http://localhost:{}", local.port())),
         )
+        .policy_engine(engine)
         .throttle_failures(Arc::new(authz_axum::throttle::FailedAttempts::new(
             authz_axum::throttle::ThrottleConfig::default(),
         )))
@@ -443,6 +451,9 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         }
         if let Some(m) = maintenance {
             m.abort();
+        }
+        if let Some(w) = policy_watcher {
+            w.abort();
         }
         if let Some(feed) = feed {
             feed.stop().await;

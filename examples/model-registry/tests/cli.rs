@@ -377,7 +377,7 @@ fn routes_prints_the_matrix_and_the_lint_is_clean() {
     );
     assert!(stdout.starts_with("| method | path | requires | roles that satisfy it |"));
     assert!(
-        stdout.contains("| POST | `/models/{id}/deploy` | `\"model:deploy\"` | admin |"),
+        stdout.contains("| POST | `/models/{id}/deploy` | `\"model:deploy\"` | admin, analyst |"),
         "{stdout}"
     );
     let out = Command::new(env!("CARGO_BIN_EXE_model-registry"))

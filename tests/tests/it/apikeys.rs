@@ -257,7 +257,7 @@ async fn keys_over_http_create_use_rotate_revoke_expire() {
         202
     );
     assert_eq!(
-        call(&server, Method::POST, "/models/m1/deploy", &key, json!({}))
+        call(&server, Method::POST, "/datasets", &key, json!({}))
             .await
             .status(),
         403

@@ -67,7 +67,7 @@ async fn keycloak_by_configuration_alone() {
         })))
     };
     assert_eq!(run(&server, &token(&["analyst"], &[], "Bearer")).await, 202);
-    assert_eq!(deploy(&server, &token(&["analyst"], &[], "Bearer")).await, 403);
+    assert_eq!(deploy(&server, &token(&["viewer"], &[], "Bearer")).await, 403);
     assert_eq!(
         deploy(&server, &token(&[], &["admin"], "Bearer")).await,
         crate::common::DEPLOY_PERMITTED,

@@ -165,6 +165,69 @@ async fn proofs_from_panva_dpop_bind_tokens_and_guard_the_deploy_route() {
         assert!(challenge(&resp).contains("DPoP") && challenge(&resp).contains("invalid_dpop_proof"));
     }
 
+    // After DPoP, the deploy policy (embedded Rego by default) decides with the body's
+    // environment and the loaded model's owner: an admin deploys to production; an analyst may
+    // not deploy `m1`, which is not theirs.
+    for (client, environment, expected) in [
+        ("admin-client", "production", 202),
+        ("analyst-client", "staging", 403),
+        ("analyst-client", "production", 403),
+    ] {
+        let (key, _) = minter.key("ES256");
+        let body: Value = bound_token(&server, &mut minter, key, client)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let token = body["access_token"].as_str().unwrap().to_string();
+        let proof = minter.proof(key, "POST", &deploy_url, Some(&token));
+        let resp = http()
+            .post(&deploy_url)
+            .header("authorization", format!("DPoP {token}"))
+            .header("DPoP", proof)
+            .json(&json!({ "environment": environment }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), expected, "{client} to {environment}");
+        if expected == 403 {
+            assert!(challenge(&resp).contains("insufficient_scope"));
+        }
+    }
+
+    // The analyst's own model (registered through the API): to staging yes, to production no.
+    let bearer = crate::common::demo_token(&server, "analyst-client", None).await;
+    let own: Value = http()
+        .post(format!("{}/models", server.url()))
+        .bearer_auth(&bearer)
+        .json(&json!({ "name": "mine" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let own_url = format!("{}/models/{}/deploy", server.url(), own["id"].as_str().unwrap());
+    for (environment, expected) in [("staging", 202), ("production", 403)] {
+        let (key, _) = minter.key("ES256");
+        let body: Value = bound_token(&server, &mut minter, key, "analyst-client")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let token = body["access_token"].as_str().unwrap().to_string();
+        let proof = minter.proof(key, "POST", &own_url, Some(&token));
+        let resp = http()
+            .post(&own_url)
+            .header("authorization", format!("DPoP {token}"))
+            .header("DPoP", proof)
+            .json(&json!({ "environment": environment }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), expected, "analyst's own model to {environment}");
+    }
+
     let (key, _) = minter.key("ES256");
     let body: Value = bound_token(&server, &mut minter, key, "admin-client")
         .await

@@ -54,12 +54,19 @@ async fn every_route_with_every_role() {
         (Method::GET, "/datasets", [200, 200, 200, 403, 403]),
         (Method::POST, "/datasets", [403, 403, 201, 403, 403]),
         (Method::POST, "/models/m1/run", [403, 202, 202, 403, 403]),
-        // Deploying needs DPoP (tests/it/dpop.rs): admin's bearer token passes the guard, then
-        // is asked for a DPoP-bound token.
+        // Deploying needs DPoP (tests/it/dpop.rs): analyst's and admin's bearer tokens pass the
+        // permission check, then are asked for a DPoP-bound token (the deploy policy decides
+        // after that: tests/it/policy.rs).
         (
             Method::POST,
             "/models/m1/deploy",
-            [403, 403, crate::common::DEPLOY_PERMITTED, 403, 403],
+            [
+                403,
+                crate::common::DEPLOY_PERMITTED,
+                crate::common::DEPLOY_PERMITTED,
+                403,
+                403,
+            ],
         ),
         (Method::POST, "/reports", [403, 201, 201, 403, 403]),
         (Method::POST, "/payments", [403, 403, 403, 201, 403]),
@@ -112,7 +119,13 @@ async fn every_route_with_every_role() {
     assert_eq!(me["roles"], serde_json::json!(["analyst"]));
     assert_eq!(
         me["permissions"],
-        serde_json::json!(["data:read", "model:run", "report:create", "model:create"])
+        serde_json::json!([
+            "data:read",
+            "model:run",
+            "model:deploy",
+            "report:create",
+            "model:create"
+        ])
     );
     // /routes is the table the macros recorded.
     let routes: Value = call(&server, Method::GET, "/routes", Some(&tokens[2]))

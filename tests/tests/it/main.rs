@@ -22,6 +22,7 @@ mod leakage;
 mod observe;
 mod oidc;
 mod openapi;
+mod policy;
 mod resources;
 mod revocation;
 mod routing;
