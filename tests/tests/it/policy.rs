@@ -923,3 +923,55 @@ async fn the_registry_refuses_to_start_without_its_policies() {
         server.stop().await;
     }
 }
+
+// ---- a policy beside a resource rule: decided after the load, with the resource's attributes --
+
+/// A model whose owner the path names (`/owned/{owner}`), loaded like any resource.
+#[derive(authz_axum::Resource)]
+#[resource(type = "model", owner = owner)]
+struct OwnedModel {
+    owner: String,
+}
+
+impl authz_axum::resource::Load<()> for OwnedModel {
+    type Id = String;
+    type Error = std::convert::Infallible;
+    async fn load(_: &(), owner: String, _: &Principal) -> Result<Option<Self>, Self::Error> {
+        Ok((owner != "nobody").then_some(OwnedModel { owner }))
+    }
+}
+
+/// No body: the engine is asked right after the resource check, with `resource.attributes`.
+#[require_permission("model:deploy", policy = "owner_only")]
+#[authorize]
+async fn owner_only(Authorized(m): Authorized<OwnedModel>) -> String {
+    format!("deploying {}'s model", m.owner)
+}
+
+const OWNER_ONLY: &str = "package authz.owner_only\nimport rego.v1\ndefault allow := false\n\
+                          allow if input.resource.attributes.owner == input.principal.subject\n\
+                          allow if input.resource.type == \"nothing\"\n";
+
+#[tokio::test]
+async fn a_policy_beside_a_resource_rule_sees_the_loaded_resource() {
+    init_tracing();
+    let dir = scratch_dir();
+    std::fs::write(dir.join("owner_only.rego"), OWNER_ONLY).unwrap();
+    let engine: Arc<dyn PolicyEngine> = Arc::new(RegoEngine::load(&dir).unwrap());
+    let (router, table) = AuditedRouter::new().post("/owned/{id}", owner_only).into_parts();
+    table.check_policies(Some(&*engine)).unwrap();
+    for (subject, path, expected) in [
+        ("alice", "/owned/alice", 200),
+        ("bob", "/owned/alice", 403),
+        // A missing resource is the 404 of the resource rule: the engine is never asked.
+        ("alice", "/owned/nobody", 404),
+    ] {
+        let principal = Principal::for_testing(subject, ["analyst"], &rbac());
+        let layer =
+            PrincipalLayer::new(principal).policy_engine(engine.clone(), authz_axum::core::clock::system());
+        let url = serve(router.clone().layer(layer)).await;
+        let (status, _, text) = post(&url, path, None).await;
+        assert_eq!(status, expected, "{subject} {path}: {text}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
