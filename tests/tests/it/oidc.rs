@@ -196,8 +196,9 @@ async fn a_real_identity_provider_by_configuration_alone() {
             .status(),
         202
     );
+    // A permission analysts lack (they hold model:deploy, narrowed by the deploy policy).
     assert_eq!(
-        call(reqwest::Method::POST, "/models/m1/deploy", &analyst)
+        call(reqwest::Method::POST, "/datasets", &analyst)
             .await
             .unwrap()
             .status(),
