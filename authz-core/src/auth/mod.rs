@@ -46,6 +46,7 @@
 mod api_keys;
 mod cache;
 mod issuer;
+pub mod key_cache;
 mod keys;
 
 use std::future::Future;
@@ -57,6 +58,9 @@ use std::time::SystemTime;
 pub use api_keys::{ApiKeys, Issued};
 pub use cache::{CacheStats, DEFAULT_CACHE_ENTRIES};
 pub use issuer::Issuer;
+pub use key_cache::{
+    DEFAULT_KEY_CACHE_ENTRIES, DEFAULT_KEY_CACHE_TTL, KeyCache, KeyCacheConfig, KeyCacheStats,
+};
 pub use keys::{KeyProvider, RefreshFuture, RefreshOutcome, RefreshReason, StaticKeys};
 
 use crate::apikey::ApiKeyError;
