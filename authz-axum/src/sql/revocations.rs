@@ -496,11 +496,25 @@ impl FeedConfig {
 }
 
 /// Whether a feed is current, shared with readiness probes. Cheap to clone.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct FeedStatus(Arc<StatusInner>);
 
-#[derive(Debug, Default)]
+impl Default for FeedStatus {
+    /// The status of a revocation feed.
+    fn default() -> Self {
+        Self::named(
+            "revocation feed",
+            "revocations from other instances may be missed until it recovers",
+        )
+    }
+}
+
+#[derive(Debug)]
 struct StatusInner {
+    /// What the log lines call the feed.
+    name: &'static str,
+    /// What a failure means, for the log line.
+    consequence: &'static str,
     current: AtomicBool,
     applied: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -515,7 +529,8 @@ impl FeedStatus {
         self.0.current.load(Ordering::Acquire)
     }
 
-    /// Revocations applied to the list since start (loads included).
+    /// Changes applied since start (a revocation feed: revocations applied to the list, loads
+    /// included; an API-key feed: key changes evicted from the cache).
     pub fn applied(&self) -> u64 {
         self.0.applied.load(Ordering::Relaxed)
     }
@@ -529,16 +544,32 @@ impl FeedStatus {
             .clone()
     }
 
-    fn ok(&self) {
+    /// A status for the feed `name`, whose failures mean `consequence` (both for the log).
+    pub(crate) fn named(name: &'static str, consequence: &'static str) -> Self {
+        Self(Arc::new(StatusInner {
+            name,
+            consequence,
+            current: AtomicBool::new(false),
+            applied: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+        }))
+    }
+
+    pub(crate) fn ok(&self) {
         if !self.0.current.swap(true, Ordering::AcqRel) {
-            tracing::info!("revocation feed: current");
+            tracing::info!("{}: current", self.0.name);
         }
         *self.0.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    fn failed(&self, what: &str, e: &dyn std::fmt::Display) {
-        // Loud: while not current, revocations from other instances may be missed.
-        tracing::error!(error = %e, "revocation feed: {what}; revocations from other instances may be missed until it recovers");
+    /// Counts one applied change.
+    pub(crate) fn applied_one(&self) {
+        self.0.applied.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn failed(&self, what: &str, e: &dyn std::fmt::Display) {
+        // Loud: while not current, changes from other instances may be missed.
+        tracing::error!(error = %e, "{}: {what}; {}", self.0.name, self.0.consequence);
         self.0.current.store(false, Ordering::Release);
         *self.0.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{what}: {e}"));
     }
