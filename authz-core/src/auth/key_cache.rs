@@ -309,3 +309,85 @@ impl KeyCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::apikey::{self, ApiKeyFormat};
+    use crate::{PermissionCatalog, Policy, RoleSpec};
+
+    fn verified(now: u64, expires_at: Option<u64>) -> (String, ApiKeyRecord, Principal) {
+        let catalog = Arc::new(PermissionCatalog::new(["data:read"]).unwrap());
+        let policy = Policy::builder(catalog)
+            .role(RoleSpec::new("viewer").grant("data:read"))
+            .build()
+            .unwrap();
+        let format = ApiKeyFormat::default();
+        let key = format.generate();
+        let record = ApiKeyRecord::new(&key, "bot", vec!["viewer".into()], expires_at);
+        let raw = key.expose_raw().to_string();
+        let p = apikey::authenticate(format.parse(&raw).unwrap(), Some(&record), &policy, now).unwrap();
+        (raw, record, p)
+    }
+
+    fn hit(cache: &KeyCache, raw: &str, record: &ApiKeyRecord, now: u64) -> bool {
+        matches!(cache.lookup(&record.id, &KeyHash::of(raw), now), Lookup::Hit(_))
+    }
+
+    #[test]
+    fn a_read_that_started_before_an_eviction_is_not_cached_after_it() {
+        let cache = KeyCache::new(KeyCacheConfig::default(), true);
+        let (raw, record, p) = verified(100, None);
+        let ticket = cache.ticket();
+        cache.evict(&record.id); // e.g. a revocation committed while the record was read
+        cache.insert(ticket, &record, p.clone(), 100);
+        assert!(!hit(&cache, &raw, &record, 100));
+        cache.insert(cache.ticket(), &record, p, 100);
+        assert!(hit(&cache, &raw, &record, 100));
+        assert!(matches!(
+            cache.lookup(&record.id, &KeyHash::of("azk_other"), 100),
+            Lookup::Mismatch
+        ));
+    }
+
+    #[test]
+    fn expiry_ttl_and_suspension() {
+        let cache = KeyCache::new(KeyCacheConfig::default().ttl(Duration::from_millis(1500)), true);
+        assert_eq!(cache.ttl_secs(), 2, "rounded up to whole seconds");
+        let (raw, record, p) = verified(100, Some(101));
+        cache.insert(cache.ticket(), &record, p.clone(), 100);
+        assert!(hit(&cache, &raw, &record, 100));
+        assert!(!hit(&cache, &raw, &record, 101), "never at or past expires_at");
+        let (raw, record, p) = verified(100, None);
+        cache.insert(cache.ticket(), &record, p.clone(), 100);
+        assert!(hit(&cache, &raw, &record, 101));
+        assert!(!hit(&cache, &raw, &record, 102), "never past the TTL");
+
+        cache.insert(cache.ticket(), &record, p.clone(), 102);
+        let ticket = cache.ticket();
+        cache.suspend();
+        assert!(!cache.is_serving() && cache.stats().entries == 0);
+        assert!(!hit(&cache, &raw, &record, 102));
+        cache.insert(ticket, &record, p.clone(), 102);
+        cache.insert(cache.ticket(), &record, p.clone(), 102);
+        assert_eq!(cache.stats().entries, 0, "nothing cached while suspended");
+        cache.resume();
+        cache.insert(ticket, &record, p.clone(), 102);
+        assert_eq!(cache.stats().entries, 0, "a ticket from before the resume");
+        cache.insert(cache.ticket(), &record, p, 102);
+        assert!(hit(&cache, &raw, &record, 102));
+        assert!(!format!("{cache:?}").contains(&raw[4..]));
+    }
+
+    #[test]
+    fn disabled_caches_nothing() {
+        let cache = KeyCache::new(KeyCacheConfig::disabled(), true);
+        let (raw, record, p) = verified(100, None);
+        cache.insert(cache.ticket(), &record, p, 100);
+        cache.resume();
+        assert!(!cache.is_serving());
+        assert!(!hit(&cache, &raw, &record, 100));
+    }
+}
