@@ -402,6 +402,15 @@ async fn two_servers_on_one_postgres_refuse_a_revoked_key_within_a_second_over_h
     cb.database_url = Some(url.clone());
     let b = model_registry::start(cb).await.unwrap();
     assert!(b.api_key_feed.as_ref().unwrap().is_current());
+    let ready: Value = http()
+        .get(format!("{}/readyz", b.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["api_key_cache"], "serving", "{ready}");
     let admin = demo_token(&a, "admin-client", None).await;
     let created: Value = http()
         .post(format!("{}/api-keys", a.url()))
