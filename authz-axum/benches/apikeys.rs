@@ -5,7 +5,9 @@
 //! hash check alone (no store); the in-memory store with and without the verified-key cache;
 //! SQLite and PostgreSQL without the cache (every check reads the store — the behaviour before
 //! the cache, and still what a shared store does while its change feed is down) and with it (the
-//! change feed following the store: the steady state of a deployment).
+//! change feed following the store: the steady state of a deployment); and, cached, through
+//! `Authenticator::authenticate` — exactly what the auth layer calls (a cached key is answered
+//! without a boxed future).
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
@@ -13,7 +15,6 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use authz_axum::ApiKeys;
 use authz_axum::core::apikey::{self, ApiKeyFormat, ApiKeyRecord};
 use authz_axum::core::auth::KeyCacheConfig;
 use authz_axum::core::clock;
@@ -21,12 +22,15 @@ use authz_axum::core::keystore::{KeyStore, MemoryKeyStore};
 use authz_axum::core::{PermissionCatalog, Policy, RoleSpec};
 use authz_axum::sql::revocations::FeedConfig;
 use authz_axum::sql::{self, KeyFeed};
+use authz_axum::{ApiKeys, Authenticator};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 /// The same key over `store`, uncached and cached (with the feed of `db`, if any).
 struct Over {
     uncached: Arc<ApiKeys>,
     cached: Arc<ApiKeys>,
+    /// Over `cached`.
+    authenticator: Authenticator,
     _feed: Option<KeyFeed>,
 }
 
@@ -54,9 +58,14 @@ async fn over(
         None => None,
     };
     assert!(cached.cache().is_serving());
+    let authenticator = Authenticator::builder(policy.clone())
+        .api_keys(cached.clone())
+        .build()
+        .unwrap();
     Over {
         uncached,
         cached,
+        authenticator,
         _feed: feed,
     }
 }
@@ -114,6 +123,12 @@ fn verification(c: &mut Criterion) {
         });
         g.bench_function(format!("{name}_store_cached"), |b| {
             b.iter(|| rt.block_on(over.cached.authenticate(black_box(&key))).unwrap())
+        });
+        g.bench_function(format!("{name}_store_cached_via_authenticator"), |b| {
+            b.iter(|| {
+                rt.block_on(over.authenticator.authenticate(black_box(&key)))
+                    .unwrap()
+            })
         });
         let stats = over.cached.cache().stats();
         eprintln!(

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::AuthError;
 use super::key_cache::{KeyCache, KeyCacheConfig, Lookup};
-use crate::apikey::{self, ApiKeyFormat, ApiKeyRecord, GeneratedKey, KeyHash};
+use crate::apikey::{self, ApiKeyFormat, ApiKeyRecord, GeneratedKey, KeyHash, ParsedKey};
 use crate::clock::{self, Clock};
 use crate::keystore::{KeyStore, StoreError};
 use crate::{Policy, Principal};
@@ -252,16 +252,53 @@ impl ApiKeys {
     pub async fn authenticate_at(&self, presented: &str, at: u64) -> Result<Principal, AuthError> {
         let parsed = self.format.parse(presented).map_err(AuthError::InvalidApiKey)?;
         let hash = KeyHash::of(parsed.raw());
-        match self.cache.lookup(parsed.id(), &hash, at) {
+        if let Some(answer) = self.cache_answer(parsed, &hash, at) {
+            return answer;
+        }
+        self.store_answer(parsed, &hash, at).await
+    }
+
+    /// What can be said without awaiting anything (the auth layer's fast path): a malformed
+    /// key, or the verified-key cache's answer. `None`: the store must be read
+    /// ([`store_answer_at`](Self::store_answer_at)).
+    pub(crate) fn answer_now(&self, presented: &str, at: u64) -> Option<Result<Principal, AuthError>> {
+        let parsed = match self.format.parse(presented) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(AuthError::InvalidApiKey(e))),
+        };
+        self.cache_answer(parsed, &KeyHash::of(parsed.raw()), at)
+    }
+
+    /// [`authenticate_at`](Self::authenticate_at) without the cache lookup, for a key
+    /// [`answer_now`](Self::answer_now) could not answer.
+    pub(crate) async fn store_answer_at(&self, presented: &str, at: u64) -> Result<Principal, AuthError> {
+        let parsed = self.format.parse(presented).map_err(AuthError::InvalidApiKey)?;
+        self.store_answer(parsed, &KeyHash::of(parsed.raw()), at).await
+    }
+
+    fn cache_answer(
+        &self,
+        parsed: ParsedKey<'_>,
+        hash: &KeyHash,
+        at: u64,
+    ) -> Option<Result<Principal, AuthError>> {
+        match self.cache.lookup(parsed.id(), hash, at) {
             Lookup::Hit(principal) => {
                 self.record_use(parsed.id(), at);
-                return Ok(principal);
+                Some(Ok(principal))
             }
-            Lookup::Mismatch => {
-                return Err(AuthError::InvalidApiKey(apikey::ApiKeyError::Mismatch));
-            }
-            Lookup::Miss => {}
+            // The stored hash of an id never changes (a change would have evicted it).
+            Lookup::Mismatch => Some(Err(AuthError::InvalidApiKey(apikey::ApiKeyError::Mismatch))),
+            Lookup::Miss => None,
         }
+    }
+
+    async fn store_answer(
+        &self,
+        parsed: ParsedKey<'_>,
+        hash: &KeyHash,
+        at: u64,
+    ) -> Result<Principal, AuthError> {
         let ticket = self.cache.ticket();
         let record = self.store.get(parsed.id()).await.map_err(|e| {
             // At most one warning per second: an outage under load must not flood the log.
@@ -285,7 +322,7 @@ impl ApiKeys {
             }
             AuthError::Unavailable
         })?;
-        let principal = apikey::authenticate_hashed(parsed, &hash, record.as_ref(), &self.policy, at)
+        let principal = apikey::authenticate_hashed(parsed, hash, record.as_ref(), &self.policy, at)
             .map_err(AuthError::InvalidApiKey)?;
         if let Some(record) = &record {
             self.cache.insert(ticket, record, principal.clone(), at);

@@ -465,3 +465,28 @@ async fn two_servers_on_one_postgres_refuse_a_revoked_key_within_a_second_over_h
     b.stop().await;
     a.stop().await;
 }
+
+/// What the auth layer calls: a cached key is answered before the future is awaited (no
+/// store read, no boxed future), and stops at once when revoked.
+#[tokio::test]
+async fn the_layer_path_answers_a_cached_key_at_once_and_stops_at_once() {
+    let clock = ManualClock::starting_now();
+    let keys = keys_over(Arc::new(MemoryKeyStore::new()), &clock);
+    let auth = authz_axum::Authenticator::builder(policy())
+        .clock(Arc::new(clock.clone()))
+        .api_keys(keys.clone())
+        .build()
+        .unwrap();
+    let (key, id) = new_key(&keys, None).await;
+    let first = auth.authenticate(&key);
+    assert_eq!(format!("{first:?}"), "Authentication(pending)", "not cached yet");
+    assert_eq!(first.await.unwrap().subject(), "bot");
+    let cached = auth.authenticate(&key);
+    assert_eq!(format!("{cached:?}"), "Authentication(ready)");
+    assert_eq!(cached.await.unwrap().subject(), "bot");
+    keys.revoke(&id).await.unwrap();
+    assert!(matches!(
+        auth.authenticate(&key).await,
+        Err(AuthError::InvalidApiKey(ApiKeyError::Revoked))
+    ));
+}
