@@ -7,7 +7,8 @@
 //!   PostgreSQL: NOTIFY authz_api_keys, payload = key id   (same transaction as the write)
 //!   SQLite:     INSERT INTO authz_api_key_changes (key_id) (same transaction as the write)
 //! every instance: KeyFeed
-//!   PostgreSQL: LISTEN, then resume the cache (emptied) → each notification evicts its key
+//!   PostgreSQL: LISTEN, then resume the cache (emptied) → each notification evicts its key;
+//!               the connection answers a SELECT 1 every heartbeat (5 s) or counts as lost
 //!   SQLite:     read MAX(id), then resume the cache (emptied) → every poll interval (500 ms),
 //!               rows with id > last seen evict their keys; rows older than an hour are purged
 //!   a failure (connection lost, poll failed, store down) → the cache is suspended at once
@@ -359,6 +360,8 @@ impl Feed {
 
     async fn notifications(mut self, store: PostgresKeyStore, first: Option<sqlx::postgres::PgListener>) {
         let mut listener = first;
+        let mut heartbeat = tokio::time::interval(self.config.heartbeat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if self.keys.strong_count() == 0 {
                 return;
@@ -374,6 +377,14 @@ impl Feed {
             };
             tokio::select! {
                 _ = self.stopped() => return self.end(),
+                _ = heartbeat.tick() => {
+                    // Notifications that arrive meanwhile are buffered by the listener.
+                    let alive = tokio::time::timeout(store.timeout, sqlx::query("SELECT 1").execute(&mut *l)).await;
+                    if !matches!(alive, Ok(Ok(_))) {
+                        listener = None;
+                        self.lost("the LISTEN connection did not answer its heartbeat", &"reconnecting");
+                    }
+                }
                 n = l.try_recv() => match n {
                     Ok(Some(n)) => {
                         if let Next::End = self.evict(n.payload()) {

@@ -463,6 +463,12 @@ pub struct FeedConfig {
     /// After a failure (store down, connection lost): the wait before the next attempt
     /// (default 1 s).
     pub retry_delay: Duration,
+    /// PostgreSQL, the API-key change feed ([`crate::sql::KeyDatabase::follow`]): how often the
+    /// `LISTEN` connection must answer a `SELECT 1` (within the store timeout) to count as
+    /// alive (default 5 s). A connection that died without closing (a network partition) is
+    /// then noticed within this plus the store timeout, instead of only by the cache TTL.
+    /// The revocation feed does not use it.
+    pub heartbeat: Duration,
 }
 
 impl Default for FeedConfig {
@@ -471,6 +477,7 @@ impl Default for FeedConfig {
             poll_interval: Duration::from_millis(500),
             purge_interval: Duration::from_secs(60),
             retry_delay: Duration::from_secs(1),
+            heartbeat: Duration::from_secs(5),
         }
     }
 }
@@ -491,6 +498,12 @@ impl FeedConfig {
     /// Sets [`retry_delay`](Self::retry_delay).
     pub fn retry_delay(mut self, delay: Duration) -> Self {
         self.retry_delay = delay;
+        self
+    }
+
+    /// Sets [`heartbeat`](Self::heartbeat).
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every;
         self
     }
 }

@@ -257,7 +257,10 @@ async fn two_instances_on_one_postgres_see_a_revocation_within_a_second_and_a_lo
     let clock = ManualClock::starting_now();
     let (da, db) = (sql::open(&url).await.unwrap(), sql::open(&url).await.unwrap());
     let (a, b) = (keys_over(da.store(), &clock), keys_over(db.store(), &clock));
-    let config = FeedConfig::default().retry_delay(Duration::from_millis(100));
+    // A heartbeat every 50 ms: notifications keep arriving while the connection is checked.
+    let config = FeedConfig::default()
+        .retry_delay(Duration::from_millis(100))
+        .heartbeat(Duration::from_millis(50));
     let (fa, fb) = (da.follow(&a, config).await, db.follow(&b, config).await);
     let KeyDatabase::Postgres(admin) = sql::open(&url).await.unwrap() else {
         unreachable!()
@@ -273,13 +276,15 @@ async fn two_instances_on_one_postgres_see_a_revocation_within_a_second_and_a_lo
     })
     .await;
 
-    // Cut every LISTEN connection: while the feeds are down nothing is served from memory,
-    // so a revocation made meanwhile is refused at once by both.
+    // Cut every LISTEN connection (the last statement on one is its LISTEN or a heartbeat's
+    // `SELECT 1`; the stores' pools only ever ran other statements here): while the feeds are
+    // down nothing is served from memory, so a revocation made meanwhile is refused.
     let (key, id) = new_key(&a, None).await;
     cached(&b, &key).await;
     let killed: Vec<(bool,)> = sqlx::query_as(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+         WHERE datname = current_database() AND (query ILIKE 'LISTEN%' OR query = 'SELECT 1') \
+         AND pid <> pg_backend_pid()",
     )
     .fetch_all(admin.pool())
     .await
