@@ -1,6 +1,6 @@
 //! The API-key change feed (feature `sqlx`): keeps each instance's verified-key cache
-//! ([`KeyCache`]) current when keys are revoked, rotated or edited elsewhere — another instance,
-//! the CLI, plain SQL.
+//! ([`KeyCache`](authz_core::auth::KeyCache)) current when keys are revoked, rotated or edited
+//! elsewhere — another instance, the CLI, plain SQL.
 //!
 //! ```text
 //! any write to authz_api_keys except last_used_at (migration 0005, triggers):
