@@ -180,9 +180,16 @@ async fn a_cached_key_stops_at_once_when_revoked_rotated_or_expired_over_postgre
     feed.stop().await;
 }
 
-/// Two instances on one database: a revocation, a rotation with no overlap and a plain SQL
-/// edit at one are refused by the other `within`, each after being cached there.
-async fn two_instances(a: Arc<ApiKeys>, b: Arc<ApiKeys>, within: Duration, edit: impl AsyncFn(&str)) {
+/// Two instances on one database: a revocation, a rotation with no overlap, the end of a
+/// rotation's overlap (manual clock) and a plain SQL edit at one are refused by the other
+/// `within`, each after being cached there.
+async fn two_instances(
+    a: Arc<ApiKeys>,
+    b: Arc<ApiKeys>,
+    clock: &ManualClock,
+    within: Duration,
+    edit: impl AsyncFn(&str),
+) {
     let (key, id) = new_key(&a, None).await;
     cached(&b, &key).await;
     a.revoke(&id).await.unwrap();
@@ -208,6 +215,18 @@ async fn two_instances(a: Arc<ApiKeys>, b: Arc<ApiKeys>, within: Duration, edit:
     .await;
     assert!(b.authenticate(rotated.key.expose_raw()).await.is_ok());
 
+    // A rotation with an overlap: B keeps the old key through it, and refuses it at its end.
+    let (old, old_id) = new_key(&a, None).await;
+    cached(&b, &old).await;
+    let rotated = a.rotate(&old_id, Duration::from_secs(10)).await.unwrap().unwrap();
+    remember_secret(rotated.key.expose_raw());
+    assert!(b.authenticate(&old).await.is_ok(), "during the overlap");
+    clock.advance(Duration::from_secs(10));
+    eventually_async("B refuses it at the overlap's end", within, || async {
+        b.authenticate(&old).await.is_err()
+    })
+    .await;
+
     // A write by anyone else (the CLI, plain SQL) reaches the cache too.
     let (edited, edited_id) = new_key(&a, None).await;
     cached(&b, &edited).await;
@@ -232,7 +251,7 @@ async fn two_processes_on_one_sqlite_file_see_a_revocation_after_one_poll() {
     let cli = SqliteKeyStore::connect(&url).await.unwrap();
     let at = clock.unix_seconds();
     // One poll interval (500 ms) in practice; the bound leaves room for a loaded machine.
-    two_instances(a, b.clone(), Duration::from_secs(2), async |id: &str| {
+    two_instances(a, b.clone(), &clock, Duration::from_secs(2), async |id: &str| {
         sqlx::query("UPDATE authz_api_keys SET revoked_at = $1 WHERE id = $2")
             .bind(at as i64)
             .bind(id)
@@ -266,14 +285,20 @@ async fn two_instances_on_one_postgres_see_a_revocation_within_a_second_and_a_lo
         unreachable!()
     };
     let at = clock.unix_seconds();
-    two_instances(a.clone(), b.clone(), Duration::from_secs(1), async |id: &str| {
-        sqlx::query("UPDATE authz_api_keys SET revoked_at = $1 WHERE id = $2")
-            .bind(at as i64)
-            .bind(id)
-            .execute(admin.pool())
-            .await
-            .unwrap();
-    })
+    two_instances(
+        a.clone(),
+        b.clone(),
+        &clock,
+        Duration::from_secs(1),
+        async |id: &str| {
+            sqlx::query("UPDATE authz_api_keys SET revoked_at = $1 WHERE id = $2")
+                .bind(at as i64)
+                .bind(id)
+                .execute(admin.pool())
+                .await
+                .unwrap();
+        },
+    )
     .await;
 
     // Cut every LISTEN connection (the last statement on one is its LISTEN or a heartbeat's
