@@ -180,6 +180,11 @@ impl Setup {
     }
 
     /// Also accepts API keys (`Authorization: Bearer {prefix}_…`) kept in `store`.
+    ///
+    /// With the memory store, verified keys are cached in memory. With a SQL store nothing here
+    /// follows its change feed, so every key check reads the store; for memory-speed checks
+    /// build [`ApiKeys`] yourself over `authz_axum::sql::open` and start
+    /// `KeyDatabase::follow` (see the README, "API keys").
     pub fn api_keys(mut self, store: Arc<dyn KeyStore>, prefix: impl Into<String>) -> Self {
         self.api_keys = Some((store, prefix.into()));
         self

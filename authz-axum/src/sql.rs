@@ -7,8 +7,16 @@
 //! by itself when the database is back. A SQLite file is created only by `connect` at start-up:
 //! if it disappears later, every operation fails naming the file — nothing is recreated behind
 //! the operator's back. Rotation is one transaction.
+//!
+//! Every change to a key except its batched `last_used_at` is announced by triggers (migration
+//! `0005_api_key_changes.sql`: PostgreSQL `NOTIFY authz_api_keys`, SQLite a row in
+//! `authz_api_key_changes`), so that each instance's verified-key cache hears of it:
+//! [`open`] and [`KeyDatabase::follow`] (module [`key_changes`]).
 
+pub mod key_changes;
 pub mod revocations;
+
+pub use key_changes::{KeyDatabase, KeyFeed, open};
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -140,6 +140,11 @@ impl<'a> ParsedKey<'a> {
     pub fn id(&self) -> &'a str {
         self.id
     }
+
+    /// The whole presented key (hashed, never kept).
+    pub(crate) fn raw(&self) -> &'a str {
+        self.raw
+    }
 }
 
 impl fmt::Debug for ParsedKey<'_> {
@@ -320,7 +325,17 @@ pub fn authenticate(
     policy: &Policy,
     now: u64,
 ) -> Result<Principal, ApiKeyError> {
-    let presented = KeyHash::of(key.raw);
+    authenticate_hashed(key, &KeyHash::of(key.raw), record, policy, now)
+}
+
+/// [`authenticate`] with the presented key's hash already computed.
+pub(crate) fn authenticate_hashed(
+    key: ParsedKey<'_>,
+    presented: &KeyHash,
+    record: Option<&ApiKeyRecord>,
+    policy: &Policy,
+    now: u64,
+) -> Result<Principal, ApiKeyError> {
     let Some(record) = record else {
         // Same work as a real comparison, so that unknown ids are not faster.
         let _ = presented.matches(&KeyHash([0; 32]));

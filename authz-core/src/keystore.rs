@@ -31,6 +31,15 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Records last use times, in one batch.
     fn touch<'a>(&'a self, used: &'a [(String, u64)]) -> StoreFuture<'a, ()>;
 
+    /// Whether processes other than this one may change the records (another instance, a CLI
+    /// on the same database). Default `true` (the safe answer): then
+    /// [`ApiKeys`](crate::auth::ApiKeys)' verified-key cache answers only while a change feed
+    /// follows the store. `false` (the memory store): the cache serves from the start, since
+    /// every change goes through this process's `ApiKeys`.
+    fn is_shared(&self) -> bool {
+        true
+    }
+
     /// Whether the store answers (readiness probes). Default: a lookup of an id no key has.
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move { self.get("\u{0}readiness").await.map(|_| ()) })
@@ -74,6 +83,11 @@ fn poisoned<T>(_: T) -> StoreError {
 }
 
 impl KeyStore for MemoryKeyStore {
+    /// `false`: only this process sees these records.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
     fn insert(&self, record: ApiKeyRecord) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let mut map = self.records.write().map_err(poisoned)?;

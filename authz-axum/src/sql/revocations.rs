@@ -463,6 +463,12 @@ pub struct FeedConfig {
     /// After a failure (store down, connection lost): the wait before the next attempt
     /// (default 1 s).
     pub retry_delay: Duration,
+    /// PostgreSQL, the API-key change feed ([`crate::sql::KeyDatabase::follow`]): how often the
+    /// `LISTEN` connection must answer a `SELECT 1` (within the store timeout) to count as
+    /// alive (default 5 s). A connection that died without closing (a network partition) is
+    /// then noticed within this plus the store timeout, instead of only by the cache TTL.
+    /// The revocation feed does not use it.
+    pub heartbeat: Duration,
 }
 
 impl Default for FeedConfig {
@@ -471,6 +477,7 @@ impl Default for FeedConfig {
             poll_interval: Duration::from_millis(500),
             purge_interval: Duration::from_secs(60),
             retry_delay: Duration::from_secs(1),
+            heartbeat: Duration::from_secs(5),
         }
     }
 }
@@ -493,14 +500,34 @@ impl FeedConfig {
         self.retry_delay = delay;
         self
     }
+
+    /// Sets [`heartbeat`](Self::heartbeat).
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every;
+        self
+    }
 }
 
 /// Whether a feed is current, shared with readiness probes. Cheap to clone.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct FeedStatus(Arc<StatusInner>);
 
-#[derive(Debug, Default)]
+impl Default for FeedStatus {
+    /// The status of a revocation feed.
+    fn default() -> Self {
+        Self::named(
+            "revocation feed",
+            "revocations from other instances may be missed until it recovers",
+        )
+    }
+}
+
+#[derive(Debug)]
 struct StatusInner {
+    /// What the log lines call the feed.
+    name: &'static str,
+    /// What a failure means, for the log line.
+    consequence: &'static str,
     current: AtomicBool,
     applied: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -515,7 +542,8 @@ impl FeedStatus {
         self.0.current.load(Ordering::Acquire)
     }
 
-    /// Revocations applied to the list since start (loads included).
+    /// Changes applied since start (a revocation feed: revocations applied to the list, loads
+    /// included; an API-key feed: key changes evicted from the cache).
     pub fn applied(&self) -> u64 {
         self.0.applied.load(Ordering::Relaxed)
     }
@@ -529,16 +557,32 @@ impl FeedStatus {
             .clone()
     }
 
-    fn ok(&self) {
+    /// A status for the feed `name`, whose failures mean `consequence` (both for the log).
+    pub(crate) fn named(name: &'static str, consequence: &'static str) -> Self {
+        Self(Arc::new(StatusInner {
+            name,
+            consequence,
+            current: AtomicBool::new(false),
+            applied: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+        }))
+    }
+
+    pub(crate) fn ok(&self) {
         if !self.0.current.swap(true, Ordering::AcqRel) {
-            tracing::info!("revocation feed: current");
+            tracing::info!("{}: current", self.0.name);
         }
         *self.0.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    fn failed(&self, what: &str, e: &dyn std::fmt::Display) {
-        // Loud: while not current, revocations from other instances may be missed.
-        tracing::error!(error = %e, "revocation feed: {what}; revocations from other instances may be missed until it recovers");
+    /// Counts one applied change.
+    pub(crate) fn applied_one(&self) {
+        self.0.applied.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn failed(&self, what: &str, e: &dyn std::fmt::Display) {
+        // Loud: while not current, changes from other instances may be missed.
+        tracing::error!(error = %e, "{}: {what}; {}", self.0.name, self.0.consequence);
         self.0.current.store(false, Ordering::Release);
         *self.0.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{what}: {e}"));
     }

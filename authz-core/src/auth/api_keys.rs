@@ -1,16 +1,20 @@
 //! API keys as a second credential: issuance, rotation with an overlap window, revocation, and
 //! verification that yields the same [`Principal`] as a JWT.
 //!
-//! The request path reads the key's record by id on every request, so a revocation takes effect
-//! at once; `last_used_at` is recorded in memory and written in batches by a background task,
-//! never on the request's critical path.
+//! A key is read from the store the first time it is presented; later presentations are
+//! answered from the verified-key cache ([`KeyCache`], keyed by key id and holding only the
+//! key's SHA-256), which [`revoke`](ApiKeys::revoke) and [`rotate`](ApiKeys::rotate) empty of
+//! the key at once and a change feed keeps current across instances (see
+//! [`key_cache`](super::key_cache)). `last_used_at` is recorded in memory — for cached checks
+//! too — and written in batches by a background task, never on the request's critical path.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::AuthError;
-use crate::apikey::{self, ApiKeyFormat, ApiKeyRecord, GeneratedKey};
+use super::key_cache::{KeyCache, KeyCacheConfig, Lookup};
+use crate::apikey::{self, ApiKeyFormat, ApiKeyRecord, GeneratedKey, KeyHash, ParsedKey};
 use crate::clock::{self, Clock};
 use crate::keystore::{KeyStore, StoreError};
 use crate::{Policy, Principal};
@@ -21,6 +25,7 @@ pub struct ApiKeys {
     store: Arc<dyn KeyStore>,
     policy: Arc<Policy>,
     clock: Arc<dyn Clock>,
+    cache: KeyCache,
     pending: Mutex<HashMap<String, u64>>,
     /// When (seconds since the epoch) the last store-outage warning was logged.
     last_outage_warning: std::sync::atomic::AtomicU64,
@@ -30,6 +35,7 @@ impl std::fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiKeys")
             .field("format", &self.format)
+            .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
 }
@@ -50,17 +56,36 @@ impl ApiKeys {
     }
 
     /// Like [`ApiKeys::new`], reading expiry and use times from `clock`.
+    ///
+    /// The verified-key cache has the defaults of [`KeyCacheConfig`] (10 000 keys, 30 s TTL).
+    /// Over a store other processes may write ([`KeyStore::is_shared`], the SQL stores) it
+    /// answers nothing until a change feed follows the store
+    /// (`authz_axum::sql::KeyDatabase::follow`): without one every check reads the store.
     pub fn with_clock(
         format: ApiKeyFormat,
         store: Arc<dyn KeyStore>,
         policy: Arc<Policy>,
         clock: Arc<dyn Clock>,
     ) -> Arc<Self> {
+        Self::with_cache(format, store, policy, clock, KeyCacheConfig::default())
+    }
+
+    /// Like [`ApiKeys::with_clock`], with the verified-key cache sized by `cache`
+    /// ([`KeyCacheConfig::disabled`]: none).
+    pub fn with_cache(
+        format: ApiKeyFormat,
+        store: Arc<dyn KeyStore>,
+        policy: Arc<Policy>,
+        clock: Arc<dyn Clock>,
+        cache: KeyCacheConfig,
+    ) -> Arc<Self> {
+        let serving = !store.is_shared();
         Arc::new(Self {
             format,
             store,
             policy,
             clock,
+            cache: KeyCache::new(cache, serving),
             pending: Mutex::new(HashMap::new()),
             last_outage_warning: std::sync::atomic::AtomicU64::new(0),
         })
@@ -99,6 +124,11 @@ impl ApiKeys {
     /// The store.
     pub fn store(&self) -> &Arc<dyn KeyStore> {
         &self.store
+    }
+
+    /// The verified-key cache (its counters; what change feeds drive).
+    pub fn cache(&self) -> &KeyCache {
+        &self.cache
     }
 
     /// Issues a key for `owner` with `roles` (each must be a role of the policy).
@@ -149,8 +179,17 @@ impl ApiKeys {
     }
 
     /// Replaces key `id` by a new one with the same owner, roles, scopes and expiry; the old
-    /// key keeps working for `overlap` (or until its own expiry, if sooner), then stops.
+    /// key keeps working for `overlap` (or until its own expiry, if sooner), then stops — also
+    /// when cached: the old key leaves this instance's cache at once and is cached again only
+    /// with its new expiry (other instances: through their feed).
     pub async fn rotate(&self, id: &str, overlap: Duration) -> Result<Option<Issued>, StoreError> {
+        let rotated = self.rotate_in_store(id, overlap).await;
+        // Also after a failure: the write may have landed (a timeout after the commit).
+        self.cache.evict(id);
+        rotated
+    }
+
+    async fn rotate_in_store(&self, id: &str, overlap: Duration) -> Result<Option<Issued>, StoreError> {
         let Some(old) = self.store.get(id).await? else {
             return Ok(None);
         };
@@ -177,9 +216,13 @@ impl ApiKeys {
         Ok(Some(Issued { record, key }))
     }
 
-    /// Revokes key `id` at once; `false` if there is no such key.
+    /// Revokes key `id` at once; `false` if there is no such key. The key leaves this
+    /// instance's cache when the write returns (also after a failure); other instances evict it
+    /// when their feed delivers the change (PostgreSQL: at commit; SQLite: next poll).
     pub async fn revoke(&self, id: &str) -> Result<bool, StoreError> {
-        let done = self.store.revoke(id, self.now()).await?;
+        let done = self.store.revoke(id, self.now()).await;
+        self.cache.evict(id);
+        let done = done?;
         if done {
             tracing::info!(key_id = %id, "API key revoked");
         }
@@ -199,9 +242,64 @@ impl ApiKeys {
         self.authenticate_at(presented, self.now()).await
     }
 
-    /// Verifies a presented key as of `at` (seconds since the epoch).
+    /// Verifies a presented key as of `at` (seconds since the epoch): from the verified-key
+    /// cache when it holds the key (same hash, compared in constant time; `at` before the
+    /// key's expiry and the entry's TTL), else from the store, caching a valid result.
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidApiKey`] (401: malformed, unknown, wrong secret, revoked, expired)
+    /// or [`AuthError::Unavailable`] (503: the store did not answer and the cache could not).
     pub async fn authenticate_at(&self, presented: &str, at: u64) -> Result<Principal, AuthError> {
         let parsed = self.format.parse(presented).map_err(AuthError::InvalidApiKey)?;
+        let hash = KeyHash::of(parsed.raw());
+        if let Some(answer) = self.cache_answer(parsed, &hash, at) {
+            return answer;
+        }
+        self.store_answer(parsed, &hash, at).await
+    }
+
+    /// What can be said without awaiting anything (the auth layer's fast path): a malformed
+    /// key, or the verified-key cache's answer. `None`: the store must be read
+    /// ([`store_answer_at`](Self::store_answer_at)).
+    pub(crate) fn answer_now(&self, presented: &str, at: u64) -> Option<Result<Principal, AuthError>> {
+        let parsed = match self.format.parse(presented) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(AuthError::InvalidApiKey(e))),
+        };
+        self.cache_answer(parsed, &KeyHash::of(parsed.raw()), at)
+    }
+
+    /// [`authenticate_at`](Self::authenticate_at) without the cache lookup, for a key
+    /// [`answer_now`](Self::answer_now) could not answer.
+    pub(crate) async fn store_answer_at(&self, presented: &str, at: u64) -> Result<Principal, AuthError> {
+        let parsed = self.format.parse(presented).map_err(AuthError::InvalidApiKey)?;
+        self.store_answer(parsed, &KeyHash::of(parsed.raw()), at).await
+    }
+
+    fn cache_answer(
+        &self,
+        parsed: ParsedKey<'_>,
+        hash: &KeyHash,
+        at: u64,
+    ) -> Option<Result<Principal, AuthError>> {
+        match self.cache.lookup(parsed.id(), hash, at) {
+            Lookup::Hit(principal) => {
+                self.record_use(parsed.id(), at);
+                Some(Ok(principal))
+            }
+            // The stored hash of an id never changes (a change would have evicted it).
+            Lookup::Mismatch => Some(Err(AuthError::InvalidApiKey(apikey::ApiKeyError::Mismatch))),
+            Lookup::Miss => None,
+        }
+    }
+
+    async fn store_answer(
+        &self,
+        parsed: ParsedKey<'_>,
+        hash: &KeyHash,
+        at: u64,
+    ) -> Result<Principal, AuthError> {
+        let ticket = self.cache.ticket();
         let record = self.store.get(parsed.id()).await.map_err(|e| {
             // At most one warning per second: an outage under load must not flood the log.
             let last = self
@@ -224,12 +322,25 @@ impl ApiKeys {
             }
             AuthError::Unavailable
         })?;
-        let principal = apikey::authenticate(parsed, record.as_ref(), &self.policy, at)
+        let principal = apikey::authenticate_hashed(parsed, hash, record.as_ref(), &self.policy, at)
             .map_err(AuthError::InvalidApiKey)?;
-        if let Ok(mut pending) = self.pending.lock() {
-            pending.insert(parsed.id().to_string(), at);
+        if let Some(record) = &record {
+            self.cache.insert(ticket, record, principal.clone(), at);
         }
+        self.record_use(parsed.id(), at);
         Ok(principal)
+    }
+
+    /// Remembers a successful use for the next [`flush_last_used`](Self::flush_last_used).
+    fn record_use(&self, id: &str, at: u64) {
+        if let Ok(mut pending) = self.pending.lock() {
+            match pending.get_mut(id) {
+                Some(last) => *last = (*last).max(at),
+                None => {
+                    pending.insert(id.to_string(), at);
+                }
+            }
+        }
     }
 
     /// Writes the pending `last_used_at` times in one batch.

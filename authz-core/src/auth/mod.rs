@@ -46,6 +46,7 @@
 mod api_keys;
 mod cache;
 mod issuer;
+pub mod key_cache;
 mod keys;
 
 use std::future::Future;
@@ -57,6 +58,9 @@ use std::time::SystemTime;
 pub use api_keys::{ApiKeys, Issued};
 pub use cache::{CacheStats, DEFAULT_CACHE_ENTRIES};
 pub use issuer::Issuer;
+pub use key_cache::{
+    DEFAULT_KEY_CACHE_ENTRIES, DEFAULT_KEY_CACHE_TTL, KeyCache, KeyCacheConfig, KeyCacheStats,
+};
 pub use keys::{KeyProvider, RefreshFuture, RefreshOutcome, RefreshReason, StaticKeys};
 
 use crate::apikey::ApiKeyError;
@@ -416,12 +420,18 @@ impl Authenticator {
             && keys.format().claims(credential)
         {
             let default = self.default_tenant.as_deref();
+            let in_default = move |principal: Principal| match default {
+                Some(t) if principal.tenant().is_none() => principal.in_tenant(t),
+                _ => principal,
+            };
+            let at = unix_seconds(now);
+            // A key in the verified-key cache is answered before this returns, like a cached
+            // token: no boxed future.
+            if let Some(answer) = keys.answer_now(credential, at) {
+                return Authentication(Step::Ready(Some(answer.map(in_default))));
+            }
             return Authentication::pending(async move {
-                let principal = keys.authenticate_at(credential, unix_seconds(now)).await?;
-                Ok(match default {
-                    Some(t) if principal.tenant().is_none() => principal.in_tenant(t),
-                    _ => principal,
-                })
+                keys.store_answer_at(credential, at).await.map(in_default)
             });
         }
         if let Some(cache) = &self.cache {

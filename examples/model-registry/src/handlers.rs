@@ -125,7 +125,9 @@ pub(crate) fn problem(status: StatusCode, detail: &str) -> Response {
 
 /// `GET /readyz`: 200 when every issuer has keys, the key store answers and the revocation
 /// list is current (loaded and following the database), else 503 (with what is missing; never
-/// a secret). `/healthz` only says the process is up.
+/// a secret); `api_key_cache` says whether API keys are checked from memory (`serving`) or
+/// against the store (`off`: the change feed lost the database). `/healthz` only says the
+/// process is up.
 pub async fn readyz(State(app): State<AppState>) -> Response {
     let r = app.inner.authenticator.readiness().await;
     let feed = app.inner.revocation_feed.as_ref();
@@ -140,6 +142,9 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
         },
         "issuers": r.issuers.iter().map(|i| serde_json::json!({"iss": i.iss, "keys": i.keys})).collect::<Vec<_>>(),
         "api_key_store": r.api_key_store.map(|ok| if ok { "ok" } else { "unavailable" }),
+        // Informational (not part of `ready`): "off" while the API-key change feed cannot
+        // follow the database — every key check then reads the store.
+        "api_key_cache": if app.inner.api_keys.cache().is_serving() { "serving" } else { "off" },
     });
     let status = if ready {
         StatusCode::OK

@@ -175,6 +175,11 @@ pub struct Server {
     pub revocations: Arc<Revocations>,
     /// The revocation feed's status (`None` without a database: the list is this process's).
     pub revocation_feed: Option<FeedStatus>,
+    /// The API-key change feed's status (`None` without a database: keys live in this
+    /// process, and its verified-key cache needs no feed).
+    pub api_key_feed: Option<FeedStatus>,
+    /// The API keys (their verified-key cache's counters).
+    pub api_keys: Arc<ApiKeys>,
     /// Every route with its requirement.
     pub routes: authz_axum::RouteTable,
     shutdown: Option<oneshot::Sender<()>>,
@@ -313,12 +318,27 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     }
     let policy = Arc::new(load_policy(config.policy.as_deref())?);
     let dev_jwks = format!("http://{local}/.well-known/jwks.json");
-    let keys = api_keys(
-        key_store(config.database_url.as_deref()).await?,
-        policy.clone(),
-        clock.clone(),
-    );
+    // With a database, the API-key change feed keeps the verified-key cache current (and
+    // switches it off while the database cannot be followed); in memory it always serves.
+    let key_db = match config.database_url.as_deref() {
+        None => None,
+        Some(url) => Some(
+            authz_axum::sql::open(url)
+                .await
+                .map_err(|e| StartError(format!("AUTHZ_DATABASE_URL: {e}")))?,
+        ),
+    };
+    let key_store: Arc<dyn KeyStore> = match &key_db {
+        Some(db) => db.store(),
+        None => Arc::new(MemoryKeyStore::new()),
+    };
+    let keys = api_keys(key_store, policy.clone(), clock.clone());
     keys.start_flusher(std::time::Duration::from_secs(5));
+    let key_feed = match &key_db {
+        Some(db) => Some(db.follow(&keys, FeedConfig::default()).await),
+        None => None,
+    };
+    let key_feed_status = key_feed.as_ref().map(authz_axum::sql::KeyFeed::status);
     // One deny-list, consulted for every token; with a database it is loaded (before the server
     // accepts requests) and kept current by the feed, whether or not the dev issuer runs here.
     let revocation_list = Arc::new(RevocationList::new());
@@ -458,6 +478,9 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         if let Some(feed) = feed {
             feed.stop().await;
         }
+        if let Some(feed) = key_feed {
+            feed.stop().await;
+        }
         // Nothing recorded during the last requests is lost.
         if let Err(e) = flush.flush_last_used().await {
             tracing::warn!(error = %e, "could not record the last API key use times");
@@ -483,6 +506,8 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         authenticator,
         revocations,
         revocation_feed: feed_status,
+        api_key_feed: key_feed_status,
+        api_keys: keys,
         routes: table,
         shutdown: Some(tx),
         task,

@@ -308,7 +308,8 @@ enum KeysAction {
     },
     /// List the keys (metadata only: the store holds no secret).
     List,
-    /// Revoke a key by id; it stops working on the next request.
+    /// Revoke a key by id; running servers on the same database refuse it once their change
+    /// feed delivers it (PostgreSQL: at once; SQLite: their next poll, within 0.5 s).
     Revoke {
         /// The key's id (the part after the prefix, as `keys list` shows it).
         id: String,

@@ -446,3 +446,53 @@ async fn token_for_a_client_works_against_the_server() {
     server.stop().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A key revoked by `keys revoke` — another process on the same SQLite file — is refused by a
+/// running server that was answering it from its verified-key cache, after one poll of the
+/// change table the database trigger fills (every 500 ms; the bound below leaves room for a
+/// loaded machine).
+#[tokio::test]
+async fn a_key_revoked_from_the_cli_is_refused_by_a_running_server_within_a_second() {
+    let dir = std::env::temp_dir().join(format!("mr-cli-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("keys.db").display());
+    let created = cli(
+        &url,
+        &["keys", "create", "--owner", "ci", "--role", "viewer"],
+        None,
+    );
+    assert!(created.status.success());
+    let key = String::from_utf8(created.stdout).unwrap().trim().to_string();
+    let mut config = model_registry::Config::with_bind("127.0.0.1:0".parse().unwrap());
+    config.database_url = Some(url.clone());
+    let server = model_registry::start(config).await.unwrap();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let me = || {
+        let request = http.get(format!("{}/me", server.url())).bearer_auth(&key);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(me().await, 200);
+    let hits = server.api_keys.cache().stats().hits;
+    assert_eq!(me().await, 200);
+    assert!(
+        server.api_keys.cache().stats().hits > hits,
+        "answered from the cache"
+    );
+    let id = key.split('_').nth(1).unwrap();
+    assert!(cli(&url, &["keys", "revoke", id], None).status.success());
+    let revoked = std::time::Instant::now();
+    loop {
+        match me().await {
+            401 => break,
+            s => assert_eq!(s, 200, "before the change arrives, the key still works"),
+        }
+        assert!(
+            revoked.elapsed() < std::time::Duration::from_secs(2),
+            "refused within 2 s of the CLI's revoke"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

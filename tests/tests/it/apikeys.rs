@@ -578,11 +578,42 @@ async fn api_keys_answer_503_while_the_store_is_gone_and_recover() {
     let admin = crate::common::demo_token(&server, "admin-client", None).await;
     let (key, _) = viewer_key(&server, &admin).await;
     assert_eq!(datasets(&server, &key).await, 200);
+    assert_eq!(
+        datasets(&server, &key).await,
+        200,
+        "now in the verified-key cache"
+    );
     let moved = file.with_extension("moved");
     std::fs::rename(&file, &moved).unwrap();
-    let r = call(&server, Method::GET, "/datasets", &key, json!(null)).await;
-    assert_eq!(r.status(), 503);
-    assert!(r.headers().contains_key("retry-after"));
+    // The cached key keeps working until the change feed's next poll fails (500 ms), which
+    // switches the cache off: from then on every check reads the store, and gets 503.
+    let retry_after = std::cell::Cell::new(false);
+    crate::revocation::eventually_async(
+        "503 once the feed notices the outage",
+        Duration::from_secs(3),
+        || async {
+            // `/me` reads no database: a 503 here is the key check's.
+            let r = call(&server, Method::GET, "/me", &key, json!(null)).await;
+            match r.status().as_u16() {
+                503 => {
+                    retry_after.set(r.headers().contains_key("retry-after"));
+                    true
+                }
+                s => {
+                    assert_eq!(s, 200, "a recently verified key, never a 401 or a 500");
+                    false
+                }
+            }
+        },
+    )
+    .await;
+    assert!(retry_after.get());
+    assert!(!server.api_keys.cache().is_serving(), "the cache is off");
+    assert_eq!(
+        datasets(&server, &key).await,
+        503,
+        "and stays off while the store is gone"
+    );
     assert_eq!(
         datasets(&server, &admin).await,
         200,
@@ -590,6 +621,10 @@ async fn api_keys_answer_503_while_the_store_is_gone_and_recover() {
     );
     std::fs::rename(&moved, &file).unwrap();
     assert_eq!(datasets(&server, &key).await, 200, "recovers without a restart");
+    crate::revocation::eventually("the cache serves again", Duration::from_secs(3), || {
+        server.api_keys.cache().is_serving()
+    })
+    .await;
     server.stop().await;
 }
 
@@ -769,17 +804,48 @@ async fn postgres_down_is_a_503_within_the_bound_and_recovers_without_a_restart(
     assert_eq!(datasets(&server, &revoked).await, 401);
 
     assert!(pg.stop(), "PostgreSQL stopped");
+    // `good` is in the verified-key cache: it keeps working until the change feed notices the
+    // lost LISTEN connection (at once when the server goes away), then 503 like every key.
+    let status = |key: String| {
+        let server = &server;
+        async move {
+            let r = tokio::time::timeout(
+                Duration::from_secs(10),
+                // `/me` reads no database: a 503 here is the key check's.
+                call(server, Method::GET, "/me", &key, json!(null)),
+            )
+            .await
+            .expect("an answer within the store bound, not a hang");
+            if r.status() == 503 {
+                assert!(r.headers().contains_key("retry-after"));
+            }
+            r.status().as_u16()
+        }
+    };
+    crate::revocation::eventually_async("503 for the cached key", Duration::from_secs(10), || async {
+        match status(good.clone()).await {
+            503 => true,
+            s => {
+                assert_eq!(s, 200, "a recently verified key, never anything else");
+                false
+            }
+        }
+    })
+    .await;
     for key in [&good, &revoked] {
-        let r = tokio::time::timeout(
-            Duration::from_secs(10),
-            call(&server, Method::GET, "/datasets", key, json!(null)),
-        )
-        .await
-        .expect("an answer within the store bound, not a hang");
-        assert_eq!(r.status(), 503, "the store is down: 503, never a pass");
-        assert!(r.headers().contains_key("retry-after"));
+        assert_eq!(
+            status(key.clone()).await,
+            503,
+            "the store is down: 503, never a pass"
+        );
     }
-    assert_eq!(datasets(&server, &admin).await, 200, "JWTs do not need the store");
+    assert_eq!(
+        call(&server, Method::GET, "/me", &admin, json!(null))
+            .await
+            .status(),
+        200,
+        "JWTs do not need the key store (`/me` reads no database; `/datasets` does)"
+    );
 
     assert!(pg.start(), "PostgreSQL back");
     let mut status = 0;

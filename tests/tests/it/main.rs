@@ -18,6 +18,7 @@ mod hostile;
 mod identity;
 mod interop;
 mod jwks;
+mod key_cache;
 mod leakage;
 mod observe;
 mod oidc;
