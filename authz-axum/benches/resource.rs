@@ -5,7 +5,8 @@
 //! Both routers sit behind the same `AuthLayer` (HS256 token, verified-token cache hit) and
 //! the same permission guard, load the same row by the path's id and answer the same JSON;
 //! `load_only` is the query alone, so "overhead beyond the load" can be read off. The rule is
-//! the IDOR one: same tenant, and the owner or `report:read_any`.
+//! the IDOR one: same tenant, and the owner or `report:read_any`. The same three over an
+//! in-memory map show the check's own cost without SQLite's thread hop and its noise.
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
@@ -42,14 +43,22 @@ struct Report {
     title: String,
 }
 
+/// The same rows in SQLite, or in a map (to see the check's own cost without the I/O noise).
 #[derive(Clone)]
-struct Db(SqlitePool);
+enum Db {
+    Sqlite(SqlitePool),
+    Memory(Arc<std::collections::HashMap<String, Report>>),
+}
 
 impl Db {
     async fn report(&self, id: &str) -> Result<Option<Report>, sqlx::Error> {
+        let pool = match self {
+            Db::Sqlite(pool) => pool,
+            Db::Memory(map) => return Ok(map.get(id).cloned()),
+        };
         sqlx::query("SELECT id, owner, tenant, title FROM reports WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.0)
+            .fetch_optional(pool)
             .await?
             .map(|r| {
                 Ok(Report {
@@ -134,8 +143,21 @@ fn resource(c: &mut Criterion) {
                 .await
                 .unwrap();
         }
-        Db(pool)
+        Db::Sqlite(pool)
     });
+    let memory = Db::Memory(Arc::new(
+        (0..1000)
+            .map(|i| {
+                let r = Report {
+                    id: format!("r{i}"),
+                    owner: (if i % 2 == 0 { "ada" } else { "bob" }).into(),
+                    tenant: (if i % 3 == 0 { "acme" } else { "globex" }).into(),
+                    title: format!("report {i}"),
+                };
+                (r.id.clone(), r)
+            })
+            .collect(),
+    ));
 
     let secret = b"a-bench-secret-of-at-least-32-bytes!!";
     let policy = Arc::new(
@@ -157,11 +179,12 @@ fn resource(c: &mut Criterion) {
         &serde_json::json!({"iss": "https://bench.test", "aud": "bench", "sub": "ada", "tenant": "acme",
                             "exp": 4_102_444_800u64, "roles": ["member"]}),
     );
-    let router = axum::Router::new()
+    let routes = axum::Router::new()
         .route("/declarative/{id}", axum::routing::get(declarative))
         .route("/handwritten/{id}", axum::routing::get(handwritten))
-        .layer(AuthLayer::new(auth))
-        .with_state(db.clone());
+        .layer(AuthLayer::new(auth));
+    let router = routes.clone().with_state(db.clone());
+    let in_memory = routes.with_state(memory.clone());
     let request = |path: &'static str| {
         Request::get(path)
             .header("authorization", format!("Bearer {token}"))
@@ -197,6 +220,24 @@ fn resource(c: &mut Criterion) {
     g.bench_function("declarative_authorize", |b| {
         b.iter(|| {
             rt.block_on(router.clone().oneshot(black_box(request("/declarative/r0"))))
+                .unwrap()
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("resource/memory_owner_or_read_any");
+    g.bench_function("load_only", |b| {
+        b.iter(|| rt.block_on(memory.report(black_box("r0"))).unwrap())
+    });
+    g.bench_function("handwritten_in_handler", |b| {
+        b.iter(|| {
+            rt.block_on(in_memory.clone().oneshot(black_box(request("/handwritten/r0"))))
+                .unwrap()
+        })
+    });
+    g.bench_function("declarative_authorize", |b| {
+        b.iter(|| {
+            rt.block_on(in_memory.clone().oneshot(black_box(request("/declarative/r0"))))
                 .unwrap()
         })
     });

@@ -124,7 +124,7 @@ pub(crate) struct PendingPolicy {
 /// policy.
 pub(crate) async fn resource_loaded(
     parts: &mut Parts,
-    auth: &AuthState,
+    config: &Arc<crate::rejection::RejectionConfig>,
     kind: &str,
     attributes: impl FnOnce() -> serde_json::Value,
 ) -> Result<(), AuthRejection> {
@@ -146,7 +146,7 @@ pub(crate) async fn resource_loaded(
     if decide(&pending.handle, pending.name, &pending.input).await {
         Ok(())
     } else {
-        Err(denied(auth))
+        Err(denied_with(config.clone()))
     }
 }
 
@@ -222,8 +222,12 @@ async fn decide(handle: &PolicyHandle, name: &str, input: &Input) -> bool {
 }
 
 fn denied(state: &AuthState) -> AuthRejection {
+    denied_with(state.config.clone())
+}
+
+fn denied_with(config: Arc<crate::rejection::RejectionConfig>) -> AuthRejection {
     AuthRejection::Forbidden(
-        state.config.clone(),
+        config,
         "the request is not allowed by this resource's policy".into(),
     )
 }

@@ -145,8 +145,6 @@ where
             .extensions
             .get::<AuthState>()
             .ok_or(AuthRejection::LayerMissing)?;
-        let auth = auth.clone();
-        let auth = &auth;
         let config = auth.config.clone();
         let principal = auth.principal()?.clone();
         let id = match Path::<R::Id>::from_request_parts(parts, state).await {
@@ -172,7 +170,7 @@ where
             (Decision::Allow, _) => {
                 // A policy named on the handler decides now, with the resource's attributes
                 // (or later, with the body's facts too, in `PolicyChecked`).
-                crate::engine::resource_loaded(parts, auth, R::TYPE, || resource.attributes()).await?;
+                crate::engine::resource_loaded(parts, &config, R::TYPE, || resource.attributes()).await?;
                 crate::observe::decision("allowed");
                 Ok(Checked {
                     resource,
