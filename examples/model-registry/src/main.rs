@@ -741,7 +741,15 @@ async fn main() {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    println!("Store (API keys, token service, revocations): {store}");
+    println!("Store (datasets, models, reports, payments, API keys, token service, revocations): {store}");
+    if !server.clients.is_empty() {
+        println!(
+            "Tenants: {} (every caller whose token names none), {} ({}): another tenant's resources answer 404",
+            model_registry::domain::DEFAULT_TENANT,
+            model_registry::issuer::ACME_TENANT,
+            model_registry::issuer::ACME_CLIENTS.map(|(id, _)| id).join(", ")
+        );
+    }
     println!(
         "Readiness: GET {url}/readyz (liveness: GET {url}/healthz); route table: GET {url}/routes (admin)"
     );
