@@ -207,7 +207,7 @@ impl ApiKeys {
         // Both steps or neither (one transaction in the SQL stores).
         if !self
             .store
-            .rotate(record.clone(), id, now + overlap.as_secs())
+            .rotate(record.clone(), id, now.saturating_add(overlap.as_secs()))
             .await?
         {
             return Ok(None);

@@ -388,10 +388,14 @@ pub async fn create_payment(
     State(app): State<AppState>,
     JsonBody(body): JsonBody<NewPayment>,
 ) -> Response {
+    let amount = body.amount.unwrap_or(0);
+    if i64::try_from(amount).is_err() {
+        return problem(StatusCode::BAD_REQUEST, "`amount` is too large");
+    }
     let payment = Payment {
         id: Uuid::new_v4().to_string(),
         initiated_by: principal.subject().to_string(),
-        amount: body.amount.unwrap_or(0),
+        amount,
         approved_by: None,
         tenant: tenant_of(&principal),
     };
@@ -497,13 +501,33 @@ pub async fn create_api_key(
     JsonBody(body): JsonBody<NewApiKey>,
 ) -> Response {
     let owner = body.owner.unwrap_or_else(|| principal.subject().to_string());
+    if owner.trim().is_empty() {
+        return problem(StatusCode::BAD_REQUEST, "`owner` cannot be empty");
+    }
     let roles = body.roles.unwrap_or_else(|| vec!["viewer".to_string()]);
-    let expires_at = body.expires_in.map(|s| app.inner.clock.unix_seconds() + s);
+    let expires_at = match body.expires_in {
+        None => None,
+        Some(s) => match app.inner.clock.unix_seconds().checked_add(s) {
+            Some(t) if i64::try_from(t).is_ok() => Some(t),
+            _ => return problem(StatusCode::BAD_REQUEST, "`expires_in` is too large"),
+        },
+    };
     let keys = &app.inner.api_keys;
     if let Some(unknown) = roles.iter().find(|r| !keys.has_role(r)) {
         return problem(
             StatusCode::BAD_REQUEST,
             &format!("`{unknown}` is not a role of the policy"),
+        );
+    }
+    // Least privilege: a key never carries a role its maker does not hold (directly or by
+    // inheritance), so no admin can mint, say, both halves of the two-person payment rule.
+    if let Some(foreign) = roles
+        .iter()
+        .find(|r| !principal.effective_roles().any(|held| held == r.as_str()))
+    {
+        return problem(
+            StatusCode::FORBIDDEN,
+            &format!("a key can carry only roles its maker holds; you do not hold `{foreign}`"),
         );
     }
     let tenant = tenant_of(&principal);
