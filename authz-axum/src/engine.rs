@@ -64,8 +64,8 @@ pub use authz_core::engine::opa;
 pub use authz_core::engine::rego;
 #[doc(inline)]
 pub use authz_core::engine::{
-    CacheConfig, Cached, Decision, Input, LoadError, Pending, PolicyEngine, PrincipalInput, RequestInput,
-    ResourceInput, check_policies,
+    CacheConfig, CacheKey, Cached, Decision, Input, LoadError, Pending, PolicyEngine, PrincipalInput,
+    RequestInput, ResourceInput, check_policies,
 };
 
 use crate::layer::AuthState;

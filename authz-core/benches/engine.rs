@@ -14,8 +14,9 @@
 //!
 //! OPA over HTTP: `direct` and `seam` against a minimal keep-alive HTTP responder on loopback
 //! (answering `{"result":true,…}`), so the numbers are the client's, not a policy's. The cache:
-//! a hit through the seam (the key is the input's JSON text, so it includes serializing it) and
-//! a lookup by a ready key.
+//! a hit through the seam (making the key — `CacheKey`, the input's canonical binary encoding —
+//! included), a lookup by a ready key, making the key alone, and, for comparison, serializing
+//! the input to JSON text (what the key was made of before `CacheKey`).
 
 #![allow(missing_docs)]
 
@@ -301,6 +302,11 @@ fn engines(c: &mut Criterion) {
     g.bench_function("cache/lookup_by_key", |b| {
         b.iter(|| cached.lookup(black_box(&key)))
     });
+    g.bench_function("cache/key", |b| {
+        b.iter(|| Cached::<RegoEngine>::key(black_box("deploy"), black_box(&input)))
+    });
+    // What making the key cost before `CacheKey`: the input serialized to JSON text.
+    g.bench_function("cache/json_text", |b| b.iter(|| black_box(&input).to_json()));
     g.finish();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -56,7 +56,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-pub use cache::{CacheConfig, Cached};
+pub use cache::{CacheConfig, CacheKey, Cached};
 pub use input::{Input, PrincipalInput, RequestInput, ResourceInput};
 
 /// A policy engine: given the name of a policy and the [`Input`] document, allow or deny.

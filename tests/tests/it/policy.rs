@@ -462,6 +462,34 @@ async fn opa_decisions_are_cached_by_input_for_the_ttl_failures_never() {
     let d = engine.decide("deploy", &other).await;
     assert!(d.allowed && !d.failed, "{d}");
     assert_eq!(api.hits(), 5);
+
+    // Inputs that differ in one small way never share an entry; an equal one, built again from
+    // scratch, does.
+    let admin = input(&["admin"], "root", None, Some("production"));
+    let with = |f: &dyn Fn(&mut Input)| {
+        let mut i = admin.clone();
+        f(&mut i);
+        i
+    };
+    let distinct = [
+        with(&|i| i.principal.roles.push("viewer".into())),
+        with(&|i| {
+            i.request.params.insert("id".into(), "m-2".into());
+        }),
+        with(&|i| i.context = json!({ "environment": "production", "replicas": 1 })),
+        with(&|i| i.context = json!({ "environment": "production", "replicas": 1.0 })),
+    ];
+    let before = api.hits();
+    for (n, i) in distinct.iter().enumerate() {
+        assert!(engine.decide("deploy", i).await.allowed);
+        assert_eq!(api.hits(), before + n + 1, "variant {n} is its own question");
+    }
+    for i in distinct.iter().chain([&admin]) {
+        assert!(engine.decide("deploy", &i.clone()).await.allowed);
+    }
+    let rebuilt = input(&["admin"], "root", None, Some("production"));
+    assert!(engine.decide("deploy", &rebuilt).await.allowed);
+    assert_eq!(api.hits(), before + distinct.len(), "equal inputs are hits");
 }
 
 // ---- hot reload -------------------------------------------------------------------------------
