@@ -23,9 +23,7 @@ use authz_core::{PermissionCatalog, Policy, RoleSpec};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
 #[allow(dead_code)] // the DPoP bench needs only the ES256 token
-#[path = "support/signed.rs"]
-mod signed;
-use signed::{Signed, signed_tokens};
+use authz_tests::signed_tokens::{Signed, signed_tokens};
 
 const ISS: &str = "https://auth.example.com";
 const AUD: &str = "api.example.com";

@@ -20,9 +20,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{Criterion, criterion_group, criterion_main};
 
-#[path = "support/signed.rs"]
-mod signed;
-use signed::{Signed, jwt_alg, signed_tokens};
+use authz_tests::signed_tokens::{Signed, jwt_alg, signed_tokens};
 
 const ISS: &str = "https://auth.example.com";
 const AUD: &str = "api.example.com";

@@ -19,10 +19,7 @@ use authz_core::revocation::{Revocation, RevocationList};
 use authz_core::{PermissionCatalog, Policy, RoleSpec};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-#[path = "support/signed.rs"]
-#[allow(dead_code)] // shared with the jwt bench
-mod signed;
-use signed::signed_tokens;
+use authz_tests::signed_tokens::signed_tokens;
 
 const ISS: &str = "https://auth.example.com";
 const AUD: &str = "api.example.com";

@@ -22,9 +22,7 @@ use axum::routing::get;
 const ISS: &str = "https://bench.test";
 const AUD: &str = "bench";
 
-#[path = "../../../authz-core/benches/support/signed.rs"]
-mod signed;
-use signed::{Signed, jwt_alg, signed_tokens};
+use authz_tests::signed_tokens::{Signed, jwt_alg, signed_tokens};
 
 async fn hello() -> &'static str {
     "hello"

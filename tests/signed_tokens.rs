@@ -1,6 +1,7 @@
 //! Signed test tokens for the benchmarks, one per algorithm family, with the matching key for
-//! authz and for bare `jsonwebtoken`. Shared by `authz-core/benches/jwt.rs` and
-//! `bench-peers/src/bin/http_bench.rs` (included with `#[path]`), so both measure the same tokens.
+//! authz and for bare `jsonwebtoken`. Shared by `authz-core`'s benches (`jwt`, `dpop`,
+//! `revocation`) and `bench-peers/src/bin/http_bench.rs` through this library, so all of them
+//! measure the same tokens.
 
 use authz_core::jwt::{Algorithm, VerificationKey};
 use aws_lc_rs::rand::SystemRandom;
@@ -9,11 +10,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// A token signed with a fresh key (`kid` "k1"), and that key for both verifiers.
-pub(crate) struct Signed {
-    pub(crate) alg: Algorithm,
-    pub(crate) token: String,
-    pub(crate) ours: VerificationKey,
-    pub(crate) theirs: jsonwebtoken::DecodingKey,
+pub struct Signed {
+    /// The algorithm it is signed with.
+    pub alg: Algorithm,
+    /// The compact JWT.
+    pub token: String,
+    /// The key, for authz's verifier.
+    pub ours: VerificationKey,
+    /// The key, for bare `jsonwebtoken`.
+    pub theirs: jsonwebtoken::DecodingKey,
 }
 
 fn input(alg: Algorithm, claims: &serde_json::Value) -> String {
@@ -30,7 +35,10 @@ fn token(input: String, sig: &[u8]) -> String {
 }
 
 /// `claims` signed with HS256, RS256, PS256, ES256 and EdDSA.
-pub(crate) fn signed_tokens(claims: &serde_json::Value) -> Vec<Signed> {
+///
+/// # Panics
+/// If the OS random generator fails (no key can be made).
+pub fn signed_tokens(claims: &serde_json::Value) -> Vec<Signed> {
     let rng = SystemRandom::new();
     let mut out = Vec::new();
     let secret = [7u8; 32];
@@ -96,6 +104,9 @@ pub(crate) fn signed_tokens(claims: &serde_json::Value) -> Vec<Signed> {
 }
 
 /// The `jsonwebtoken` algorithm of the same name.
-pub(crate) fn jwt_alg(a: Algorithm) -> jsonwebtoken::Algorithm {
+///
+/// # Panics
+/// Never for an algorithm authz knows (`jsonwebtoken` knows each of them).
+pub fn jwt_alg(a: Algorithm) -> jsonwebtoken::Algorithm {
     a.as_str().parse().unwrap()
 }
