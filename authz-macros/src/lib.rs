@@ -11,6 +11,7 @@
 //!
 //! See the `authz-axum` crate docs for the expansion and examples.
 
+mod args;
 mod ast;
 mod attr;
 mod catalog;

@@ -12,7 +12,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::parse::ParseStream;
-use syn::{DeriveInput, Ident, LitStr, Path, Token};
+use syn::{DeriveInput, Ident, LitStr, Path};
 
 struct Args {
     type_name: Option<LitStr>,
@@ -24,62 +24,31 @@ struct Args {
 const VALID: &str = "`type = \"name\"`, `owner = field`, `tenant = field` and `crate = path`";
 
 fn parse_args(input: ParseStream<'_>, args: &mut Args) -> syn::Result<()> {
-    while !input.is_empty() {
-        let (key, span) = if input.peek(Token![type]) {
-            let t: Token![type] = input.parse()?;
-            ("type".to_string(), t.span)
-        } else if input.peek(Token![crate]) {
-            let t: Token![crate] = input.parse()?;
-            ("crate".to_string(), t.span)
-        } else {
-            let i: Ident = input
-                .parse()
-                .map_err(|e| syn::Error::new(e.span(), format!("expected one of {VALID}")))?;
-            (i.to_string(), i.span())
-        };
-        input.parse::<Token![=]>()?;
-        let duplicate = || syn::Error::new(span, format!("duplicate `{key}`: it may be given once"));
-        match key.as_str() {
+    let keys = crate::args::Keys {
+        known: &["type", "owner", "tenant", "crate"],
+        valid: VALID,
+        owner: "`#[resource(..)]`",
+        noun: "resource attribute",
+    };
+    // Several `#[resource(..)]` attributes add up; a key given in two is still a duplicate.
+    crate::args::parse(input, &keys, |key, span, input| {
+        let again = match key {
             "type" => {
                 let lit: LitStr = input.parse()?;
                 if let Err(m) = crate::grammar::check_role_name(&lit.value()) {
                     return Err(syn::Error::new_spanned(&lit, m.replace("role", "resource type")));
                 }
-                if args.type_name.replace(lit).is_some() {
-                    return Err(duplicate());
-                }
+                args.type_name.replace(lit).is_some()
             }
-            "owner" => {
-                if args.owner.replace(input.parse()?).is_some() {
-                    return Err(duplicate());
-                }
-            }
-            "tenant" => {
-                if args.tenant.replace(input.parse()?).is_some() {
-                    return Err(duplicate());
-                }
-            }
-            "crate" => {
-                if args.krate.replace(input.parse()?).is_some() {
-                    return Err(duplicate());
-                }
-            }
-            other => {
-                let hint = crate::grammar::closest(other, ["type", "owner", "tenant", "crate"])
-                    .map(|s| format!("; did you mean `{s}`?"))
-                    .unwrap_or_default();
-                return Err(syn::Error::new(
-                    span,
-                    format!("unknown resource attribute `{other}`: expected {VALID}{hint}"),
-                ));
-            }
+            "owner" => args.owner.replace(input.parse()?).is_some(),
+            "tenant" => args.tenant.replace(input.parse()?).is_some(),
+            _ => args.krate.replace(input.parse()?).is_some(),
+        };
+        if again {
+            return Err(crate::args::duplicate(key, span));
         }
-        if input.is_empty() {
-            break;
-        }
-        input.parse::<Token![,]>()?;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn snake(name: &str) -> String {

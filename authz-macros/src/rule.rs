@@ -290,37 +290,19 @@ impl Args {
             catalog: None,
             krate: None,
         };
-        while !input.is_empty() {
-            let (key, span) = if input.peek(Token![crate]) {
-                let t: Token![crate] = input.parse()?;
-                ("crate".to_string(), t.span)
-            } else {
-                let i: Ident = input
-                    .parse()
-                    .map_err(|e| syn::Error::new(e.span(), format!("expected one of {VALID}")))?;
-                (i.to_string(), i.span())
-            };
-            input.parse::<Token![=]>().map_err(|e| {
-                syn::Error::new(
-                    e.span(),
-                    format!("expected `{key} = ..`: `#[authorize]` takes {VALID}"),
-                )
-            })?;
-            let duplicate = || syn::Error::new(span, format!("duplicate `{key}`: it may be given once"));
-            match key.as_str() {
-                "visible" => {
-                    if args.visible.replace(input.parse()?).is_some() {
-                        return Err(duplicate());
-                    }
-                }
-                "allow" => {
-                    if args.allow.replace(input.parse()?).is_some() {
-                        return Err(duplicate());
-                    }
-                }
+        let keys = crate::args::Keys {
+            known: &["visible", "allow", "deny", "reason", "catalog", "crate"],
+            valid: VALID,
+            owner: "`#[authorize]`",
+            noun: "argument",
+        };
+        crate::args::parse(input, &keys, |key, _, input| {
+            match key {
+                "visible" => args.visible = Some(input.parse()?),
+                "allow" => args.allow = Some(input.parse()?),
                 "deny" => {
                     let v: Ident = input.parse()?;
-                    let mask = match v.to_string().as_str() {
+                    args.mask = Some(match v.to_string().as_str() {
                         "not_found" => true,
                         "forbidden" => false,
                         _ => {
@@ -330,49 +312,22 @@ impl Args {
                                  gets the same 404 as for a missing one) or `forbidden` (403, the default)",
                             ));
                         }
-                    };
-                    if args.mask.replace(mask).is_some() {
-                        return Err(duplicate());
-                    }
+                    });
                 }
                 "reason" => {
-                    let lit: LitStr = input.parse().map_err(|e| {
+                    args.reason = Some(input.parse().map_err(|e| {
                         syn::Error::new(
                             e.span(),
                             "`reason` is a sentence for the 403's detail, e.g. \
-                                                   `reason = \"the initiator may not approve\"`",
+                             `reason = \"the initiator may not approve\"`",
                         )
-                    })?;
-                    if args.reason.replace(lit).is_some() {
-                        return Err(duplicate());
-                    }
+                    })?);
                 }
-                "catalog" => {
-                    if args.catalog.replace(input.parse()?).is_some() {
-                        return Err(duplicate());
-                    }
-                }
-                "crate" => {
-                    if args.krate.replace(input.parse()?).is_some() {
-                        return Err(duplicate());
-                    }
-                }
-                other => {
-                    let hint =
-                        grammar::closest(other, ["visible", "allow", "deny", "reason", "catalog", "crate"])
-                            .map(|s| format!("; did you mean `{s}`?"))
-                            .unwrap_or_default();
-                    return Err(syn::Error::new(
-                        span,
-                        format!("unknown argument `{other}`: `#[authorize]` takes {VALID}{hint}"),
-                    ));
-                }
+                "catalog" => args.catalog = Some(input.parse()?),
+                _ => args.krate = Some(input.parse()?),
             }
-            if input.is_empty() {
-                break;
-            }
-            input.parse::<Token![,]>()?;
-        }
+            Ok(())
+        })?;
         Ok(args)
     }
 }
