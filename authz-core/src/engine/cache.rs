@@ -1,16 +1,17 @@
 //! [`Cached`]: a short-lived decision cache in front of any engine.
 //!
-//! The key of a decision is [`CacheKey`]: the policy name and the whole [`Input`] in a compact,
-//! canonical binary encoding (length-prefixed strings, tagged values; see [`CacheKey`]). A hit
-//! finds its entry by a hash of those bytes and is confirmed by comparing **all** of them with
-//! the stored key, so a decision is only ever reused for an input equal to the one decided — a
-//! hash collision can cost a probe, never a wrong answer.
+//! The key of a decision is [`CacheKey`]: the policy name and the whole [`Input`]. A lookup
+//! hashes the question *in place* — no key is built, nothing is copied or allocated — finds the
+//! candidate entries by that hash, and confirms one by comparing the question with the stored
+//! key **field by field, every field** (see [`CacheKey`] for what "equal" means), so a decision is
+//! only ever reused for an input equal to the one decided: a hash collision can cost a probe,
+//! never a wrong answer.
 
-use std::cell::RefCell;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 use super::{Decision, Input, Pending, PolicyEngine};
 use crate::clock::Clock;
@@ -18,7 +19,8 @@ use crate::clock::Clock;
 /// How [`Cached`] caches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheConfig {
-    /// How long a decision is reused. Default: 2 s. Longer means a policy change (or a changed
+    /// How long a decision is reused (read on [`Clock::now_coarse`], so up to one timer tick —
+    /// 1–10 ms — longer on the system clock). Default: 2 s. Longer means a policy change (or a changed
     /// fact outside the input) takes longer to show; the input's `request.time` is part of the
     /// key, so a cached decision is never reused for another second of the clock anyway.
     pub ttl: Duration,
@@ -35,179 +37,297 @@ impl Default for CacheConfig {
     }
 }
 
-/// The cache key of a policy name and an [`Input`]: a canonical binary encoding of both, built
-/// without serializing the input to JSON.
+/// The cache key of a policy name and an [`Input`]: both, owned.
 ///
-/// The encoding is prefix-free field by field, in the order of [`Input`]'s fields: every string
-/// is its length (LEB128) then its UTF-8 bytes; an `Option` is a `0` byte, or `1` and the value;
-/// a list is its length then its items; `request.time` is 8 bytes; a JSON [`Value`] is a tag
-/// (`n`ull, `f`alse, `t`rue, `N`umber, `s`tring, `a`rray, `o`bject) then, for a number, its JSON
-/// text and a `0` byte; for an array, its length and items; for an object, its length and its
-/// `(key, value)` pairs **in the map's own order** (the order they serialize in). So two keys are
-/// equal exactly when the policy names are equal and the inputs are structurally equal field by
-/// field — in particular, two inputs that serialize to different JSON never have the same key
-/// (`1` and `1.0`, `0.0` and `-0.0` are different numbers here). Two objects with the same
-/// members in another order may have different keys (another cache entry, never a wrong one).
+/// Two keys are equal exactly when the policy names are equal and the inputs are equal field
+/// by field, where two JSON values are equal only when they serialize to the same JSON text:
+/// `1` and `1.0`, `0.0` and `-0.0` are different numbers here (unlike `serde_json`'s own
+/// `PartialEq`, which takes `0.0 == -0.0`), and an object's members are compared **in the map's
+/// own order** (the order they serialize in) — two objects with the same members in another
+/// order are different keys (another cache entry, never a wrong one). So two inputs that
+/// serialize to different JSON never share a key.
 ///
-/// Opaque: the bytes are for comparing, not for storing or parsing; the encoding may change
-/// between versions.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct CacheKey(Vec<u8>);
+/// The hash covers the few fields that tell requests apart — subject, action, path parameters
+/// (the resource's id is one), time, and the handler's `context` — including everything a
+/// caller controls (path and body), so no caller can make many questions share a hash; equality
+/// covers every field.
+#[derive(Clone)]
+pub struct CacheKey {
+    policy: Box<str>,
+    input: Input,
+}
 
 impl CacheKey {
-    /// The key of `policy` and `input`.
+    /// The key of `policy` and `input` (a copy of both).
     pub fn new(policy: &str, input: &Input) -> Self {
-        let mut bytes = Vec::with_capacity(256);
-        encode(&mut bytes, policy, input);
-        CacheKey(bytes)
+        CacheKey {
+            policy: policy.into(),
+            input: input.clone(),
+        }
     }
 
-    /// The encoded bytes (opaque; see [`CacheKey`]).
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+    /// The policy name.
+    pub fn policy(&self) -> &str {
+        &self.policy
+    }
+
+    /// The input document.
+    pub fn input(&self) -> &Input {
+        &self.input
+    }
+}
+
+impl PartialEq for CacheKey {
+    fn eq(&self, other: &Self) -> bool {
+        same_question(&self.policy, &self.input, &other.policy, &other.input)
+    }
+}
+
+impl Eq for CacheKey {}
+
+impl Hash for CacheKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_question(&self.input, state);
     }
 }
 
 impl std::fmt::Debug for CacheKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CacheKey")
-            .field("bytes", &self.0.len())
+            .field("policy", &self.policy)
+            .field("action", &self.input.action)
             .finish_non_exhaustive()
     }
 }
 
-/// Appends the key of `policy` and `input` to `out` (the encoding [`CacheKey`] describes).
-fn encode(out: &mut Vec<u8>, policy: &str, input: &Input) {
-    let mut k = Encoder(out);
-    k.str(policy);
-    let p = &input.principal;
-    k.str(&p.subject);
-    k.opt_str(p.issuer.as_deref());
-    k.opt_str(p.tenant.as_deref());
-    k.strs(&p.roles);
-    k.strs(&p.effective_roles);
-    k.strs(&p.permissions);
-    k.strs(&p.scopes);
-    k.map(&p.claims);
-    k.str(&p.auth_method);
-    k.str(&input.action);
-    match &input.resource {
-        None => k.byte(0),
-        Some(r) => {
-            k.byte(1);
-            k.str(&r.kind);
-            k.opt_str(r.id.as_deref());
-            k.value(&r.attributes);
-        }
-    }
-    let r = &input.request;
-    k.str(&r.method);
-    k.str(&r.route);
-    k.len(r.params.len());
-    for (name, value) in &r.params {
-        k.str(name);
-        k.str(value);
-    }
-    k.0.extend_from_slice(&r.time.to_le_bytes());
-    k.value(&input.context);
+/// A question as it is asked: borrowed, hashed and compared where it lies.
+struct Question<'a> {
+    policy: &'a str,
+    input: &'a Input,
 }
 
-struct Encoder<'a>(&'a mut Vec<u8>);
-
-impl Encoder<'_> {
-    #[inline(always)]
-    fn byte(&mut self, b: u8) {
-        self.0.push(b);
+impl Hash for Question<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_question(self.input, state);
     }
+}
 
-    #[inline(always)]
-    /// LEB128: 7 bits a byte, the high bit set on every byte but the last.
-    fn len(&mut self, mut n: usize) {
-        while n >= 0x80 {
-            self.0.push((n as u8) | 0x80);
-            n >>= 7;
-        }
-        self.0.push(n as u8);
+impl quick_cache::Equivalent<CacheKey> for Question<'_> {
+    fn equivalent(&self, key: &CacheKey) -> bool {
+        same_question(self.policy, self.input, &key.policy, &key.input)
     }
+}
 
-    #[inline(always)]
-    fn str(&mut self, s: &str) {
-        self.len(s.len());
-        self.0.extend_from_slice(s.as_bytes());
+/// The hash of a question: the fields that tell requests apart (see [`CacheKey`]). Equal
+/// questions ([`same_question`]) hash the same: every field hashed here is compared there, and
+/// numbers are hashed by the same identity they are compared by. Strings go in as their length
+/// and bytes (no separator byte: the length keeps the fields apart).
+#[inline]
+fn hash_question<H: Hasher>(input: &Input, state: &mut H) {
+    hash_str(&input.principal.subject, state);
+    hash_str(&input.action, state);
+    let r = &input.request;
+    state.write_usize(r.params.len());
+    for (name, value) in &r.params {
+        hash_str(name, state);
+        hash_str(value, state);
     }
+    state.write_u64(r.time);
+    hash_value(&input.context, state);
+}
 
-    #[inline(always)]
-    fn opt_str(&mut self, s: Option<&str>) {
-        match s {
-            None => self.byte(0),
-            Some(s) => {
-                self.byte(1);
-                self.str(s);
-            }
-        }
-    }
+#[inline(always)]
+fn hash_str<H: Hasher>(s: &str, state: &mut H) {
+    state.write_usize(s.len());
+    state.write(s.as_bytes());
+}
 
-    #[inline(always)]
-    fn strs(&mut self, list: &[String]) {
-        self.len(list.len());
-        for s in list {
-            self.str(s);
-        }
-    }
-
-    fn map(&mut self, map: &Map<String, Value>) {
-        self.len(map.len());
-        for (name, value) in map {
-            self.str(name);
-            self.value(value);
-        }
-    }
-
-    fn value(&mut self, v: &Value) {
-        match v {
-            Value::Null => self.byte(b'n'),
-            Value::Bool(false) => self.byte(b'f'),
-            Value::Bool(true) => self.byte(b't'),
-            Value::Number(n) => {
-                self.byte(b'N');
-                // The number exactly as it serializes (digits, `-`, `.`, `e`, `E`, `+`: never a
-                // 0 byte), whatever serde_json's features; then the 0 that ends it. Writing
-                // into a Vec cannot fail.
-                let _ = serde_json::to_writer(&mut *self.0, n);
-                self.byte(0);
-            }
-            Value::String(s) => {
-                self.byte(b's');
-                self.str(s);
-            }
-            Value::Array(items) => {
-                self.byte(b'a');
-                self.len(items.len());
-                for item in items {
-                    self.value(item);
+fn hash_value<H: Hasher>(v: &Value, state: &mut H) {
+    match v {
+        Value::Null => state.write_u8(b'n'),
+        Value::Bool(b) => state.write_u8(if *b { b't' } else { b'f' }),
+        Value::Number(n) => {
+            state.write_u8(b'N');
+            match number_identity(n) {
+                NumberIdentity::Integer(i) => state.write_u128(i as u128),
+                NumberIdentity::Float(bits) => {
+                    state.write_u8(b'.');
+                    state.write_u64(bits);
                 }
             }
-            Value::Object(map) => {
-                self.byte(b'o');
-                self.map(map);
+        }
+        Value::String(s) => {
+            state.write_u8(b's');
+            hash_str(s, state);
+        }
+        Value::Array(items) => {
+            state.write_u8(b'a');
+            state.write_usize(items.len());
+            for item in items {
+                hash_value(item, state);
             }
         }
+        Value::Object(map) => {
+            state.write_u8(b'o');
+            state.write_usize(map.len());
+            for (name, value) in map {
+                hash_str(name, state);
+                hash_value(value, state);
+            }
+        }
+    }
+}
+
+/// `true` when the two questions are the same: equal policy names, and inputs equal field by
+/// field (JSON values as [`value_eq`] compares them). Cheapest and likeliest differences first.
+fn same_question(pa: &str, a: &Input, pb: &str, b: &Input) -> bool {
+    let (x, y) = (&a.principal, &b.principal);
+    let (r, s) = (&a.request, &b.request);
+    r.time == s.time
+        && str_eq(pa, pb)
+        && str_eq(&x.subject, &y.subject)
+        && str_eq(&a.action, &b.action)
+        && str_eq(&r.route, &s.route)
+        && str_eq(&r.method, &s.method)
+        && r.params.len() == s.params.len()
+        && r.params
+            .iter()
+            .zip(&s.params)
+            .all(|((m, v), (n, w))| str_eq(m, n) && str_eq(v, w))
+        && match (&a.resource, &b.resource) {
+            (None, None) => true,
+            (Some(m), Some(n)) => {
+                str_eq(&m.kind, &n.kind)
+                    && opt_str_eq(m.id.as_deref(), n.id.as_deref())
+                    && value_eq(&m.attributes, &n.attributes)
+            }
+            _ => false,
+        }
+        && value_eq(&a.context, &b.context)
+        && opt_str_eq(x.tenant.as_deref(), y.tenant.as_deref())
+        && opt_str_eq(x.issuer.as_deref(), y.issuer.as_deref())
+        && str_eq(&x.auth_method, &y.auth_method)
+        && strs_eq(&x.roles, &y.roles)
+        && strs_eq(&x.effective_roles, &y.effective_roles)
+        && strs_eq(&x.permissions, &y.permissions)
+        && strs_eq(&x.scopes, &y.scopes)
+        && map_eq(&x.claims, &y.claims)
+}
+
+/// String equality. The strings of an input are mostly short (names, roles, ids, routes): up
+/// to 32 bytes they are compared in line with overlapping word loads that together cover every
+/// byte, instead of a call to `memcmp` per string; longer ones go to `memcmp`.
+#[inline(always)]
+fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0 => true,
+        // Positions 0, n/2 and n-1 are every byte of a string of 1 to 3.
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => (word32(a, 0) ^ word32(b, 0)) | (word32(a, n - 4) ^ word32(b, n - 4)) == 0,
+        8..=16 => (word64(a, 0) ^ word64(b, 0)) | (word64(a, n - 8) ^ word64(b, n - 8)) == 0,
+        17..=32 => {
+            (word64(a, 0) ^ word64(b, 0))
+                | (word64(a, 8) ^ word64(b, 8))
+                | (word64(a, n - 16) ^ word64(b, n - 16))
+                | (word64(a, n - 8) ^ word64(b, n - 8))
+                == 0
+        }
+        _ => a == b,
+    }
+}
+
+/// The 8 bytes of `s` at `at` (the caller checked `at + 8 <= s.len()`).
+#[inline(always)]
+fn word64(s: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(s[at..at + 8].try_into().unwrap_or_default())
+}
+
+/// The 4 bytes of `s` at `at` (the caller checked `at + 4 <= s.len()`).
+#[inline(always)]
+fn word32(s: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(s[at..at + 4].try_into().unwrap_or_default())
+}
+
+#[inline(always)]
+fn opt_str_eq(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => str_eq(a, b),
+        _ => false,
+    }
+}
+
+#[inline(always)]
+fn strs_eq(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| str_eq(a, b))
+}
+
+/// JSON values equal exactly when they serialize to the same text (see [`CacheKey`]).
+fn value_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Null, Value::Null) => true,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        (Value::Number(x), Value::Number(y)) => number_identity(x) == number_identity(y),
+        (Value::String(x), Value::String(y)) => str_eq(x, y),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| value_eq(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => map_eq(x, y),
+        _ => false,
+    }
+}
+
+/// Members pairwise in the maps' own order.
+fn map_eq(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|((m, x), (n, y))| str_eq(m, n) && value_eq(x, y))
+}
+
+/// What a number is, for equality and hashing: an integer by its value, a float by its bits
+/// (serde_json writes a float's shortest round-tripping text, a function of its bits, and
+/// always with a `.` or an exponent, so no float prints like an integer).
+#[derive(PartialEq, Eq)]
+enum NumberIdentity {
+    Integer(i128),
+    Float(u64),
+}
+
+fn number_identity(n: &Number) -> NumberIdentity {
+    if let Some(u) = n.as_u64() {
+        NumberIdentity::Integer(i128::from(u))
+    } else if let Some(i) = n.as_i64() {
+        NumberIdentity::Integer(i128::from(i))
+    } else {
+        // Neither integer: a float (never NaN or infinite in a `Value`).
+        NumberIdentity::Float(n.as_f64().map_or(0, f64::to_bits))
     }
 }
 
 /// Wraps an engine with a decision cache keyed by the policy name and the whole input document
 /// ([`CacheKey`]), entries expiring after [`CacheConfig::ttl`] on the injected clock.
 ///
-/// An entry keeps its full key; a lookup hashes the key to find the entry (quick_cache's
-/// hasher, randomly seeded per process) and compares every byte of it before answering, so a
-/// cached decision is returned only for an equal input and policy.
+/// A lookup hashes the question where it lies (foldhash, randomly seeded per
+/// process), and compares it with a candidate's stored key field by field before answering, so
+/// a cached decision is returned only for an equal input and policy; a hit allocates nothing.
 ///
 /// Only real decisions are cached: a [`Decision::failed`] one (timeout, engine down) is not, so
 /// the next request asks again.
 pub struct Cached<E> {
     inner: E,
-    /// Key bytes → the decision and when it expires (`None`: a TTL past the end of time).
-    cache: quick_cache::sync::Cache<Box<[u8]>, (Decision, Option<SystemTime>)>,
+    /// The question → the decision and when it expires (`None`: a TTL past the end of time).
+    cache: quick_cache::sync::Cache<
+        CacheKey,
+        (Decision, Option<SystemTime>),
+        quick_cache::UnitWeighter,
+        foldhash::fast::RandomState,
+    >,
     clock: Arc<dyn Clock>,
     ttl: Duration,
 }
@@ -226,7 +346,13 @@ impl<E: PolicyEngine> Cached<E> {
     pub fn new(inner: E, config: CacheConfig, clock: Arc<dyn Clock>) -> Self {
         Self {
             inner,
-            cache: quick_cache::sync::Cache::new(config.capacity.max(1)),
+            cache: quick_cache::sync::Cache::with(
+                config.capacity.max(1),
+                config.capacity.max(1) as u64,
+                quick_cache::UnitWeighter,
+                foldhash::fast::RandomState::default(),
+                quick_cache::sync::DefaultLifecycle::default(),
+            ),
             clock,
             ttl: config.ttl,
         }
@@ -245,16 +371,19 @@ impl<E: PolicyEngine> Cached<E> {
     /// The cached decision for `key`, if there is one for exactly this key and it is still
     /// fresh (younger than the TTL on the clock).
     pub fn lookup(&self, key: &CacheKey) -> Option<Decision> {
-        self.lookup_bytes(key.as_bytes())
+        self.lookup_question(&Question {
+            policy: &key.policy,
+            input: &key.input,
+        })
     }
 
-    /// The entry whose key is exactly `key` (hash to find it, every byte compared to confirm),
-    /// if it is still fresh.
-    fn lookup_bytes(&self, key: &[u8]) -> Option<Decision> {
-        let (decision, expires) = self.cache.get(key)?;
-        // Compared as `SystemTime`s: no conversion to milliseconds on the hit path.
+    /// The entry for exactly this question, if it is still fresh.
+    fn lookup_question(&self, question: &Question<'_>) -> Option<Decision> {
+        let (decision, expires) = self.cache.get(question)?;
+        // Compared as `SystemTime`s: no conversion to milliseconds on the hit path. The coarse
+        // reading lags by at most a timer tick: an entry may serve that much past its TTL.
         expires
-            .is_none_or(|expires| self.clock.now() < expires)
+            .is_none_or(|expires| self.clock.now_coarse() < expires)
             .then_some(decision)
     }
 
@@ -275,47 +404,18 @@ impl<E: PolicyEngine> Cached<E> {
     }
 }
 
-thread_local! {
-    /// Where a lookup builds its key: reused, so a hit allocates nothing.
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// A scratch buffer that grew past this (an input with large claims) is not kept.
-const SCRATCH_KEEP: usize = 16 * 1024;
-
 impl<E: PolicyEngine> PolicyEngine for Cached<E> {
     fn decide<'a>(&'a self, policy: &'a str, input: &'a Input) -> Pending<'a> {
-        // The key is built in this thread's scratch buffer; on a miss it is copied out to be
-        // stored with the decision.
-        let find = |bytes: &mut Vec<u8>| {
-            bytes.clear();
-            encode(bytes, policy, input);
-            let found = self
-                .lookup_bytes(bytes)
-                .ok_or_else(|| Box::<[u8]>::from(&bytes[..]));
-            if bytes.capacity() > SCRATCH_KEEP {
-                *bytes = Vec::new();
-            }
-            found
-        };
-        let found = SCRATCH
-            .try_with(|scratch| match scratch.try_borrow_mut() {
-                Ok(mut bytes) => find(&mut bytes),
-                // Re-entered on this thread (a clock that decides?): a buffer of its own.
-                Err(_) => find(&mut Vec::new()),
-            })
-            // The thread is exiting and its scratch buffer is gone.
-            .unwrap_or_else(|_| find(&mut Vec::new()));
-        let key = match found {
-            Ok(hit) => return Pending::ready(hit),
-            Err(key) => key,
-        };
+        if let Some(hit) = self.lookup_question(&Question { policy, input }) {
+            return Pending::ready(hit);
+        }
         let pending = self.inner.decide(policy, input);
         Pending::boxed(async move {
             let decision = pending.await;
             if !decision.failed {
                 let expires = self.clock.now().checked_add(self.ttl);
-                self.cache.insert(key, (decision.clone(), expires));
+                self.cache
+                    .insert(CacheKey::new(policy, input), (decision.clone(), expires));
             }
             decision
         })
@@ -633,6 +733,66 @@ mod tests {
                 x.to_json() == y.to_json()
             );
             prop_assert_eq!(CacheKey::new("deploy", &x), CacheKey::new("deploy", &x.clone()));
+            if CacheKey::new("deploy", &x) == CacheKey::new("deploy", &y) {
+                prop_assert_eq!(hash_of("deploy", &x), hash_of("deploy", &y));
+            }
         }
+
+        /// The same over resource attributes, which equality compares but the hash skips.
+        #[test]
+        fn attributes_are_compared_as_json(a in json_value(), b in json_value()) {
+            let (mut x, mut y) = (input(), input());
+            x.resource.as_mut().unwrap().attributes = a;
+            y.resource.as_mut().unwrap().attributes = b;
+            prop_assert_eq!(
+                CacheKey::new("deploy", &x) == CacheKey::new("deploy", &y),
+                x.to_json() == y.to_json()
+            );
+        }
+    }
+
+    /// The hash an owned key and a borrowed question both give (they must agree, or a lookup
+    /// would miss what was inserted).
+    fn hash_of(policy: &str, input: &Input) -> u64 {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let build = BuildHasherDefault::<DefaultHasher>::default();
+        let owned = build.hash_one(CacheKey::new(policy, input));
+        let borrowed = build.hash_one(Question { policy, input });
+        assert_eq!(owned, borrowed, "key and question hash alike");
+        owned
+    }
+
+    #[test]
+    fn strings_are_equal_exactly_when_every_byte_is() {
+        for n in 0..=40usize {
+            let a: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            assert!(str_eq(&a, &a.clone()), "{n}");
+            for at in 0..n {
+                let mut b = a.clone().into_bytes();
+                b[at] = b'Z';
+                let b = String::from_utf8(b).unwrap();
+                assert!(!str_eq(&a, &b), "{n} bytes, differing at {at}");
+            }
+            assert!(!str_eq(&a, &format!("{a}a")), "{n} vs {} bytes", n + 1);
+        }
+    }
+
+    #[test]
+    fn equal_keys_hash_alike() {
+        let variants = variants();
+        for (a_name, a) in &variants {
+            for (b_name, b) in &variants {
+                if CacheKey::new("deploy", a) == CacheKey::new("deploy", b) {
+                    assert_eq!(hash_of("deploy", a), hash_of("deploy", b), "{a_name} / {b_name}");
+                }
+            }
+        }
+        // A copy made by parsing the input's own JSON is the same question.
+        let parsed: Input = serde_json::from_str(&input().to_json()).unwrap();
+        assert_eq!(
+            CacheKey::new("deploy", &parsed),
+            CacheKey::new("deploy", &input())
+        );
+        assert_eq!(hash_of("deploy", &parsed), hash_of("deploy", &input()));
     }
 }
