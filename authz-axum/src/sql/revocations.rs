@@ -8,7 +8,8 @@
 //!                                          PostgreSQL: + NOTIFY authz_revocations (same transaction)
 //! every instance: RevocationFeed
 //!   start: LISTEN (PostgreSQL), then load every live row into the list (before serving)
-//!   PostgreSQL: each notification → list; a lost connection → reconnect, LISTEN, reload all
+//!   PostgreSQL: each notification → list; a lost connection, or one that does not answer its
+//!               heartbeat (`SELECT 1` every 5 s) → reconnect, LISTEN, reload all
 //!   SQLite: rows with id > last seen, every poll interval (500 ms)
 //!   both: purge expired entries (list and table) every purge interval (60 s)
 //! ```
@@ -463,11 +464,12 @@ pub struct FeedConfig {
     /// After a failure (store down, connection lost): the wait before the next attempt
     /// (default 1 s).
     pub retry_delay: Duration,
-    /// PostgreSQL, the API-key change feed ([`crate::sql::KeyDatabase::follow`]): how often the
-    /// `LISTEN` connection must answer a `SELECT 1` (within the store timeout) to count as
-    /// alive (default 5 s). A connection that died without closing (a network partition) is
-    /// then noticed within this plus the store timeout, instead of only by the cache TTL.
-    /// The revocation feed does not use it.
+    /// PostgreSQL, this feed and the API-key change feed ([`crate::sql::KeyDatabase::follow`]):
+    /// how often the `LISTEN` connection must answer a `SELECT 1` (within the store timeout)
+    /// to count as alive (default 5 s). A connection that died without closing (a network
+    /// partition) is then noticed within this plus the store timeout — the revocation feed
+    /// reconnects and reloads the whole list, the key feed stops serving keys from memory —
+    /// instead of never (revocations) or only by the cache TTL (keys).
     pub heartbeat: Duration,
 }
 
@@ -766,6 +768,8 @@ impl Feed {
     ) {
         let mut listener = first;
         let mut purge = self.purge_tick();
+        let mut heartbeat = tokio::time::interval(self.config.heartbeat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let Some(l) = listener.as_mut() else {
                 let delay = self.config.retry_delay;
@@ -779,6 +783,19 @@ impl Feed {
             tokio::select! {
                 _ = self.stopped() => return,
                 _ = purge.tick() => self.purge(&store).await,
+                _ = heartbeat.tick() => {
+                    // A connection that died without closing (a network partition) delivers
+                    // nothing and reports nothing: only asking it tells. Notifications that
+                    // arrive meanwhile are buffered by the listener.
+                    let alive = tokio::time::timeout(store.timeout, sqlx::query("SELECT 1").execute(&mut *l)).await;
+                    if !matches!(alive, Ok(Ok(_))) {
+                        self.status.failed(
+                            "the LISTEN connection did not answer its heartbeat",
+                            &"reconnecting and reloading",
+                        );
+                        listener = None;
+                    }
+                }
                 n = l.try_recv() => match n {
                     Ok(Some(n)) => match from_payload(n.payload()) {
                         Some(r) => self.apply(&r),

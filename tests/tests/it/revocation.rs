@@ -243,6 +243,135 @@ async fn sqlite_feed_loads_at_start_polls_another_writer_and_purges() {
     feed.stop().await;
 }
 
+/// A TCP proxy on 127.0.0.1 in front of `upstream` that can partition: [`Self::partition`]
+/// stops forwarding on every connection open at that moment, in both directions, without
+/// closing either side — what a network partition looks like from both ends (no FIN, no RST,
+/// just silence); connections made afterwards pass.
+struct PartitionProxy {
+    addr: std::net::SocketAddr,
+    /// Connections with an id up to this one are cut.
+    cut: tokio::sync::watch::Sender<u64>,
+    opened: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl PartitionProxy {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cut, cut_rx) = tokio::sync::watch::channel(0u64);
+        let opened = Arc::new(AtomicU64::new(0));
+        let count = opened.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let id = count.fetch_add(1, Ordering::SeqCst) + 1;
+                let mut cut = cut_rx.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (mut up, mut down) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
+                    loop {
+                        if *cut.borrow_and_update() >= id {
+                            // Partitioned: hold both sockets open and forward nothing, ever.
+                            let _held = (client, server);
+                            std::future::pending::<()>().await;
+                            return;
+                        }
+                        tokio::select! {
+                            n = client.read(&mut up) => match n {
+                                Ok(n) if n > 0 => if server.write_all(&up[..n]).await.is_err() { return },
+                                _ => return,
+                            },
+                            n = server.read(&mut down) => match n {
+                                Ok(n) if n > 0 => if client.write_all(&down[..n]).await.is_err() { return },
+                                _ => return,
+                            },
+                            _ = cut.changed() => {}
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, cut, opened }
+    }
+
+    /// Partitions every connection open now.
+    fn partition(&self) {
+        self.cut
+            .send_replace(self.opened.load(std::sync::atomic::Ordering::SeqCst));
+    }
+}
+
+#[tokio::test]
+async fn postgres_feed_notices_a_silent_partition_by_its_heartbeat_and_catches_up() {
+    init_tracing();
+    let Some(server) = pg_url("revocation feed partition test") else {
+        return;
+    };
+    let url = fresh_database(&server, "partition").await;
+    let writer = PostgresRevocationStore::connect(&url).await.unwrap();
+    let mut through = url::Url::parse(&url).unwrap();
+    let upstream = through.socket_addrs(|| Some(5432)).unwrap()[0];
+    let proxy = PartitionProxy::start(upstream).await;
+    through.set_host(Some("127.0.0.1")).unwrap();
+    through.set_port(Some(proxy.addr.port())).unwrap();
+
+    let clock = ManualClock::starting_now();
+    let t = clock.unix_seconds();
+    let list = Arc::new(RevocationList::new());
+    let store = PostgresRevocationStore::connect_with_timeout(through.as_str(), Duration::from_millis(500))
+        .await
+        .unwrap();
+    let feed = revocations::RevocationDatabase::Postgres(store)
+        .follow(
+            list.clone(),
+            Arc::new(clock.clone()),
+            FeedConfig::default()
+                .retry_delay(Duration::from_millis(100))
+                .heartbeat(Duration::from_millis(200)),
+        )
+        .await;
+    assert!(feed.is_current());
+    writer.record(token("iss", "before", t + 60)).await.unwrap();
+    eventually("a notified revocation", Duration::from_secs(1), || {
+        list.is_revoked("iss", Some("before"), "x", Some(t))
+    })
+    .await;
+
+    // Silence every connection the feed has, and revoke meanwhile: no notification can arrive
+    // and the LISTEN connection reports nothing. Only the heartbeat notices; the feed then
+    // connects again (a new connection passes) and reloads the list.
+    proxy.partition();
+    writer
+        .record(token("iss", "during-partition", t + 60))
+        .await
+        .unwrap();
+    // Nothing but the heartbeat can tell: the sockets stay open and silent.
+    eventually(
+        "the partition noticed (feed not current)",
+        Duration::from_secs(5),
+        || !feed.is_current(),
+    )
+    .await;
+    eventually(
+        "a revocation recorded during a silent partition",
+        Duration::from_secs(15),
+        || list.is_revoked("iss", Some("during-partition"), "x", Some(t)),
+    )
+    .await;
+    eventually("current again", Duration::from_secs(5), || feed.is_current()).await;
+    writer.record(token("iss", "after", t + 60)).await.unwrap();
+    eventually(
+        "a notification after the reconnect",
+        Duration::from_secs(1),
+        || list.is_revoked("iss", Some("after"), "x", Some(t)),
+    )
+    .await;
+    feed.stop().await;
+}
+
 #[tokio::test]
 async fn postgres_feed_follows_notifications_and_reloads_after_a_lost_connection() {
     init_tracing();
@@ -276,10 +405,12 @@ async fn postgres_feed_follows_notifications_and_reloads_after_a_lost_connection
     .await;
     eprintln!("PostgreSQL feed: applied {took:?} after the write returned");
 
-    // Cut the LISTEN connection, and revoke while it is down: the reload finds it.
+    // Cut the LISTEN connection (its last statement is its LISTEN or a heartbeat's `SELECT 1`;
+    // the pools here never run that), and revoke while it is down: the reload finds it.
     let killed: Vec<(bool,)> = sqlx::query_as(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+         WHERE datname = current_database() AND (query ILIKE 'LISTEN%' OR query = 'SELECT 1') \
+         AND pid <> pg_backend_pid()",
     )
     .fetch_all(writer.pool())
     .await
