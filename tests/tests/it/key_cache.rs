@@ -2,7 +2,8 @@
 //! rotation overlap ends or it expires (manual clock); two instances on one database — a change
 //! at one is refused by the other within a second on PostgreSQL (LISTEN/NOTIFY; also over HTTP
 //! between two model-registry servers), after one poll on SQLite; a lost feed switches the cache off; the
-//! TTL bounds what no feed delivered; nothing of a key in `Debug` or the logs.
+//! TTL bounds what no feed delivered; a silent partition of the feed (a proxy that stops
+//! forwarding without closing) is noticed by its heartbeat; nothing of a key in `Debug` or the logs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use authz_axum::sql::{self, KeyDatabase, SqliteKeyStore};
 use authz_axum::{ApiKeys, AuthError};
 use serde_json::{Value, json};
 
-use crate::common::{captured_logs, demo_token, http, init_tracing, remember_secret};
+use crate::common::{PartitionProxy, captured_logs, demo_token, http, init_tracing, remember_secret};
 use crate::revocation::{eventually, eventually_async, fresh_database, pg_url};
 
 fn policy() -> Arc<Policy> {
@@ -335,6 +336,50 @@ async fn two_instances_on_one_postgres_see_a_revocation_within_a_second_and_a_lo
     cached(&b, &again).await;
     fa.stop().await;
     fb.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_partition_of_the_feed_is_noticed_by_its_heartbeat_and_the_cache_stops_serving() {
+    init_tracing();
+    let Some(server) = pg_url("key-feed partition test") else {
+        return;
+    };
+    let url = fresh_database(&server, "keycache_partition").await;
+    let clock = ManualClock::starting_now();
+    let a = keys_over(sql::open(&url).await.unwrap().store(), &clock);
+    // B reaches the database through a proxy that can go silent without closing anything.
+    let (proxy, through) = PartitionProxy::in_front_of(&url).await;
+    let db = KeyDatabase::Postgres(
+        sql::PostgresKeyStore::connect_with_timeout(&through, Duration::from_millis(500))
+            .await
+            .unwrap(),
+    );
+    let b = keys_over(db.store(), &clock);
+    let config = FeedConfig::default()
+        .retry_delay(Duration::from_millis(100))
+        .heartbeat(Duration::from_millis(100));
+    let feed = db.follow(&b, config).await;
+    let (key, id) = new_key(&a, None).await;
+    cached(&b, &key).await;
+
+    // No FIN, no RST, no notification: only the heartbeat can tell. Until it does the cache
+    // would serve for its whole TTL (30 s) whatever A revokes.
+    proxy.partition();
+    eventually(
+        "B's cache switched off by the silent feed",
+        Duration::from_secs(5),
+        || !b.cache().is_serving(),
+    )
+    .await;
+    a.revoke(&id).await.unwrap();
+    assert!(b.authenticate(&key).await.is_err(), "never served once revoked");
+    eventually("B follows again", Duration::from_secs(10), || {
+        feed.is_current() && b.cache().is_serving()
+    })
+    .await;
+    let (again, _) = new_key(&a, None).await;
+    cached(&b, &again).await;
+    feed.stop().await;
 }
 
 #[tokio::test]

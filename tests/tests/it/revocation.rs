@@ -13,7 +13,7 @@ use authz_axum::sql::revocations::{self, FeedConfig, PostgresRevocationStore, Sq
 use oauth2::{AuthorizationCode, TokenResponse as _};
 use reqwest::StatusCode;
 
-use crate::common::{demo_token, http, init_tracing, now, remember_secret};
+use crate::common::{PartitionProxy, demo_token, http, init_tracing, now, remember_secret};
 use crate::token_service::{authorize_spa, no_redirects, spa_client};
 
 /// The PostgreSQL server of the tests, or `None` (SKIPPED; never under CI).
@@ -243,67 +243,6 @@ async fn sqlite_feed_loads_at_start_polls_another_writer_and_purges() {
     feed.stop().await;
 }
 
-/// A TCP proxy on 127.0.0.1 in front of `upstream` that can partition: [`Self::partition`]
-/// stops forwarding on every connection open at that moment, in both directions, without
-/// closing either side — what a network partition looks like from both ends (no FIN, no RST,
-/// just silence); connections made afterwards pass.
-struct PartitionProxy {
-    addr: std::net::SocketAddr,
-    /// Connections with an id up to this one are cut.
-    cut: tokio::sync::watch::Sender<u64>,
-    opened: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl PartitionProxy {
-    async fn start(upstream: std::net::SocketAddr) -> Self {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (cut, cut_rx) = tokio::sync::watch::channel(0u64);
-        let opened = Arc::new(AtomicU64::new(0));
-        let count = opened.clone();
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let id = count.fetch_add(1, Ordering::SeqCst) + 1;
-                let mut cut = cut_rx.clone();
-                tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
-                        return;
-                    };
-                    let (mut up, mut down) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
-                    loop {
-                        if *cut.borrow_and_update() >= id {
-                            // Partitioned: hold both sockets open and forward nothing, ever.
-                            let _held = (client, server);
-                            std::future::pending::<()>().await;
-                            return;
-                        }
-                        tokio::select! {
-                            n = client.read(&mut up) => match n {
-                                Ok(n) if n > 0 => if server.write_all(&up[..n]).await.is_err() { return },
-                                _ => return,
-                            },
-                            n = server.read(&mut down) => match n {
-                                Ok(n) if n > 0 => if client.write_all(&down[..n]).await.is_err() { return },
-                                _ => return,
-                            },
-                            _ = cut.changed() => {}
-                        }
-                    }
-                });
-            }
-        });
-        Self { addr, cut, opened }
-    }
-
-    /// Partitions every connection open now.
-    fn partition(&self) {
-        self.cut
-            .send_replace(self.opened.load(std::sync::atomic::Ordering::SeqCst));
-    }
-}
-
 #[tokio::test]
 async fn postgres_feed_notices_a_silent_partition_by_its_heartbeat_and_catches_up() {
     init_tracing();
@@ -312,16 +251,12 @@ async fn postgres_feed_notices_a_silent_partition_by_its_heartbeat_and_catches_u
     };
     let url = fresh_database(&server, "partition").await;
     let writer = PostgresRevocationStore::connect(&url).await.unwrap();
-    let mut through = url::Url::parse(&url).unwrap();
-    let upstream = through.socket_addrs(|| Some(5432)).unwrap()[0];
-    let proxy = PartitionProxy::start(upstream).await;
-    through.set_host(Some("127.0.0.1")).unwrap();
-    through.set_port(Some(proxy.addr.port())).unwrap();
+    let (proxy, through) = PartitionProxy::in_front_of(&url).await;
 
     let clock = ManualClock::starting_now();
     let t = clock.unix_seconds();
     let list = Arc::new(RevocationList::new());
-    let store = PostgresRevocationStore::connect_with_timeout(through.as_str(), Duration::from_millis(500))
+    let store = PostgresRevocationStore::connect_with_timeout(&through, Duration::from_millis(500))
         .await
         .unwrap();
     let feed = revocations::RevocationDatabase::Postgres(store)
