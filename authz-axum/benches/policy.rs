@@ -1,0 +1,133 @@
+//! What a handler's `policy = "…"` adds to a request whose decision is in the cache — router,
+//! layer, guard, input document, decision cache, handler, no sockets — next to the same guard
+//! without a policy, in one run: `cargo bench -p authz-axum --bench policy`.
+//!
+//! Both routes require `model:deploy`; the token (HS256) is already in the verified-token cache
+//! and the engine's decision in the decision cache (`Cached`), so the difference is what the
+//! policy seam costs a request in production when the engine is not asked: building the
+//! [`Input`](authz_axum::core::engine::Input) from the principal and the request, the cache hit,
+//! and the decision's bookkeeping (no subscriber is installed, so the decision log line is
+//! not formatted; with `info` logging it adds a line per request). The engine behind the cache
+//! allows everything: it is asked once per second per distinct input (`request.time` is part
+//! of the key), which at this rate is noise.
+
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use authz_axum::core::engine::{CacheConfig, Cached, Decision, Input, Pending, PolicyEngine};
+use authz_axum::core::jwt::{Algorithm, JwtVerifier, KeySet, VerificationKey};
+use authz_axum::core::{Catalog as _, Policy, RoleSpec};
+use authz_axum::prelude::*;
+use authz_axum::{Authenticator, Issuer, StaticKeys};
+use axum::body::Body;
+use axum::http::Request;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use criterion::{Criterion, criterion_group, criterion_main};
+use tower::ServiceExt as _;
+
+authz_axum::catalog! { pub struct Catalog { permissions: ["model:deploy"] } }
+
+#[require_permission("model:deploy")]
+async fn without_policy() -> &'static str {
+    "ok"
+}
+
+#[require_permission("model:deploy", policy = "deploy")]
+async fn with_policy() -> &'static str {
+    "ok"
+}
+
+/// Allows everything (what it decides is not what is measured: the cache answers).
+#[derive(Debug)]
+struct Allow;
+
+impl PolicyEngine for Allow {
+    fn decide<'a>(&'a self, _: &'a str, _: &'a Input) -> Pending<'a> {
+        Pending::ready(Decision::allow())
+    }
+    fn policies(&self) -> Vec<String> {
+        vec!["deploy".into()]
+    }
+    fn kind(&self) -> &'static str {
+        "allow"
+    }
+}
+
+fn hs256(secret: &[u8], claims: &serde_json::Value) -> String {
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let input = format!("{header}.{payload}");
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    let sig = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+}
+
+fn policy_route(c: &mut Criterion) {
+    let secret = b"a-bench-secret-of-at-least-32-bytes!!";
+    let policy = Arc::new(
+        Policy::builder(Arc::new(Catalog::catalog().clone()))
+            .role(RoleSpec::new("analyst").grant("model:deploy"))
+            .build()
+            .unwrap(),
+    );
+    let verifier = JwtVerifier::builder("https://bench.test", "bench", [Algorithm::HS256])
+        .build()
+        .unwrap();
+    let keys = KeySet::new(vec![VerificationKey::hmac(Algorithm::HS256, secret).unwrap()]).unwrap();
+    let auth = Arc::new(
+        Authenticator::builder(policy)
+            .issuer(Issuer::new(verifier, StaticKeys::new(keys)))
+            .build()
+            .unwrap(),
+    );
+    let token = hs256(
+        secret,
+        &serde_json::json!({"iss": "https://bench.test", "aud": "bench", "sub": "u", "exp": 4_102_444_800u64, "roles": ["analyst"]}),
+    );
+    let engine = Arc::new(Cached::new(
+        Allow,
+        CacheConfig::default(),
+        authz_axum::core::clock::system(),
+    ));
+    let router = axum::Router::new()
+        .route("/models/{id}/plain", axum::routing::post(without_policy))
+        .route("/models/{id}/deploy", axum::routing::post(with_policy))
+        .layer(AuthLayer::new(auth).policy_engine(engine.clone()));
+    let request = |path: &str| {
+        Request::post(path)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    for path in ["/models/m-1/plain", "/models/m-1/deploy"] {
+        let status = rt
+            .block_on(router.clone().oneshot(request(path)))
+            .unwrap()
+            .status();
+        assert_eq!(status, 200, "{path}");
+    }
+    assert_eq!(engine.len(), 1, "the policy route's decision is cached");
+
+    let mut g = c.benchmark_group("tower/policy_cache_hit");
+    g.bench_function("guard_without_policy", |b| {
+        b.iter(|| {
+            rt.block_on(router.clone().oneshot(black_box(request("/models/m-1/plain"))))
+                .unwrap()
+        })
+    });
+    g.bench_function("guard_with_policy", |b| {
+        b.iter(|| {
+            rt.block_on(router.clone().oneshot(black_box(request("/models/m-1/deploy"))))
+                .unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, policy_route);
+criterion_main!(benches);
