@@ -140,7 +140,10 @@ where
                 // (here, or in `PolicyChecked` for a deferred decision) records the outcome.
                 let principal = principal.clone();
                 let auth = state.clone();
-                crate::engine::check::<C, R, P, S>(parts, s, &auth, &principal).await?;
+                // Out of line: the engine's future (the input document, the decision) is
+                // large, and this future is part of every guarded request's handler future —
+                // inline, every guard would carry its size, policy or not.
+                Box::pin(crate::engine::check::<C, R, P, S>(parts, s, &auth, &principal)).await?;
                 return Ok(Guard {
                     principal,
                     _marker: PhantomData,
