@@ -23,7 +23,6 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +34,7 @@ use authz_axum::core::keystore::{KeyStore, MemoryKeyStore};
 use authz_axum::core::{Policy, RoleSpec};
 use authz_axum::sql::revocations::FeedConfig;
 use authz_axum::{ApiKeys, AuthLayer, Authenticator, Issuer, StaticKeys};
+use authz_bench_peers::{Sample, latency, median, min_max, round_order, wrk};
 use authz_tests::signed_tokens::{HS256_SECRET, Signed, jwt_alg, signed_tokens};
 use axum::Router;
 use axum::extract::{FromRef, Request};
@@ -129,86 +129,8 @@ fn status(addr: SocketAddr, credential: Option<&str>) -> u16 {
         .unwrap_or(0)
 }
 
-/// One wrk run.
-#[derive(Clone, Copy)]
-struct Sample {
-    rps: f64,
-    /// Latency percentiles, in microseconds.
-    p50: f64,
-    p99: f64,
-}
-
-/// wrk's latency figures: `97.00us`, `3.08ms`, `1.20s`.
-fn micros(v: &str) -> f64 {
-    let v = v.trim();
-    let (num, scale) = if let Some(n) = v.strip_suffix("us") {
-        (n, 1.0)
-    } else if let Some(n) = v.strip_suffix("ms") {
-        (n, 1e3)
-    } else if let Some(n) = v.strip_suffix('m') {
-        (n, 60e6)
-    } else if let Some(n) = v.strip_suffix('s') {
-        (n, 1e6)
-    } else {
-        (v, f64::NAN)
-    };
-    num.parse::<f64>().map_or(f64::NAN, |n| n * scale)
-}
-
-fn wrk(config: &Config, seconds: u32) -> Sample {
-    let out = Command::new("wrk")
-        .args(["-t1", "-c16", &format!("-d{seconds}s"), "--latency"])
-        .args(["-H", &format!("Authorization: Bearer {}", config.credential)])
-        .arg(format!("http://{}/", config.addr))
-        .output()
-        .expect("wrk is installed (bench-peers/run-http.sh installs it)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && !text.contains("Non-2xx"),
-        "{}: wrk failed or saw non-2xx answers:\n{text}{}",
-        config.name,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rps = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0);
-    let pct = |p: &str| {
-        text.lines()
-            .find(|l| l.trim_start().starts_with(p))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .map_or(f64::NAN, micros)
-    };
-    Sample {
-        rps,
-        p50: pct("50%"),
-        p99: pct("99%"),
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-fn min_max(v: &[f64]) -> (f64, f64) {
-    v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
-        (lo.min(x), hi.max(x))
-    })
-}
-
-fn latency(us: f64) -> String {
-    if us >= 1000.0 {
-        format!("{:.2} ms", us / 1000.0)
-    } else {
-        format!("{us:.0} µs")
-    }
+fn run(config: &Config, seconds: u32) -> Sample {
+    wrk(&config.name, config.addr, &config.credential, seconds)
 }
 
 /// The "bare jsonwebtoken" and "axum-jwt-auth" role check, in the handler.
@@ -577,15 +499,14 @@ fn main() {
     );
     for c in &configs {
         if warmup > 0 {
-            let _ = wrk(c, warmup);
+            let _ = run(c, warmup);
         }
     }
     // samples[config][round]
     let mut samples: Vec<Vec<Sample>> = vec![Vec::with_capacity(runs); n];
     for round in 0..runs {
-        for k in 0..n {
-            let i = (round + k) % n;
-            let s = wrk(&configs[i], seconds);
+        for i in round_order(round, n) {
+            let s = run(&configs[i], seconds);
             eprintln!(
                 "  round {}/{runs}  {:<40} {:>8.0} req/s  p50 {:>9}  p99 {:>9}",
                 round + 1,
