@@ -1,8 +1,38 @@
 //! Helpers for the peer benchmarks (see benches/ and src/bin/): driving `wrk` and summarising
 //! its runs.
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Output};
+use std::time::Duration;
+
+/// One `GET /<path>` (HTTP/1.1, `Connection: close`), with `credential` as a bearer if given:
+/// the status and the body (0 and empty if no answer could be read).
+///
+/// # Panics
+/// If nothing listens on `addr`.
+pub fn http_get(addr: SocketAddr, path: &str, credential: Option<&str>) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let auth = credential
+        .map(|c| format!("Authorization: Bearer {c}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET /{path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    (status, body)
+}
 
 /// One wrk run.
 #[derive(Clone, Copy, Debug)]

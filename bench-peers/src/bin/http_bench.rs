@@ -21,8 +21,7 @@
 //! Only 127.0.0.1 is ever bound or loaded; every wrk run has a fixed duration; the SQLite file
 //! lives in a temporary folder removed at the end.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +33,7 @@ use authz_axum::core::keystore::{KeyStore, MemoryKeyStore};
 use authz_axum::core::{Policy, RoleSpec};
 use authz_axum::sql::revocations::FeedConfig;
 use authz_axum::{ApiKeys, AuthLayer, Authenticator, Issuer, StaticKeys};
-use authz_bench_peers::{Sample, latency, median, min_max, round_order, wrk};
+use authz_bench_peers::{Sample, http_get, latency, median, min_max, round_order, wrk};
 use authz_tests::signed_tokens::{HS256_SECRET, Signed, jwt_alg, signed_tokens};
 use axum::Router;
 use axum::extract::{FromRef, Request};
@@ -108,25 +107,8 @@ async fn serve07(app: axum07::Router) -> SocketAddr {
     addr
 }
 
-/// The status of one `GET /` (HTTP/1.1, `Connection: close`), with `credential` as a bearer.
 fn status(addr: SocketAddr, credential: Option<&str>) -> u16 {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let auth = credential
-        .map(|c| format!("Authorization: Bearer {c}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "GET / HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let _ = s.read_to_end(&mut head);
-    let head = String::from_utf8_lossy(&head);
-    head.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+    http_get(addr, "", credential).0
 }
 
 fn run(config: &Config, seconds: u32) -> Sample {
@@ -159,6 +141,15 @@ async fn axum_jwt_auth_handler(
 #[protect_axum::protect("viewer")]
 async fn protect_axum_handler() -> &'static str {
     "hello"
+}
+
+/// The SQLite file's folder, removed when the run ends (a panic too).
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A protected configuration whose credential is a JWT.
@@ -416,9 +407,9 @@ fn main() {
     // authz API keys, as a service runs them: the verified-key cache (default: 10 000 keys, 30 s
     // TTL), `last_used_at` flushed every 5 s by a background task; over SQLite, the change feed
     // following the file (what keeps the cache serving: without it every check reads the store).
-    let dir = std::env::temp_dir().join(format!("authz-http-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sqlite_url = format!("sqlite://{}", dir.join("keys.db").display());
+    let dir = TempDir(std::env::temp_dir().join(format!("authz-http-bench-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let sqlite_url = format!("sqlite://{}", dir.0.join("keys.db").display());
     let (_feed, key_caches, key_configs) = rt.block_on(async {
         let db = authz_axum::sql::open(&sqlite_url).await.unwrap();
         let mut out = Vec::new();
@@ -566,11 +557,14 @@ fn main() {
     println!();
     // Evidence that the API key rows measure the steady state (cache hits), not the store.
     for (name, keys) in &key_caches {
+        if !configs.iter().any(|c| c.name == *name) {
+            continue;
+        }
         let stats = keys.cache().stats();
         println!(
             "{name}: verified-key cache hits {}, misses {}, serving {}",
             stats.hits, stats.misses, stats.serving
         );
     }
-    let _ = std::fs::remove_dir_all(dir);
+    drop(dir);
 }
