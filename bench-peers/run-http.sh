@@ -4,7 +4,7 @@
 # (200 / 401 / 403), warms each up ($HTTP_BENCH_WARMUP seconds, default 2) and runs `runs` rounds
 # in which every configuration is loaded once for `seconds` (wrk -t1 -c16, 127.0.0.1 only).
 # The report (a markdown table: median requests/s with min–max, % of the no-auth median, p50/p99)
-# goes to stdout; progress to stderr. 13 configurations: 5 × 10 s takes about 11.5 minutes.
+# goes to stdout; progress to stderr. 14 configurations: 5 × 10 s takes about 12.5 minutes.
 # HTTP_BENCH_ONLY=substr,substr keeps only matching configurations (plus the no-auth baseline).
 set -euo pipefail
 cd "$(dirname "$0")"

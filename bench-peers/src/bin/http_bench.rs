@@ -403,6 +403,19 @@ fn main() {
         &hs256,
         Some(&hs256_no_role),
     ));
+    // The same route without authentication on axum 0.7's server, so that the jwt-authorizer row
+    // can be read against the stack it runs on, not only against axum 0.8's.
+    configs.push(Config {
+        name: "no auth (axum 0.7)".into(),
+        checks: "nothing (the HS256 token is sent and ignored); axum 0.7's `serve`, as \
+                 jwt-authorizer's row",
+        addr: rt.block_on(serve07(
+            axum07::Router::new().route("/", axum07::routing::get(hello)),
+        )),
+        credential: hs256.clone(),
+        without_role: None,
+        protected: false,
+    });
 
     // authz API keys, as a service runs them: the verified-key cache (default: 10 000 keys, 30 s
     // TTL), `last_used_at` flushed every 5 s by a background task; over SQLite, the change feed
