@@ -336,11 +336,12 @@ fn main() {
     ));
 
     // protect-axum 0.2: authorization only; it leaves authentication to the user. Its
-    // `GrantsLayer` runs an extractor that returns the request's authorities; here, as its
-    // README suggests for JWTs, the extractor decodes the token with jsonwebtoken 12 (signature,
-    // `alg` = HS256, `exp` required, `iss`, `aud`) and returns the `roles` claim as a
-    // `HashSet<String>`; `#[protect("viewer")]` on the handler answers 403 without the role.
-    // The layer boxes a future per request.
+    // `GrantsLayer` runs an authority extractor of the user's own (its README's step 1) that
+    // returns the request's authorities; here it decodes the token with jsonwebtoken 12
+    // (signature, `alg` = HS256, `exp` required, `iss`, `aud`; 401 otherwise) and returns the
+    // `roles` claim as a `HashSet<String>`; `#[protect("viewer")]` on the handler answers 403
+    // without the role. The layer boxes a future per request; the extractor's future is a
+    // ready one (the decode is synchronous).
     let protect = {
         let key = Arc::new(hs256_theirs.clone());
         let mut validation = jsonwebtoken::Validation::new(jwt_alg(Algorithm::HS256));
