@@ -72,6 +72,9 @@ pub fn wrk_sample(label: &str, out: &Output) -> Sample {
         "{label}: wrk failed or saw non-2xx answers:\n{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    if let Some(errors) = text.lines().find(|l| l.contains("Socket errors")) {
+        eprintln!("  {label}: wrk reported {}", errors.trim());
+    }
     let rps = text
         .lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))

@@ -9,8 +9,8 @@
 //! - before measuring, each configuration is checked (valid credential → 200, no header → 401,
 //!   a credential without the role → 403) and warmed up (`HTTP_BENCH_WARMUP` seconds, default 2);
 //! - then `runs` rounds; each round runs every configuration once (round-robin), and each round
-//!   starts one configuration later than the previous one, so that none always follows the same
-//!   neighbour or sits at the same place in a round;
+//!   starts one configuration later than the previous one (the cyclic order stays), so that no
+//!   configuration always sits at the same place in a round (first after a pause, last);
 //! - the report gives, per configuration, the median requests/s with min–max, the median as a
 //!   percentage of the no-auth median (and the range of the same ratio taken round by round) and
 //!   the medians of wrk's p50 and p99 latencies, as a markdown table.
