@@ -10,19 +10,27 @@
 //!   PostgreSQL and kept current by its LISTEN/NOTIFY feed;
 //! - a route guarded by `#[require_permission("data:read")]`.
 //!
-//! One instance has 2 Tokio workers (`one`), the other two 1 worker each (`two`). The load is the
-//! same in both configurations: two `wrk -t1 -c8` processes started together — both against
-//! `one`, or one against each of `two` — and the figure is the sum of their requests/s. Rounds
-//! alternate the four configurations (API key / JWT × one / two) as `run-http.sh` does. Each run
-//! also counts PostgreSQL transactions (`pg_stat_database`), to show that the request path does
-//! not reach the database.
+//! One instance has 2 Tokio workers, the other two 1 worker each. Each instance loaded gets one
+//! `wrk -t1 -c8` process, all started together, and a configuration's figure is the sum of
+//! their requests/s. Per credential (API key, JWT):
+//! - one instance, 1 worker, 1 wrk: what one instance does alone, the reference of scale-out;
+//! - one instance, 2 workers, 2 wrk: the same cores and load as the next row, in one process;
+//! - two instances, 1 worker each, 2 wrk: two instances on the one database.
 //!
-//! What this can show on a 2-core machine shared with the load generator: whether two instances
-//! on one database lose throughput against one instance with the same cores — i.e. whether
-//! anything serialises across instances (a lock, a per-request database round trip). What it
-//! cannot show: more throughput from more instances (the cores are saturated in both
-//! configurations; that needs more cores or machines), a database across a network, or more than
-//! two instances.
+//! Rounds alternate the six configurations as `run-http.sh` does. Over the whole measurement it
+//! also counts PostgreSQL transactions (`pg_stat_database`) and API-key store reads (the
+//! instances' verified-key cache misses, from a `/stats` route), to show that the request path
+//! does not reach the database.
+//!
+//! What this can show on a 2-core machine shared with the load generator: whether a second
+//! instance on the same database adds what the first does alone (each instance with its wrk
+//! fits one core, so two can reach ~2× one) and whether two instances lose anything against one
+//! process with the same cores — i.e. whether anything serialises across instances (a lock, a
+//! per-request database round trip). What it cannot show: scaling past two cores or two
+//! instances (the cores are saturated by two instances and their two wrk), a database across a
+//! network, or a separate load-generator machine. Two 1-worker processes can also beat one
+//! 2-worker process on the same cores for local reasons (no work stealing or cross-core wake-ups
+//! between Tokio workers), which is not a property of authz.
 //!
 //! Bounded: 127.0.0.1 only; every server exits when its driver's stdin pipe closes or after its
 //! lifetime argument, whichever comes first, and the driver kills the servers it started.
@@ -154,10 +162,27 @@ struct Instance {
     addr: SocketAddr,
 }
 
+/// `cmd` run on the CPUs `cpus` (`taskset -c`), or as it is when `cpus` is `None`.
+fn pinned(cmd: &Command, cpus: Option<&str>) -> Command {
+    match cpus {
+        None => {
+            let mut plain = Command::new(cmd.get_program());
+            plain.args(cmd.get_args());
+            plain
+        }
+        Some(cpus) => {
+            let mut t = Command::new("taskset");
+            t.args(["-c", cpus]).arg(cmd.get_program()).args(cmd.get_args());
+            t
+        }
+    }
+}
+
 impl Instance {
-    fn start(workers: usize, lifetime: u64) -> Self {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["serve", &workers.to_string(), &lifetime.to_string()])
+    fn start(workers: usize, lifetime: u64, cpus: Option<&str>) -> Self {
+        let mut serve = Command::new(std::env::current_exe().unwrap());
+        serve.args(["serve", &workers.to_string(), &lifetime.to_string()]);
+        let mut child = pinned(&serve, cpus)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -195,29 +220,34 @@ async fn transactions(pool: &sqlx::PgPool) -> i64 {
 
 struct Config {
     name: String,
-    /// The instances the two wrk processes load (the same one twice for `one`).
-    targets: [SocketAddr; 2],
+    /// The instance each wrk process loads (the same one twice for one instance, 2 workers),
+    /// and the CPU that wrk runs on when pinning.
+    targets: Vec<(SocketAddr, &'static str)>,
+    /// Whether to pin (`taskset`).
+    pin: bool,
     credential: String,
 }
 
-/// Both wrk processes (`-t1 -c8`), started together; their samples.
-fn pair(c: &Config, seconds: u32) -> [Sample; 2] {
+/// The wrk processes (`-t1 -c8`, one per target), started together; their samples.
+fn load(c: &Config, seconds: u32) -> Vec<Sample> {
     let children: Vec<_> = c
         .targets
         .iter()
-        .map(|&addr| {
-            wrk_command(addr, &c.credential, seconds, 8)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("wrk is installed (scale-out/run.sh installs it)")
+        .map(|&(addr, cpu)| {
+            pinned(
+                &wrk_command(addr, &c.credential, seconds, 8),
+                c.pin.then_some(cpu),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wrk is installed (scale-out/run.sh installs it)")
         })
         .collect();
-    let samples: Vec<Sample> = children
+    children
         .into_iter()
         .map(|ch| wrk_sample(&c.name, &ch.wait_with_output().unwrap()))
-        .collect();
-    [samples[0], samples[1]]
+        .collect()
 }
 
 fn run(seconds: u32, runs: usize) {
@@ -239,52 +269,85 @@ fn run(seconds: u32, runs: usize) {
         (issued.key.expose_raw().to_string(), pool)
     });
     let token = hs256().token;
-    let lifetime = 120 + u64::from(seconds + 3) * 4 * (runs as u64 + 1);
+    let lifetime = 120 + u64::from(seconds + 3) * 6 * (runs as u64 + 1);
+    // Pinned (default, with taskset and 2 CPUs or more): each 1-worker instance and its wrk share
+    // one CPU (instance A and its wrk on CPU 0, B and its wrk on CPU 1), so one instance alone
+    // uses one core and two use two; the 2-worker instance and its two wrk get CPUs 0 and 1.
+    let pin = std::env::var("SCALE_OUT_PIN").map_or(true, |v| v != "0")
+        && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+        && Command::new("taskset")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    eprintln!(
+        "{}",
+        if pin {
+            "pinned: instance A and its wrk on CPU 0, B and its wrk on CPU 1, the 2-worker \
+             instance on CPUs 0-1 (SCALE_OUT_PIN=0: not pinned)"
+        } else {
+            "not pinned (SCALE_OUT_PIN=0, fewer than 2 CPUs, or no taskset)"
+        }
+    );
     // One at a time: each connects and follows the database before the next starts.
-    let one = Instance::start(2, lifetime);
-    let two = [Instance::start(1, lifetime), Instance::start(1, lifetime)];
+    let one = Instance::start(2, lifetime, pin.then_some("0,1"));
+    let two = [
+        Instance::start(1, lifetime, pin.then_some("0")),
+        Instance::start(1, lifetime, pin.then_some("1")),
+    ];
     let mut configs = Vec::new();
+    // Per credential, in this order (the report relies on it): one instance of 1 worker under
+    // one wrk (what one instance does alone: the reference of scale-out); one instance of 2
+    // workers under two wrk (the same cores and load as the next row, in one process); two
+    // instances of 1 worker, one wrk each.
     for (what, credential) in [("API key", &key), ("JWT HS256", &token)] {
-        configs.push(Config {
-            name: format!("{what}: one instance, 2 workers"),
-            targets: [one.addr, one.addr],
-            credential: credential.clone(),
-        });
-        configs.push(Config {
-            name: format!("{what}: two instances, 1 worker each"),
-            targets: [two[0].addr, two[1].addr],
-            credential: credential.clone(),
-        });
+        for (name, targets) in [
+            ("one instance, 1 worker, 1 wrk", vec![(two[0].addr, "0")]),
+            (
+                "one instance, 2 workers, 2 wrk",
+                vec![(one.addr, "0"), (one.addr, "1")],
+            ),
+            (
+                "two instances, 1 worker each, 2 wrk",
+                vec![(two[0].addr, "0"), (two[1].addr, "1")],
+            ),
+        ] {
+            configs.push(Config {
+                name: format!("{what}: {name}"),
+                targets,
+                pin,
+                credential: credential.clone(),
+            });
+        }
     }
     let n = configs.len();
     eprintln!(
-        "{n} configurations × {runs} runs × {seconds} s (+ 2 s warm-up each), two wrk -t1 -c8 \
-         per run: about {} min",
+        "{n} configurations × {runs} runs × {seconds} s (+ 2 s warm-up each), wrk -t1 -c8 per \
+         instance loaded: about {} min",
         (n as u32 * (2 + runs as u32 * (seconds + 2))).div_ceil(60)
     );
     for c in &configs {
-        let _ = pair(c, 2);
+        let _ = load(c, 2);
     }
     // Let the warm-up's statistics reach pg_stat_database, then count from here.
     std::thread::sleep(Duration::from_secs(11));
     let tx_before = rt.block_on(transactions(&pool));
     let misses_before = misses(&one, &two, &key);
-    // samples[config][round] = (sum of requests/s, the two wrk's requests/s)
-    let mut samples: Vec<Vec<(f64, [f64; 2])>> = vec![Vec::new(); n];
+    // samples[config][round] = (sum of requests/s, each wrk's requests/s)
+    let mut samples: Vec<Vec<(f64, Vec<f64>)>> = vec![Vec::new(); n];
     let mut requests = 0.0;
     for round in 0..runs {
         for i in round_order(round, n) {
-            let [a, b] = pair(&configs[i], seconds);
+            let each: Vec<f64> = load(&configs[i], seconds).iter().map(|s| s.rps).collect();
+            let sum: f64 = each.iter().sum();
+            let shares: Vec<String> = each.iter().map(|r| format!("{r:.0}")).collect();
             eprintln!(
-                "  round {}/{runs}  {:<40} {:>8.0} req/s ({:.0} + {:.0})",
+                "  round {}/{runs}  {:<50} {sum:>8.0} req/s ({})",
                 round + 1,
                 configs[i].name,
-                a.rps + b.rps,
-                a.rps,
-                b.rps,
+                shares.join(" + "),
             );
-            requests += (a.rps + b.rps) * f64::from(seconds);
-            samples[i].push((a.rps + b.rps, [a.rps, b.rps]));
+            requests += sum * f64::from(seconds);
+            samples[i].push((sum, each));
         }
     }
     let misses_after = misses(&one, &two, &key);
@@ -295,36 +358,42 @@ fn run(seconds: u32, runs: usize) {
 
     println!();
     println!(
-        "Scale-out on 127.0.0.1, one PostgreSQL: two wrk -t1 -c8 per run (sum of requests/s), \
-         {runs} alternating runs × {seconds} s"
+        "Scale-out on 127.0.0.1, one PostgreSQL: wrk -t1 -c8 per instance loaded (the sum of \
+         their requests/s), {runs} alternating runs × {seconds} s, {}",
+        if pin {
+            "pinned (each 1-worker instance and its wrk on one CPU)"
+        } else {
+            "not pinned"
+        }
     );
     println!();
     println!(
-        "| configuration | requests/s, median (min–max) | two vs one (median) | the two wrk's shares (medians) |"
+        "| configuration | requests/s, median (min–max) | vs one instance, 1 worker | vs one instance, 2 workers | each wrk (medians) |"
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|---|");
     for (i, (c, s)) in configs.iter().zip(&samples).enumerate() {
         let sums: Vec<f64> = s.iter().map(|x| x.0).collect();
         let (lo, hi) = min_max(&sums);
         let med = median(sums);
-        let one_median = median(samples[i & !1].iter().map(|x| x.0).collect());
-        let split = [
-            median(s.iter().map(|x| x.1[0]).collect()),
-            median(s.iter().map(|x| x.1[1]).collect()),
-        ];
+        // The first two rows of this credential's three.
+        let base = |k: usize| median(samples[i - i % 3 + k].iter().map(|x| x.0).collect());
+        let shares: Vec<String> = (0..c.targets.len())
+            .map(|w| format!("{:.0}", median(s.iter().map(|x| x.1[w]).collect())))
+            .collect();
         println!(
-            "| {} | {med:.0} ({lo:.0}–{hi:.0}) | {:.1}% | {:.0} / {:.0} |",
+            "| {} | {med:.0} ({lo:.0}–{hi:.0}) | {:.0}% | {:.0}% | {} |",
             c.name,
-            100.0 * med / one_median,
-            split[0],
-            split[1],
+            100.0 * med / base(0),
+            100.0 * med / base(1),
+            shares.join(" / "),
         );
     }
     println!();
     println!(
         "During the measurement: {requests:.0} requests; {tx} PostgreSQL transactions in all \
          (last_used_at flushes every 5 s per instance, anything else); API-key store reads \
-         (verified-key cache misses, three instances): {}.",
+         (verified-key cache misses, three instances; each instance re-reads a key once its \
+         30 s TTL has passed, once per request in flight at that moment): {}.",
         misses_after - misses_before
     );
 }
