@@ -61,6 +61,23 @@ pub fn wrk_command(addr: SocketAddr, credential: &str, seconds: u32, connections
     cmd
 }
 
+/// `cmd` run on the CPUs `cpus` (`taskset -c`), or as it is when `cpus` is `None` (program and
+/// arguments only: set stdio and the environment on the result).
+pub fn pinned(cmd: &Command, cpus: Option<&str>) -> Command {
+    match cpus {
+        None => {
+            let mut plain = Command::new(cmd.get_program());
+            plain.args(cmd.get_args());
+            plain
+        }
+        Some(cpus) => {
+            let mut t = Command::new("taskset");
+            t.args(["-c", cpus]).arg(cmd.get_program()).args(cmd.get_args());
+            t
+        }
+    }
+}
+
 /// The figures of a finished wrk run.
 ///
 /// # Panics

@@ -15,6 +15,10 @@
 //!   percentage of the no-auth median (and the range of the same ratio taken round by round) and
 //!   the medians of wrk's p50 and p99 latencies, as a markdown table.
 //!
+//! `HTTP_BENCH_PIN=1` runs the servers on CPU 1 with one Tokio worker and wrk on CPU 0 (`taskset`),
+//! so that a server is CPU-bound on its own core rather than sharing both cores with wrk (the
+//! default, 2 workers and nothing pinned, is the method of the numbers in BENCHMARKS.md).
+//!
 //! `HTTP_BENCH_ONLY=a,b` keeps only the configurations whose name contains one of the given
 //! substrings (the no-auth baseline is always kept).
 //!
@@ -22,6 +26,7 @@
 //! lives in a temporary folder removed at the end.
 
 use std::net::SocketAddr;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +38,9 @@ use authz_axum::core::keystore::{KeyStore, MemoryKeyStore};
 use authz_axum::core::{Policy, RoleSpec};
 use authz_axum::sql::revocations::FeedConfig;
 use authz_axum::{ApiKeys, AuthLayer, Authenticator, Issuer, StaticKeys};
-use authz_bench_peers::{Sample, http_get, latency, median, min_max, round_order, wrk};
+use authz_bench_peers::{
+    Sample, http_get, latency, median, min_max, pinned, round_order, wrk_command, wrk_sample,
+};
 use authz_tests::signed_tokens::{HS256_SECRET, Signed, jwt_alg, signed_tokens};
 use axum::Router;
 use axum::extract::{FromRef, Request};
@@ -111,8 +118,15 @@ fn status(addr: SocketAddr, credential: Option<&str>) -> u16 {
     http_get(addr, "", credential).0
 }
 
-fn run(config: &Config, seconds: u32) -> Sample {
-    wrk(&config.name, config.addr, &config.credential, seconds)
+/// One wrk run against `config` (on CPU 0 when pinned).
+fn run(config: &Config, seconds: u32, pin: bool) -> Sample {
+    let out = pinned(
+        &wrk_command(config.addr, &config.credential, seconds, 16),
+        pin.then_some("0"),
+    )
+    .output()
+    .expect("wrk is installed (bench-peers/run-http.sh installs it)");
+    wrk_sample(&config.name, &out)
 }
 
 /// The "bare jsonwebtoken" and "axum-jwt-auth" role check, in the handler.
@@ -188,8 +202,23 @@ fn main() {
     let only: Vec<String> = std::env::var("HTTP_BENCH_ONLY")
         .map(|s| s.split(',').map(|p| p.trim().to_string()).collect())
         .unwrap_or_default();
+    // HTTP_BENCH_PIN=1: the servers on CPU 1 with one worker, wrk on CPU 0 — the servers are then
+    // CPU-bound on their own core instead of sharing both with wrk (this program re-runs itself
+    // under `taskset -c 1`; wrk is started under `taskset -c 0`).
+    let pin = std::env::var("HTTP_BENCH_PIN").is_ok_and(|v| v == "1");
+    if pin && std::env::var_os("HTTP_BENCH_PINNED").is_none() {
+        let status = Command::new("taskset")
+            .args(["-c", "1"])
+            .arg(std::env::current_exe().unwrap())
+            .args(std::env::args().skip(1))
+            .env("HTTP_BENCH_PINNED", "1")
+            .status()
+            .expect("taskset (util-linux) is installed");
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    let workers = if pin { 1 } else { 2 };
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .enable_all()
         .build()
         .unwrap();
@@ -504,14 +533,14 @@ fn main() {
     );
     for c in &configs {
         if warmup > 0 {
-            let _ = run(c, warmup);
+            let _ = run(c, warmup, pin);
         }
     }
     // samples[config][round]
     let mut samples: Vec<Vec<Sample>> = vec![Vec::with_capacity(runs); n];
     for round in 0..runs {
         for i in round_order(round, n) {
-            let s = run(&configs[i], seconds);
+            let s = run(&configs[i], seconds, pin);
             eprintln!(
                 "  round {}/{runs}  {:<40} {:>8.0} req/s  p50 {:>9}  p99 {:>9}",
                 round + 1,
@@ -528,7 +557,12 @@ fn main() {
     println!();
     println!(
         "HTTP throughput, 127.0.0.1: wrk -t1 -c16 --latency, {runs} alternating runs × {seconds} s \
-         per configuration, {warmup} s warm-up each; 2 Tokio workers"
+         per configuration, {warmup} s warm-up each; {}",
+        if pin {
+            "servers on CPU 1 with 1 Tokio worker, wrk on CPU 0 (HTTP_BENCH_PIN=1)"
+        } else {
+            "servers with 2 Tokio workers, nothing pinned"
+        }
     );
     println!();
     println!(

@@ -49,7 +49,7 @@ use authz_axum::core::revocation::RevocationList;
 use authz_axum::core::{Policy, RoleSpec};
 use authz_axum::sql::revocations::FeedConfig;
 use authz_axum::{ApiKeys, AuthLayer, Authenticator, Issuer, StaticKeys};
-use authz_bench_peers::{Sample, http_get, median, min_max, round_order, wrk_command, wrk_sample};
+use authz_bench_peers::{Sample, http_get, median, min_max, pinned, round_order, wrk_command, wrk_sample};
 use authz_tests::signed_tokens::{Signed, signed_tokens};
 use axum::Router;
 use axum::routing::get;
@@ -160,22 +160,6 @@ fn serve(workers: usize, lifetime: u64) {
 struct Instance {
     child: Child,
     addr: SocketAddr,
-}
-
-/// `cmd` run on the CPUs `cpus` (`taskset -c`), or as it is when `cpus` is `None`.
-fn pinned(cmd: &Command, cpus: Option<&str>) -> Command {
-    match cpus {
-        None => {
-            let mut plain = Command::new(cmd.get_program());
-            plain.args(cmd.get_args());
-            plain
-        }
-        Some(cpus) => {
-            let mut t = Command::new("taskset");
-            t.args(["-c", cpus]).arg(cmd.get_program()).args(cmd.get_args());
-            t
-        }
-    }
 }
 
 impl Instance {
