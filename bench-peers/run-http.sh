@@ -5,7 +5,8 @@
 # in which every configuration is loaded once for `seconds` (wrk -t1 -c16, 127.0.0.1 only).
 # The report (a markdown table: median requests/s with min–max, % of the no-auth median, p50/p99)
 # goes to stdout; progress to stderr. 14 configurations: 5 × 10 s takes about 12.5 minutes.
-# HTTP_BENCH_ONLY=substr,substr keeps only matching configurations (plus the no-auth baseline).
+# HTTP_BENCH_ONLY=substr,substr keeps only matching configurations (plus the no-auth baseline);
+# HTTP_BENCH_PIN=1 runs the servers on CPU 1 with 1 worker and wrk on CPU 0 (quiet machine only).
 set -euo pipefail
 cd "$(dirname "$0")"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
