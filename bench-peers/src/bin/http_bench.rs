@@ -296,8 +296,8 @@ fn main() {
     ));
 
     // A hand-written middleware over bare jsonwebtoken 12 (aws-lc-rs), as a service without a
-    // framework would do it: signature, `alg` = HS256, `exp` (required, 60 s leeway), `iss`,
-    // `aud`; then the role, in the middleware. No `typ`/`crit`/`nbf` policy beyond
+    // framework would do it: signature, `alg` = HS256, `crit` (refused), `exp` (required, 60 s
+    // leeway), `iss`, `aud`; then the role, in the middleware. No `typ`/`nbf`/`iat` policy beyond
     // jsonwebtoken's defaults, no size limit, no cache.
     let bare = {
         let key = Arc::new(hs256_theirs.clone());
@@ -327,7 +327,7 @@ fn main() {
     };
     configs.push(jwt(
         "bare jsonwebtoken HS256".into(),
-        "signature, `alg` = HS256, `exp` (required), `iss`, `aud`; role `viewer` (hand-written \
+        "signature, `alg` = HS256, `crit`, `exp` (required), `iss`, `aud`; role `viewer` (hand-written \
          middleware)",
         rt.block_on(serve(bare)),
         &hs256,
@@ -398,7 +398,7 @@ fn main() {
     };
     configs.push(jwt(
         "protect-axum 0.2 + jsonwebtoken HS256".into(),
-        "signature, `alg` = HS256, `exp` (required), `iss`, `aud` (jsonwebtoken 12, in the grants \
+        "signature, `alg` = HS256, `crit`, `exp` (required), `iss`, `aud` (jsonwebtoken 12, in the grants \
          extractor); authority `viewer` by `#[protect]`",
         rt.block_on(serve(protect)),
         &hs256,
