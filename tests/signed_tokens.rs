@@ -9,6 +9,10 @@ use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+/// The HS256 secret [`signed_tokens`] signs with (fixed, unlike the other keys): for peers
+/// that take the secret themselves (`bench-peers/src/bin/http_bench.rs`).
+pub const HS256_SECRET: [u8; 32] = [7; 32];
+
 /// A token signed with a fresh key (`kid` "k1"), and that key for both verifiers.
 pub struct Signed {
     /// The algorithm it is signed with.
@@ -58,7 +62,7 @@ pub fn signed_tokens(claims: &serde_json::Value) -> Vec<Signed> {
 pub fn signed_tokens_with_jwks(claims: &serde_json::Value) -> Vec<(Signed, Option<serde_json::Value>)> {
     let rng = SystemRandom::new();
     let mut out = Vec::new();
-    let secret = [7u8; 32];
+    let secret = HS256_SECRET;
     let i = input(Algorithm::HS256, claims);
     let tag = aws_lc_rs::hmac::sign(
         &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret),

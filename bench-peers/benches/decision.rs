@@ -119,7 +119,7 @@ fn decision(c: &mut Criterion) {
         .unwrap();
     let (principal, run, deploy) = authz();
     let table = naive();
-    let roles = vec!["analyst".to_string(), "viewer".to_string()];
+    let roles = ["analyst".to_string(), "viewer".to_string()];
     let enforcer = rt.block_on(casbin_enforcer());
 
     use cedar_policy::{Authorizer, Context, Decision, Entities, EntityUid, PolicySet, Request};

@@ -67,7 +67,9 @@ fn tokens_in_flight(c: &mut Criterion) {
     );
     let secret = [9u8; 32];
     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret);
-    let keys = StaticKeys::new(KeySet::new(vec![VerificationKey::hmac(Algorithm::HS256, &secret).unwrap()]).unwrap());
+    let keys = StaticKeys::new(
+        KeySet::new(vec![VerificationKey::hmac(Algorithm::HS256, &secret).unwrap()]).unwrap(),
+    );
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
     let token = |i: usize| {
         let claims = serde_json::json!({"iss": "i", "aud": "a", "sub": format!("user{i}"), "exp": 4_102_444_800u64, "roles": ["viewer"]});
@@ -81,7 +83,9 @@ fn tokens_in_flight(c: &mut Criterion) {
     for n in [1, 100, 10_000, 100_000] {
         let auth = Authenticator::builder(policy.clone())
             .issuer(Issuer::new(
-                JwtVerifier::builder("i", "a", [Algorithm::HS256]).build().unwrap(),
+                JwtVerifier::builder("i", "a", [Algorithm::HS256])
+                    .build()
+                    .unwrap(),
                 keys.clone(),
             ))
             .build()
