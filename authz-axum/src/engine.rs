@@ -177,7 +177,7 @@ async fn input_of<C: Catalog, R: Requirement, S: Send + Sync>(
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| parts.uri.path().to_string());
     Input {
-        principal: PrincipalInput::of::<C>(principal),
+        principal: PrincipalInput::shared::<C>(principal),
         resource: resource_type.map(|kind| ResourceInput {
             kind,
             id: params.get("id").cloned(),

@@ -14,8 +14,10 @@
 //!
 //! OPA over HTTP: `direct` and `seam` against a minimal keep-alive HTTP responder on loopback
 //! (answering `{"result":true,…}`), so the numbers are the client's, not a policy's. The cache:
-//! a hit through the seam (the question hashed and compared where it lies: no key is built), a
-//! lookup by an owned `CacheKey`, and, for comparison, serializing the input to JSON text (what
+//! a hit through the seam (the question hashed and compared where it lies: no key is built; the
+//! principal is the cached one's shared view, as for a principal's repeated requests), the same
+//! with an equal principal that is another object (compared field by field), a lookup by an
+//! owned `CacheKey`, and, for comparison, serializing the input to JSON text (what
 //! the key was made of before `CacheKey`).
 
 #![allow(missing_docs)]
@@ -62,7 +64,7 @@ when {
 
 fn input() -> Input {
     Input {
-        principal: PrincipalInput {
+        principal: Arc::new(PrincipalInput {
             subject: "alice".into(),
             issuer: Some("https://id.example.com".into()),
             tenant: None,
@@ -72,7 +74,7 @@ fn input() -> Input {
             scopes: vec![],
             claims: Default::default(),
             auth_method: "jwt".into(),
-        },
+        }),
         action: "model:deploy".into(),
         resource: Some(ResourceInput {
             kind: "model".into(),
@@ -298,6 +300,14 @@ fn engines(c: &mut Criterion) {
     });
     g.bench_function("cache/hit_through_seam", |b| {
         b.iter(|| now((&cached as &dyn PolicyEngine).decide(black_box("deploy"), black_box(&input))))
+    });
+    // The same question from an equal principal that is another object (a second token of the
+    // same user): the principal is compared field by field instead of by pointer.
+    let mut twin = input.clone();
+    twin.principal = Arc::new((*input.principal).clone());
+    assert!(!Arc::ptr_eq(&twin.principal, &input.principal));
+    g.bench_function("cache/hit_through_seam_equal_principal", |b| {
+        b.iter(|| now((&cached as &dyn PolicyEngine).decide(black_box("deploy"), black_box(&twin))))
     });
     g.bench_function("cache/lookup_by_key", |b| {
         b.iter(|| cached.lookup(black_box(&key)))

@@ -54,6 +54,10 @@ struct Inner {
     auth_method: AuthMethod,
     claims: Option<Arc<dyn Any + Send + Sync>>,
     token: TokenFacts,
+    /// The policy engines' view of this principal (`engine::PrincipalInput`) with the catalog
+    /// fingerprint it was built for: made on the first policy decision and shared by every
+    /// later one (a principal is cached with its verified token).
+    engine_view: std::sync::OnceLock<(u64, Arc<crate::engine::PrincipalInput>)>,
 }
 
 /// Facts of the verified token a principal came from (empty for API keys and test principals).
@@ -127,6 +131,7 @@ impl Principal {
             auth_method: parts.auth_method,
             claims: parts.claims,
             token: parts.token,
+            engine_view: std::sync::OnceLock::new(),
         }))
     }
 
@@ -180,7 +185,28 @@ impl Principal {
     pub(crate) fn in_tenant(self, tenant: impl Into<String>) -> Self {
         let mut inner = Arc::try_unwrap(self.0).unwrap_or_else(|arc| (*arc).clone());
         inner.tenant = Some(tenant.into());
+        // The engines' view names the tenant: made again for the changed principal.
+        inner.engine_view = std::sync::OnceLock::new();
         Principal(Arc::new(inner))
+    }
+
+    /// The engines' view of this principal for the catalog with `fingerprint`: the one made
+    /// for it before, or `build`'s (kept for the next request when none was made yet).
+    pub(crate) fn engine_view(
+        &self,
+        fingerprint: u64,
+        build: impl FnOnce() -> crate::engine::PrincipalInput,
+    ) -> Arc<crate::engine::PrincipalInput> {
+        if let Some((made_for, view)) = self.0.engine_view.get() {
+            if *made_for == fingerprint {
+                return view.clone();
+            }
+            return Arc::new(build());
+        }
+        let view = Arc::new(build());
+        // Another request may have set it meanwhile: both views are equal.
+        let _ = self.0.engine_view.set((fingerprint, view.clone()));
+        view
     }
 
     /// The subject (`sub`, or an API key's owner).

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Number, Value};
 
-use super::{Decision, Input, Pending, PolicyEngine};
+use super::{Decision, Input, Pending, PolicyEngine, PrincipalInput};
 use crate::clock::Clock;
 
 /// How [`Cached`] caches.
@@ -181,11 +181,9 @@ fn hash_value<H: Hasher>(v: &Value, state: &mut H) {
 /// `true` when the two questions are the same: equal policy names, and inputs equal field by
 /// field (JSON values as [`value_eq`] compares them). Cheapest and likeliest differences first.
 fn same_question(pa: &str, a: &Input, pb: &str, b: &Input) -> bool {
-    let (x, y) = (&a.principal, &b.principal);
     let (r, s) = (&a.request, &b.request);
     r.time == s.time
         && str_eq(pa, pb)
-        && str_eq(&x.subject, &y.subject)
         && str_eq(&a.action, &b.action)
         && str_eq(&r.route, &s.route)
         && str_eq(&r.method, &s.method)
@@ -204,6 +202,13 @@ fn same_question(pa: &str, a: &Input, pb: &str, b: &Input) -> bool {
             _ => false,
         }
         && value_eq(&a.context, &b.context)
+        // The same shared view (the same principal's requests): equal without a look inside.
+        && (Arc::ptr_eq(&a.principal, &b.principal) || same_principal(&a.principal, &b.principal))
+}
+
+/// Field by field.
+fn same_principal(x: &PrincipalInput, y: &PrincipalInput) -> bool {
+    str_eq(&x.subject, &y.subject)
         && opt_str_eq(x.tenant.as_deref(), y.tenant.as_deref())
         && opt_str_eq(x.issuer.as_deref(), y.issuer.as_deref())
         && str_eq(&x.auth_method, &y.auth_method)
@@ -480,7 +485,7 @@ mod tests {
 
     fn input() -> Input {
         Input {
-            principal: PrincipalInput {
+            principal: Arc::new(PrincipalInput {
                 subject: "alice".into(),
                 issuer: Some("https://id.example.com".into()),
                 tenant: None,
@@ -490,7 +495,7 @@ mod tests {
                 scopes: vec![],
                 claims: Map::new(),
                 auth_method: "jwt".into(),
-            },
+            }),
             action: "model:deploy".into(),
             resource: Some(ResourceInput {
                 kind: "model".into(),
@@ -518,34 +523,53 @@ mod tests {
         };
         vec![
             ("base", base.clone()),
-            ("one more role", with(&|i| i.principal.roles.push("admin".into()))),
-            ("another role", with(&|i| i.principal.roles[0] = "admin".into())),
+            (
+                "one more role",
+                with(&|i| Arc::make_mut(&mut i.principal).roles.push("admin".into())),
+            ),
+            (
+                "another role",
+                with(&|i| Arc::make_mut(&mut i.principal).roles[0] = "admin".into()),
+            ),
             (
                 "roles split differently",
-                with(&|i| i.principal.roles = vec!["anal".into(), "yst".into()]),
+                with(&|i| Arc::make_mut(&mut i.principal).roles = vec!["anal".into(), "yst".into()]),
             ),
-            ("an empty role", with(&|i| i.principal.roles.push(String::new()))),
+            (
+                "an empty role",
+                with(&|i| Arc::make_mut(&mut i.principal).roles.push(String::new())),
+            ),
             (
                 "role moved to effective_roles",
                 with(&|i| {
-                    i.principal.roles.clear();
-                    i.principal.effective_roles.insert(0, "analyst".into());
+                    Arc::make_mut(&mut i.principal).roles.clear();
+                    Arc::make_mut(&mut i.principal)
+                        .effective_roles
+                        .insert(0, "analyst".into());
                 }),
             ),
-            ("no issuer", with(&|i| i.principal.issuer = None)),
+            (
+                "no issuer",
+                with(&|i| Arc::make_mut(&mut i.principal).issuer = None),
+            ),
             (
                 "empty issuer",
-                with(&|i| i.principal.issuer = Some(String::new())),
+                with(&|i| Arc::make_mut(&mut i.principal).issuer = Some(String::new())),
             ),
             (
                 "empty tenant",
-                with(&|i| i.principal.tenant = Some(String::new())),
+                with(&|i| Arc::make_mut(&mut i.principal).tenant = Some(String::new())),
             ),
-            ("another subject", with(&|i| i.principal.subject = "alicf".into())),
+            (
+                "another subject",
+                with(&|i| Arc::make_mut(&mut i.principal).subject = "alicf".into()),
+            ),
             (
                 "a claim",
                 with(&|i| {
-                    i.principal.claims.insert("dept".into(), json!("ml"));
+                    Arc::make_mut(&mut i.principal)
+                        .claims
+                        .insert("dept".into(), json!("ml"));
                 }),
             ),
             (

@@ -1,6 +1,7 @@
 //! The input document every engine receives, and how it serializes to JSON.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -34,8 +35,10 @@ use crate::principal::Principal;
 /// Nothing secret is ever in it: no token, no API key, no header.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Input {
-    /// The authenticated caller.
-    pub principal: PrincipalInput,
+    /// The authenticated caller. Shared: the auth layer makes a principal's view once and
+    /// every request of that principal reuses it ([`PrincipalInput::shared`]); change one with
+    /// `Arc::make_mut`.
+    pub principal: Arc<PrincipalInput>,
     /// The permission the handler requires (`"model:deploy"`); with a requirement expression,
     /// the expression as the route table prints it.
     pub action: String,
@@ -73,6 +76,13 @@ pub struct PrincipalInput {
 }
 
 impl PrincipalInput {
+    /// [`PrincipalInput::of`], made once per principal and shared: the first call builds it
+    /// and keeps it inside the principal (which the authenticator caches with its verified
+    /// token), so later requests of the same principal allocate nothing for it.
+    pub fn shared<C: Catalog>(principal: &Principal) -> Arc<Self> {
+        principal.engine_view(C::FINGERPRINT, || Self::of::<C>(principal))
+    }
+
     /// The principal's facts, with permission names from catalog `C`.
     pub fn of<C: Catalog>(principal: &Principal) -> Self {
         Self {
@@ -136,7 +146,7 @@ mod tests {
     #[test]
     fn serializes_to_the_documented_shape() {
         let input = Input {
-            principal: PrincipalInput {
+            principal: Arc::new(PrincipalInput {
                 subject: "alice".into(),
                 issuer: None,
                 tenant: None,
@@ -146,7 +156,7 @@ mod tests {
                 scopes: vec![],
                 claims: Map::new(),
                 auth_method: "jwt".into(),
-            },
+            }),
             action: "model:deploy".into(),
             resource: Some(ResourceInput {
                 kind: "model".into(),

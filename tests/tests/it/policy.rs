@@ -184,7 +184,7 @@ async fn data_get(
 
 fn input(roles: &[&str], subject: &str, owner: Option<&str>, environment: Option<&str>) -> Input {
     Input {
-        principal: PrincipalInput {
+        principal: Arc::new(PrincipalInput {
             subject: subject.into(),
             issuer: Some("https://id.example.com".into()),
             tenant: None,
@@ -194,7 +194,7 @@ fn input(roles: &[&str], subject: &str, owner: Option<&str>, environment: Option
             scopes: vec![],
             claims: Default::default(),
             auth_method: "jwt".into(),
-        },
+        }),
         action: "model:deploy".into(),
         resource: Some(ResourceInput {
             kind: "model".into(),
@@ -472,7 +472,7 @@ async fn opa_decisions_are_cached_by_input_for_the_ttl_failures_never() {
         i
     };
     let distinct = [
-        with(&|i| i.principal.roles.push("viewer".into())),
+        with(&|i| Arc::make_mut(&mut i.principal).roles.push("viewer".into())),
         with(&|i| {
             i.request.params.insert("id".into(), "m-2".into());
         }),
@@ -1002,4 +1002,22 @@ async fn a_policy_beside_a_resource_rule_sees_the_loaded_resource() {
         assert_eq!(status, expected, "{subject} {path}: {text}");
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The engines' view of a principal is made once and shared by its later requests (the auth
+/// layer calls `PrincipalInput::shared`); it is what `PrincipalInput::of` makes; a principal in
+/// another tenant gets its own.
+#[test]
+fn a_principals_engine_view_is_made_once_shared_and_equal_to_a_fresh_one() {
+    let policy = rbac();
+    let alice = Principal::for_testing("alice", ["analyst"], &policy);
+    let first = PrincipalInput::shared::<Catalog>(&alice);
+    let again = PrincipalInput::shared::<Catalog>(&alice.clone());
+    assert!(Arc::ptr_eq(&first, &again), "made once");
+    assert_eq!(*first, PrincipalInput::of::<Catalog>(&alice));
+    assert_eq!(first.permissions, ["model:run", "model:deploy"]);
+    let in_acme = Principal::for_testing_in_tenant("alice", "acme", ["analyst"], &policy);
+    let view = PrincipalInput::shared::<Catalog>(&in_acme);
+    assert_eq!(view.tenant.as_deref(), Some("acme"));
+    assert!(!Arc::ptr_eq(&first, &view));
 }
