@@ -82,7 +82,7 @@ impl<S: Send + Sync> FromRequestParts<S> for DpopBound {
         let principal = state.principal()?;
         // The layer lets a bound token through only with a valid proof by its key.
         if principal.token().jkt.is_none() {
-            return Err(AuthRejection::DpopRequired(state.config.clone()));
+            return Err(AuthRejection::DpopRequired(state.config().clone()));
         }
         Ok(DpopBound(principal.clone()))
     }
@@ -132,7 +132,7 @@ where
                 "authz: the principal's permissions were resolved with another catalog than the one this \
                  handler was compiled against; denying. Build the policy from the same `catalog!`."
             );
-            return Err(AuthRejection::unmet(state.config.clone(), &R::describe::<C>()));
+            return Err(AuthRejection::unmet(state.config().clone(), &R::describe::<C>()));
         }
         if R::is_met::<C>(principal) {
             if P::NAME.is_some() {
@@ -155,7 +155,7 @@ where
             let requirement = R::describe::<C>();
             tracing::debug!(subject = %principal.subject(), %requirement, "request denied: requirement not met");
             crate::observe::decision("forbidden");
-            Err(AuthRejection::unmet(state.config.clone(), &requirement))
+            Err(AuthRejection::unmet(state.config().clone(), &requirement))
         }
     }
 }
@@ -200,7 +200,7 @@ impl<S: Send + Sync, K: CredentialKind> FromRequestParts<S> for Via<K> {
             Ok(Via(principal.clone(), PhantomData))
         } else {
             Err(AuthRejection::Forbidden(
-                state.config.clone(),
+                state.config().clone(),
                 format!(
                     "this resource requires authentication by {}; the caller used {}",
                     K::METHOD,
