@@ -146,7 +146,7 @@ where
                     _marker: PhantomData,
                 });
             }
-            crate::observe::decision("allowed");
+            crate::observe::decision_of(state.traced, "allowed");
             Ok(Guard {
                 principal: principal.clone(),
                 _marker: PhantomData,
@@ -154,7 +154,7 @@ where
         } else {
             let requirement = R::describe::<C>();
             tracing::debug!(subject = %principal.subject(), %requirement, "request denied: requirement not met");
-            crate::observe::decision("forbidden");
+            crate::observe::decision_of(state.traced, "forbidden");
             Err(AuthRejection::unmet(state.config().clone(), &requirement))
         }
     }

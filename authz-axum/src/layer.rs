@@ -22,7 +22,6 @@ use authz_core::auth::{AuthError, Authenticator};
 use authz_core::dpop::{DpopError, DpopVerifier, ProofContext};
 use axum::extract::ConnectInfo;
 use tracing::Instrument as _;
-use tracing::instrument::Instrumented;
 
 use crate::throttle::FailedAttempts;
 
@@ -92,6 +91,10 @@ pub(crate) struct Settings {
 pub(crate) struct AuthState {
     pub(crate) outcome: Outcome,
     pub(crate) settings: Arc<Settings>,
+    /// Whether guards record their decision on the current span (as they always did): `false`
+    /// only when nobody can see the request's `authz` span, so that a guard does not look the
+    /// current span up for nothing.
+    pub(crate) traced: bool,
 }
 
 impl AuthState {
@@ -457,40 +460,50 @@ where
             sub = tracing::field::Empty,
             decision = tracing::field::Empty,
         );
-        let entered = span.enter();
+        if !span.is_disabled() || log::max_level() >= log::LevelFilter::Debug {
+            // Someone may see the span (a subscriber, or tracing's `log` fallback, which prints
+            // span activity at its level, debug): authenticate inside it at the first poll, as
+            // this layer always has, so that what is logged stays exactly the same.
+            let inner = self.take_ready();
+            let future = authenticate_then_call(self.shared.clone(), inner, req, Pending::Ask, true);
+            return AuthFuture::boxed(future.instrument(span));
+        }
+        // Nobody sees the span: no need to enter it (nor to poll inside it).
         let started = crate::observe::start();
         let Some(outcome) = answer_now(&self.shared, &mut req) else {
             // The credential must be verified (a cache miss, an API key from the store): the
             // one path that boxes its future.
-            drop(entered);
-            // The clone that was driven to readiness handles this request.
-            let clone = self.inner.clone();
-            let inner = std::mem::replace(&mut self.inner, clone);
-            let future = verify_then_call(self.shared.clone(), inner, req);
-            return AuthFuture::verifying(future.instrument(span));
+            let inner = self.take_ready();
+            let future =
+                authenticate_then_call(self.shared.clone(), inner, req, Pending::Verify(started), false);
+            return AuthFuture::boxed(future.instrument(span));
         };
         let (label, reason) = outcome.labels();
-        // A disabled span records nothing (the old path recorded on `Span::current()`, which is
-        // this span whenever it is enabled).
-        if !span.is_disabled() {
-            record_on(&span, &outcome, label, reason);
-        }
         crate::observe::authentication(label, reason, started);
         req.extensions_mut().insert(AuthState {
             outcome,
             settings: self.shared.settings.clone(),
+            traced: false,
         });
-        // Answered without waiting (no credential, a cache hit, a refusal): the service that was
-        // driven to readiness is called now, inside the span; nothing is boxed or cloned.
-        let future = Handled {
+        // Answered without waiting (no credential, a malformed header, a cache hit, a
+        // refusal): the service that was driven to readiness is called now; nothing is boxed or
+        // cloned.
+        AuthFuture::ready(Handled {
             inner: self.inner.call(req),
-        };
-        drop(entered);
-        AuthFuture::ready(future.instrument(span))
+        })
     }
 }
 
-/// Puts the outcome (and its `labels()`) on the request's span.
+impl<S: Clone> AuthService<S> {
+    /// The inner service that was driven to readiness, for a future that calls it later (a
+    /// clone takes its place).
+    fn take_ready(&mut self) -> S {
+        let clone = self.inner.clone();
+        std::mem::replace(&mut self.inner, clone)
+    }
+}
+
+/// Puts the outcome (and its `labels()`) on a span.
 fn record_on(span: &tracing::Span, outcome: &Outcome, label: &'static str, reason: &'static str) {
     span.record("outcome", label);
     if !reason.is_empty() {
@@ -501,23 +514,47 @@ fn record_on(span: &tracing::Span, outcome: &Outcome, label: &'static str, reaso
     }
 }
 
-/// The slow path: verify the credential, then call `inner` (runs inside the request's span).
-async fn verify_then_call<S>(
+/// What [`authenticate_then_call`] still has to do.
+enum Pending {
+    /// Everything: the caches were not asked yet.
+    Ask,
+    /// Verify the credential (the caches had no answer), timed from then.
+    Verify(Option<std::time::Instant>),
+}
+
+/// Authenticates the request (or finishes doing so), records the outcome in the metrics and —
+/// if `traced` — on the current span (as guards then record their decision), then calls
+/// `inner`; runs inside the request's span.
+async fn authenticate_then_call<S>(
     shared: Arc<Shared>,
     mut inner: S,
     mut req: Request,
+    pending: Pending,
+    traced: bool,
 ) -> Result<S::Response, S::Error>
 where
     S: Service<Request>,
 {
-    let started = crate::observe::start();
-    let outcome = verify(&shared, &mut req).await;
+    let (cached, started) = match pending {
+        Pending::Ask => {
+            let started = crate::observe::start();
+            (answer_now(&shared, &mut req), started)
+        }
+        Pending::Verify(started) => (None, started),
+    };
+    let outcome = match cached {
+        Some(outcome) => outcome,
+        None => verify(&shared, &mut req).await,
+    };
     let (label, reason) = outcome.labels();
-    record_on(&tracing::Span::current(), &outcome, label, reason);
+    if traced {
+        record_on(&tracing::Span::current(), &outcome, label, reason);
+    }
     crate::observe::authentication(label, reason, started);
     req.extensions_mut().insert(AuthState {
         outcome,
         settings: shared.settings.clone(),
+        traced,
     });
     let response = inner.call(req).await;
     // One line per request at debug, carrying the span's final fields (outcome, reason,
@@ -528,8 +565,8 @@ where
 
 pin_project! {
     /// The future of [`AuthService`]: the inner service's future, called at once when the
-    /// credential could be answered without waiting (none, a cache hit, a refusal), or a boxed
-    /// future that verifies the credential first.
+    /// credential could be answered without waiting (none, a malformed header, a cache hit, a
+    /// refusal) and nobody sees the request's span, or a boxed future that authenticates first.
     pub struct AuthFuture<F: Future> {
         #[pin]
         kind: Kind<F>,
@@ -539,21 +576,21 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<F: Future> {
-        Ready { #[pin] future: Instrumented<Handled<F>> },
-        Verifying { future: Pin<Box<dyn Future<Output = F::Output> + Send>> },
+        Ready { #[pin] future: Handled<F> },
+        Boxed { future: Pin<Box<dyn Future<Output = F::Output> + Send>> },
     }
 }
 
 impl<F: Future> AuthFuture<F> {
-    fn ready(future: Instrumented<Handled<F>>) -> Self {
+    fn ready(future: Handled<F>) -> Self {
         Self {
             kind: Kind::Ready { future },
         }
     }
 
-    fn verifying(future: impl Future<Output = F::Output> + Send + 'static) -> Self {
+    fn boxed(future: impl Future<Output = F::Output> + Send + 'static) -> Self {
         Self {
-            kind: Kind::Verifying {
+            kind: Kind::Boxed {
                 future: Box::pin(future),
             },
         }
@@ -566,7 +603,7 @@ impl<F: Future> Future for AuthFuture<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::Ready { future } => future.poll(cx),
-            KindProj::Verifying { future } => future.as_mut().poll(cx),
+            KindProj::Boxed { future } => future.as_mut().poll(cx),
         }
     }
 }
@@ -575,7 +612,7 @@ impl<F: Future> std::fmt::Debug for AuthFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self.kind {
             Kind::Ready { .. } => "AuthFuture(ready)",
-            Kind::Verifying { .. } => "AuthFuture(verifying)",
+            Kind::Boxed { .. } => "AuthFuture(boxed)",
         })
     }
 }

@@ -336,6 +336,8 @@ impl<S: tower::Service<Request>> tower::Service<Request> for PrincipalService<S>
                 config: Arc::new(RejectionConfig::default()),
                 policy: self.policy.clone(),
             }),
+            // No span of its own: guards record on whatever span is current, as they always did.
+            traced: true,
         });
         self.inner.call(req)
     }
