@@ -451,24 +451,32 @@ where
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
-        let span = tracing::debug_span!(
-            "authz",
-            method = %req.method(),
-            path = %req.uri().path(),
-            outcome = tracing::field::Empty,
-            reason = tracing::field::Empty,
-            sub = tracing::field::Empty,
-            decision = tracing::field::Empty,
-        );
-        if !span.is_disabled() || log::max_level() >= log::LevelFilter::Debug {
-            // Someone may see the span (a subscriber, or tracing's `log` fallback, which prints
-            // span activity at its level, debug): authenticate inside it at the first poll, as
-            // this layer always has, so that what is logged stays exactly the same.
-            let inner = self.take_ready();
-            let future = authenticate_then_call(self.shared.clone(), inner, req, Pending::Ask, true);
-            return AuthFuture::boxed(future.instrument(span));
+        // Tracing's `log` fallback prints span activity at the span's level, debug, when no
+        // subscriber is installed; below that level nothing but a subscriber can see the span.
+        let logged = log::max_level() >= log::LevelFilter::Debug;
+        // Below debug (the usual production setting) the span would be disabled at once — the
+        // first thing `debug_span!` checks is this — so it is not even made.
+        let debug = tracing::Level::DEBUG <= tracing::level_filters::STATIC_MAX_LEVEL
+            && tracing::Level::DEBUG <= tracing::level_filters::LevelFilter::current();
+        if logged || debug {
+            let span = tracing::debug_span!(
+                "authz",
+                method = %req.method(),
+                path = %req.uri().path(),
+                outcome = tracing::field::Empty,
+                reason = tracing::field::Empty,
+                sub = tracing::field::Empty,
+                decision = tracing::field::Empty,
+            );
+            if logged || !span.is_disabled() {
+                // Someone may see the span: authenticate inside it at the first poll, as this
+                // layer always has, so that what is logged stays exactly the same.
+                let inner = self.take_ready();
+                let future = authenticate_then_call(self.shared.clone(), inner, req, Pending::Ask, true);
+                return AuthFuture::boxed(future.instrument(span));
+            }
         }
-        // Nobody sees the span: no need to enter it (nor to poll inside it).
+        // Nobody sees the span: no need to make it, enter it or poll inside it.
         let started = crate::observe::start();
         let Some(outcome) = answer_now(&self.shared, &mut req) else {
             // The credential must be verified (a cache miss, an API key from the store): the
@@ -476,7 +484,7 @@ where
             let inner = self.take_ready();
             let future =
                 authenticate_then_call(self.shared.clone(), inner, req, Pending::Verify(started), false);
-            return AuthFuture::boxed(future.instrument(span));
+            return AuthFuture::boxed(future);
         };
         let (label, reason) = outcome.labels();
         crate::observe::authentication(label, reason, started);
