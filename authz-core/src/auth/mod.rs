@@ -431,16 +431,17 @@ impl Authenticator {
     /// [`uncached`](Self::uncached) for it (not `authenticate`, which would look it up again).
     ///
     /// A caller that cannot hold [`Authentication`]'s borrows across an `await` (the auth
-    /// layer's fast path) answers most requests with this alone, without a future. A hit is
-    /// counted in [`cache_stats`](Self::cache_stats); a `None` counts nothing
-    /// (`uncached` counts the miss).
+    /// layer's fast path) answers most requests with this alone, without a future. A token-cache
+    /// hit is counted in [`cache_stats`](Self::cache_stats); a `None` counts nothing (`uncached`
+    /// counts the miss).
     pub fn cached(&self, credential: &str) -> Option<Result<Principal, AuthError>> {
         self.cached_at(credential, self.clock.now())
     }
 
     /// Verifies `credential` without asking the caches first: the second half of
     /// [`authenticate`](Self::authenticate), for a credential [`cached`](Self::cached) had no
-    /// answer for (counted as a cache miss). A token that verifies is inserted into the cache.
+    /// answer for (a token counts as a token-cache miss). A token that verifies is inserted into
+    /// the cache; an API key is read from its store.
     ///
     /// # Errors
     /// As [`authenticate`](Self::authenticate).
