@@ -5,6 +5,14 @@
 //! Both routers receive the same request (the baseline also carries the `Authorization`
 //! header, so it pays for the same header parsing by hyper's types); the token is an HS256
 //! token already in the verified-token cache (a client reusing its token).
+//!
+//! Two ways to call a router, both measured:
+//! - `prepared`: the router after `Router::with_state(())`, which is what `axum::serve`
+//!   (`into_make_service`) and `authz_axum::serve::serve` run: every handler is turned into a
+//!   route once, with its layers applied once.
+//! - `unprepared`: the router called directly (as tests do with `oneshot`): axum turns the
+//!   handler into a route and applies the route's layers (the `AuthLayer` among them) on every
+//!   request.
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
@@ -83,20 +91,29 @@ fn tower(c: &mut Criterion) {
         .status();
     assert_eq!(status, 200);
 
-    let mut g = c.benchmark_group("tower/HS256_cache_hit");
-    g.bench_function("no_auth_same_request", |b| {
-        b.iter(|| {
-            rt.block_on(plain_router.clone().oneshot(black_box(request())))
-                .unwrap()
-        })
-    });
-    g.bench_function("authz_layer_and_guard", |b| {
-        b.iter(|| {
-            rt.block_on(authz_router.clone().oneshot(black_box(request())))
-                .unwrap()
-        })
-    });
-    g.finish();
+    for (name, authz_router, plain_router) in [
+        (
+            "prepared",
+            authz_router.clone().with_state(()),
+            plain_router.clone().with_state(()),
+        ),
+        ("unprepared", authz_router, plain_router),
+    ] {
+        let mut g = c.benchmark_group(format!("tower/HS256_cache_hit/{name}"));
+        g.bench_function("no_auth_same_request", |b| {
+            b.iter(|| {
+                rt.block_on(plain_router.clone().oneshot(black_box(request())))
+                    .unwrap()
+            })
+        });
+        g.bench_function("authz_layer_and_guard", |b| {
+            b.iter(|| {
+                rt.block_on(authz_router.clone().oneshot(black_box(request())))
+                    .unwrap()
+            })
+        });
+        g.finish();
+    }
 }
 
 criterion_group!(benches, tower);

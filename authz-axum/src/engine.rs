@@ -222,7 +222,7 @@ async fn decide(handle: &PolicyHandle, name: &str, input: &Input) -> bool {
 }
 
 fn denied(state: &AuthState) -> AuthRejection {
-    denied_with(state.config.clone())
+    denied_with(state.config().clone())
 }
 
 fn denied_with(config: Arc<crate::rejection::RejectionConfig>) -> AuthRejection {
@@ -242,7 +242,7 @@ pub(crate) async fn check<C: Catalog, R: Requirement, P: PolicyRef, S: Send + Sy
     let Some(name) = P::NAME else {
         return Ok(());
     };
-    let Some(handle) = auth.policy.clone() else {
+    let Some(handle) = auth.policy().cloned() else {
         tracing::error!(
             policy = name,
             "authz: this route names a policy but no policy engine is installed: denying. Add one with \

@@ -82,7 +82,7 @@ impl<S: Send + Sync> FromRequestParts<S> for DpopBound {
         let principal = state.principal()?;
         // The layer lets a bound token through only with a valid proof by its key.
         if principal.token().jkt.is_none() {
-            return Err(AuthRejection::DpopRequired(state.config.clone()));
+            return Err(AuthRejection::DpopRequired(state.config().clone()));
         }
         Ok(DpopBound(principal.clone()))
     }
@@ -132,7 +132,7 @@ where
                 "authz: the principal's permissions were resolved with another catalog than the one this \
                  handler was compiled against; denying. Build the policy from the same `catalog!`."
             );
-            return Err(AuthRejection::unmet(state.config.clone(), &R::describe::<C>()));
+            return Err(AuthRejection::unmet(state.config().clone(), &R::describe::<C>()));
         }
         if R::is_met::<C>(principal) {
             if P::NAME.is_some() {
@@ -149,7 +149,7 @@ where
                     _marker: PhantomData,
                 });
             }
-            crate::observe::decision("allowed");
+            crate::observe::decision_of(state.traced, "allowed");
             Ok(Guard {
                 principal: principal.clone(),
                 _marker: PhantomData,
@@ -157,8 +157,8 @@ where
         } else {
             let requirement = R::describe::<C>();
             tracing::debug!(subject = %principal.subject(), %requirement, "request denied: requirement not met");
-            crate::observe::decision("forbidden");
-            Err(AuthRejection::unmet(state.config.clone(), &requirement))
+            crate::observe::decision_of(state.traced, "forbidden");
+            Err(AuthRejection::unmet(state.config().clone(), &requirement))
         }
     }
 }
@@ -203,7 +203,7 @@ impl<S: Send + Sync, K: CredentialKind> FromRequestParts<S> for Via<K> {
             Ok(Via(principal.clone(), PhantomData))
         } else {
             Err(AuthRejection::Forbidden(
-                state.config.clone(),
+                state.config().clone(),
                 format!(
                     "this resource requires authentication by {}; the caller used {}",
                     K::METHOD,

@@ -9,10 +9,11 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderName, header};
+use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use std::net::SocketAddr;
@@ -76,19 +77,40 @@ pub(crate) enum DpopFailure {
     NotBound,
 }
 
-/// What the layer leaves in the request extensions.
-#[derive(Clone, Debug)]
-pub(crate) struct AuthState {
-    pub(crate) outcome: Outcome,
+/// What every request of one layer shares: how rejections are shaped, and the policy engine.
+#[derive(Debug, Default)]
+pub(crate) struct Settings {
     pub(crate) config: Arc<RejectionConfig>,
-    /// The policy engine, when one is installed (one reference count per request).
+    /// The policy engine, when one is installed.
     pub(crate) policy: Option<Arc<crate::engine::PolicyHandle>>,
 }
 
+/// What the layer leaves in the request extensions: the outcome and one reference count on the
+/// layer's settings.
+#[derive(Clone, Debug)]
+pub(crate) struct AuthState {
+    pub(crate) outcome: Outcome,
+    pub(crate) settings: Arc<Settings>,
+    /// Whether guards record their decision on the current span (as they always did): `false`
+    /// only when nobody can see the request's `authz` span, so that a guard does not look the
+    /// current span up for nothing.
+    pub(crate) traced: bool,
+}
+
 impl AuthState {
+    /// How rejections are shaped.
+    pub(crate) fn config(&self) -> &Arc<RejectionConfig> {
+        &self.settings.config
+    }
+
+    /// The policy engine, when one is installed.
+    pub(crate) fn policy(&self) -> Option<&Arc<crate::engine::PolicyHandle>> {
+        self.settings.policy.as_ref()
+    }
+
     /// The principal, or the rejection an extractor that needs one must return.
     pub(crate) fn principal(&self) -> Result<&authz_core::Principal, AuthRejection> {
-        let c = || self.config.clone();
+        let c = || self.config().clone();
         match &self.outcome {
             Outcome::Authenticated(p) => Ok(p),
             Outcome::Anonymous => Err(AuthRejection::MissingCredentials(c())),
@@ -178,16 +200,37 @@ fn b64token(rest: &[u8]) -> Result<&str, BearerError> {
     };
     let is_b64token = !token.is_empty() && {
         let end = token.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
-        end > 0
-            && token[..end]
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        end > 0 && all_b64token_chars(&token[..end])
     };
     if !is_b64token {
         return Err(BearerError::Malformed);
     }
     // Only ASCII passed the check above.
     std::str::from_utf8(token).map_err(|_| BearerError::Malformed)
+}
+
+/// Every byte is in RFC 6750's `b64token` alphabet without the trailing `=`: `A-Z a-z 0-9 - . _
+/// ~ + /`. Branch-free over 32-byte blocks (the compiler vectorises them): a token is read on
+/// every request, and a byte-by-byte `all` cost ~0.1 µs for an ordinary JWT.
+fn all_b64token_chars(bytes: &[u8]) -> bool {
+    #[inline(always)]
+    fn allowed(b: u8) -> bool {
+        // `| 0x20` folds ASCII upper case onto lower case and maps no other byte into `a-z`.
+        ((b | 0x20).wrapping_sub(b'a') < 26)
+            | (b.wrapping_sub(b'0') < 10)
+            // `-` `.` `/` are 0x2D..=0x2F.
+            | (b.wrapping_sub(b'-') < 3)
+            | (b == b'_')
+            | (b == b'~')
+            | (b == b'+')
+    }
+    let mut blocks = bytes.chunks_exact(32);
+    for block in &mut blocks {
+        if !block.iter().fold(true, |ok, &b| ok & allowed(b)) {
+            return false;
+        }
+    }
+    blocks.remainder().iter().all(|&b| allowed(b))
 }
 
 /// Reads the bearer token from the request's one `Authorization` header.
@@ -220,11 +263,16 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, BearerError> {
 /// Authenticates every request once and stores the outcome for the extractors.
 #[derive(Clone, Debug)]
 pub struct AuthLayer {
+    shared: Arc<Shared>,
+}
+
+/// What the layer's services share (one reference count per service, none per request).
+#[derive(Clone, Debug)]
+struct Shared {
     authenticator: Arc<Authenticator>,
-    config: Arc<RejectionConfig>,
     throttle: Option<Arc<FailedAttempts>>,
     dpop: Option<Arc<DpopSettings>>,
-    policy: Option<Arc<crate::engine::PolicyHandle>>,
+    settings: Arc<Settings>,
 }
 
 /// How the layer checks DPoP proofs (RFC 9449).
@@ -278,12 +326,18 @@ impl AuthLayer {
     /// A layer using `authenticator`, with the default rejection configuration (realm `api`).
     pub fn new(authenticator: Arc<Authenticator>) -> Self {
         Self {
-            authenticator,
-            config: Arc::new(RejectionConfig::default()),
-            throttle: None,
-            dpop: None,
-            policy: None,
+            shared: Arc::new(Shared {
+                authenticator,
+                throttle: None,
+                dpop: None,
+                settings: Arc::default(),
+            }),
         }
+    }
+
+    /// The settings, to change while the layer is built.
+    fn shared_mut(&mut self) -> &mut Shared {
+        Arc::make_mut(&mut self.shared)
     }
 
     /// Installs the policy engine that guards naming a policy
@@ -293,10 +347,14 @@ impl AuthLayer {
     /// names against it at start-up with
     /// [`RouteTable::check_policies`](crate::RouteTable::check_policies).
     pub fn policy_engine(mut self, engine: Arc<dyn authz_core::engine::PolicyEngine>) -> Self {
-        self.policy = Some(Arc::new(crate::engine::PolicyHandle {
-            engine,
-            clock: self.authenticator.clock().clone(),
-        }));
+        let shared = self.shared_mut();
+        shared.settings = Arc::new(Settings {
+            config: shared.settings.config.clone(),
+            policy: Some(Arc::new(crate::engine::PolicyHandle {
+                engine,
+                clock: shared.authenticator.clock().clone(),
+            })),
+        });
         self
     }
 
@@ -310,10 +368,14 @@ impl AuthLayer {
             .iter()
             .map(|a| a.as_str())
             .collect();
-        let mut config = (*self.config).clone();
+        let shared = self.shared_mut();
+        let mut config = (*shared.settings.config).clone();
         config.dpop_algs = Some(algs.join(" "));
-        self.config = Arc::new(config);
-        self.dpop = Some(Arc::new(settings));
+        shared.settings = Arc::new(Settings {
+            config: Arc::new(config),
+            policy: shared.settings.policy.clone(),
+        });
+        shared.dpop = Some(Arc::new(settings));
         self
     }
 
@@ -322,20 +384,24 @@ impl AuthLayer {
     /// throttled. The client address comes from `ConnectInfo<SocketAddr>` (set by
     /// [`crate::serve::serve`]); without it only the per-credential budget applies.
     pub fn throttle_failures(mut self, throttle: Arc<FailedAttempts>) -> Self {
-        self.throttle = Some(throttle);
+        self.shared_mut().throttle = Some(throttle);
         self
     }
 
     /// Uses `config` for realm and body shaping.
     pub fn with_rejections(mut self, mut config: RejectionConfig) -> Self {
-        config.dpop_algs = self.config.dpop_algs.clone();
-        self.config = Arc::new(config);
+        let shared = self.shared_mut();
+        config.dpop_algs = shared.settings.config.dpop_algs.clone();
+        shared.settings = Arc::new(Settings {
+            config: Arc::new(config),
+            policy: shared.settings.policy.clone(),
+        });
         self
     }
 
     /// The authenticator.
     pub fn authenticator(&self) -> &Arc<Authenticator> {
-        &self.authenticator
+        &self.shared.authenticator
     }
 }
 
@@ -344,11 +410,7 @@ impl<S> Layer<S> for AuthLayer {
     fn layer(&self, inner: S) -> Self::Service {
         AuthService {
             inner,
-            authenticator: self.authenticator.clone(),
-            config: self.config.clone(),
-            throttle: self.throttle.clone(),
-            dpop: self.dpop.clone(),
-            policy: self.policy.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -357,11 +419,7 @@ impl<S> Layer<S> for AuthLayer {
 #[derive(Clone, Debug)]
 pub struct AuthService<S> {
     inner: S,
-    authenticator: Arc<Authenticator>,
-    config: Arc<RejectionConfig>,
-    throttle: Option<Arc<FailedAttempts>>,
-    dpop: Option<Arc<DpopSettings>>,
-    policy: Option<Arc<crate::engine::PolicyHandle>>,
+    shared: Arc<Shared>,
 }
 
 impl<S> AuthService<S> {
@@ -386,58 +444,204 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future = AuthFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
-        // The clone that was driven to readiness handles this request.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let authenticator = self.authenticator.clone();
-        let config = self.config.clone();
-        let throttle = self.throttle.clone();
-        let dpop = self.dpop.clone();
-        let policy = self.policy.clone();
-        let span = tracing::debug_span!(
-            "authz",
-            method = %req.method(),
-            path = %req.uri().path(),
-            outcome = tracing::field::Empty,
-            reason = tracing::field::Empty,
-            sub = tracing::field::Empty,
-            decision = tracing::field::Empty,
-        );
-        Box::pin(
-            async move {
-                let started = crate::observe::start();
-                let outcome =
-                    authenticate(&authenticator, throttle.as_deref(), dpop.as_deref(), &mut req).await;
-                let (label, reason) = outcome.labels();
-                let span = tracing::Span::current();
-                span.record("outcome", label);
-                if !reason.is_empty() {
-                    span.record("reason", reason);
-                }
-                if let Outcome::Authenticated(p) = &outcome {
-                    span.record("sub", p.subject());
-                }
-                crate::observe::authentication(label, reason, started);
-                req.extensions_mut().insert(AuthState {
-                    outcome,
-                    config,
-                    policy,
-                });
-                let response = inner.call(req).await;
-                // One line per request at debug, carrying the span's final fields (outcome,
-                // reason, subject, the guard's decision).
-                tracing::debug!("authz: request handled");
-                response
+        // Tracing's `log` fallback prints span activity at the span's level, debug, when no
+        // subscriber is installed; below that level nothing but a subscriber can see the span.
+        let logged = log::max_level() >= log::LevelFilter::Debug;
+        // Below debug (the usual production setting) the span would be disabled at once — the
+        // first thing `debug_span!` checks is this — so it is not even made.
+        let debug = tracing::Level::DEBUG <= tracing::level_filters::STATIC_MAX_LEVEL
+            && tracing::Level::DEBUG <= tracing::level_filters::LevelFilter::current();
+        if logged || debug {
+            let span = tracing::debug_span!(
+                "authz",
+                method = %req.method(),
+                path = %req.uri().path(),
+                outcome = tracing::field::Empty,
+                reason = tracing::field::Empty,
+                sub = tracing::field::Empty,
+                decision = tracing::field::Empty,
+            );
+            if logged || !span.is_disabled() {
+                // Someone may see the span: authenticate inside it at the first poll, as this
+                // layer always has, so that what is logged stays exactly the same.
+                let inner = self.take_ready();
+                let future = authenticate_then_call(self.shared.clone(), inner, req, Pending::Ask, true);
+                return AuthFuture::boxed(future.instrument(span));
             }
-            .instrument(span),
-        )
+        }
+        // Nobody sees the span: no need to make it, enter it or poll inside it.
+        let started = crate::observe::start();
+        let Some(outcome) = answer_now(&self.shared, &mut req) else {
+            // The credential must be verified (a cache miss, an API key from the store): the
+            // one path that boxes its future.
+            let inner = self.take_ready();
+            let future =
+                authenticate_then_call(self.shared.clone(), inner, req, Pending::Verify(started), false);
+            return AuthFuture::boxed(future);
+        };
+        let (label, reason) = outcome.labels();
+        crate::observe::authentication(label, reason, started);
+        req.extensions_mut().insert(AuthState {
+            outcome,
+            settings: self.shared.settings.clone(),
+            traced: false,
+        });
+        // Answered without waiting (no credential, a malformed header, a cache hit, a
+        // refusal): the service that was driven to readiness is called now; nothing is boxed or
+        // cloned.
+        AuthFuture::ready(Handled {
+            inner: self.inner.call(req),
+        })
+    }
+}
+
+impl<S: Clone> AuthService<S> {
+    /// The inner service that was driven to readiness, for a future that calls it later (a
+    /// clone takes its place).
+    fn take_ready(&mut self) -> S {
+        let clone = self.inner.clone();
+        std::mem::replace(&mut self.inner, clone)
+    }
+}
+
+/// Puts the outcome (and its `labels()`) on a span.
+fn record_on(span: &tracing::Span, outcome: &Outcome, label: &'static str, reason: &'static str) {
+    span.record("outcome", label);
+    if !reason.is_empty() {
+        span.record("reason", reason);
+    }
+    if let Outcome::Authenticated(p) = outcome {
+        span.record("sub", p.subject());
+    }
+}
+
+/// What [`authenticate_then_call`] still has to do.
+enum Pending {
+    /// Everything: the caches were not asked yet.
+    Ask,
+    /// Verify the credential (the caches had no answer), timed from then.
+    Verify(Option<std::time::Instant>),
+}
+
+/// Authenticates the request (or finishes doing so), records the outcome in the metrics and —
+/// if `traced` — on the current span (as guards then record their decision), then calls
+/// `inner`; runs inside the request's span.
+async fn authenticate_then_call<S>(
+    shared: Arc<Shared>,
+    mut inner: S,
+    mut req: Request,
+    pending: Pending,
+    traced: bool,
+) -> Result<S::Response, S::Error>
+where
+    S: Service<Request>,
+{
+    let (cached, started) = match pending {
+        Pending::Ask => {
+            let started = crate::observe::start();
+            (answer_now(&shared, &mut req), started)
+        }
+        Pending::Verify(started) => (None, started),
+    };
+    let outcome = match cached {
+        Some(outcome) => outcome,
+        None => verify(&shared, &mut req).await,
+    };
+    let (label, reason) = outcome.labels();
+    if traced {
+        record_on(&tracing::Span::current(), &outcome, label, reason);
+    }
+    crate::observe::authentication(label, reason, started);
+    req.extensions_mut().insert(AuthState {
+        outcome,
+        settings: shared.settings.clone(),
+        traced,
+    });
+    let response = inner.call(req).await;
+    // One line per request at debug, carrying the span's final fields (outcome, reason,
+    // subject, the guard's decision).
+    tracing::debug!("authz: request handled");
+    response
+}
+
+pin_project! {
+    /// The future of [`AuthService`]: the inner service's future, called at once when the
+    /// credential could be answered without waiting (none, a malformed header, a cache hit, a
+    /// refusal) and nobody sees the request's span, or a boxed future that authenticates first.
+    pub struct AuthFuture<F: Future> {
+        #[pin]
+        kind: Kind<F>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F: Future> {
+        Ready { #[pin] future: Handled<F> },
+        Boxed { future: Pin<Box<dyn Future<Output = F::Output> + Send>> },
+    }
+}
+
+impl<F: Future> AuthFuture<F> {
+    fn ready(future: Handled<F>) -> Self {
+        Self {
+            kind: Kind::Ready { future },
+        }
+    }
+
+    fn boxed(future: impl Future<Output = F::Output> + Send + 'static) -> Self {
+        Self {
+            kind: Kind::Boxed {
+                future: Box::pin(future),
+            },
+        }
+    }
+}
+
+impl<F: Future> Future for AuthFuture<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Ready { future } => future.poll(cx),
+            KindProj::Boxed { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F: Future> std::fmt::Debug for AuthFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.kind {
+            Kind::Ready { .. } => "AuthFuture(ready)",
+            Kind::Boxed { .. } => "AuthFuture(boxed)",
+        })
+    }
+}
+
+pin_project! {
+    /// The inner service's future, which logs the request's last line when it completes.
+    struct Handled<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for Handled<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let output = ready!(self.project().inner.poll(cx));
+        // One line per request at debug, carrying the span's final fields (outcome, reason,
+        // subject, the guard's decision).
+        tracing::debug!("authz: request handled");
+        Poll::Ready(output)
     }
 }
 
@@ -512,33 +716,77 @@ fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn authenticate(
-    authenticator: &Authenticator,
-    throttle: Option<&FailedAttempts>,
+/// The `DPoP` header's name.
+static DPOP: HeaderName = HeaderName::from_static("dpop");
+
+/// Marks the credentials sensitive so that no logging layer prints them.
+fn mark_sensitive(headers: &mut HeaderMap) {
+    if let Some(v) = headers.get_mut(header::AUTHORIZATION) {
+        v.set_sensitive(true);
+    }
+    if let Some(v) = headers.get_mut(&DPOP) {
+        v.set_sensitive(true);
+    }
+}
+
+/// The request's credential and its scheme; `Err` is the outcome when there is nothing to
+/// verify.
+fn credential<'h>(
     dpop: Option<&DpopSettings>,
-    req: &mut Request,
-) -> Outcome {
-    // Mark the credentials sensitive so that no logging layer prints them.
-    if let Some(v) = req.headers_mut().get_mut(header::AUTHORIZATION) {
-        v.set_sensitive(true);
-    }
-    if let Some(v) = req.headers_mut().get_mut("dpop") {
-        v.set_sensitive(true);
-    }
+    headers: &'h HeaderMap,
+) -> Result<(TokenScheme, &'h str), Outcome> {
     let parsed = match dpop {
-        Some(_) => access_token(req.headers()),
-        None => bearer_token(req.headers()).map(|t| t.map(|t| (TokenScheme::Bearer, t))),
+        Some(_) => access_token(headers),
+        None => bearer_token(headers).map(|t| t.map(|t| (TokenScheme::Bearer, t))),
     };
-    let (scheme, token) = match parsed {
-        Ok(None) => return Outcome::Anonymous,
-        Ok(Some(t)) => t,
+    match parsed {
+        Ok(None) => Err(Outcome::Anonymous),
+        Ok(Some(t)) => Ok(t),
         Err(e) => {
             tracing::debug!(reason = e.detail(), "authorization header refused");
-            return Outcome::Header(e);
+            Err(Outcome::Header(e))
         }
+    }
+}
+
+/// The outcome when it needs no waiting: no credential or a malformed one, a credential the
+/// authenticator's caches answer (accepted or refused). `None`: it must be verified.
+fn answer_now(shared: &Shared, req: &mut Request) -> Option<Outcome> {
+    mark_sensitive(req.headers_mut());
+    let req = &*req;
+    let (scheme, token) = match credential(shared.dpop.as_deref(), req.headers()) {
+        Ok(credential) => credential,
+        Err(outcome) => return Some(outcome),
     };
-    match authenticator.authenticate(token).await {
-        Ok(p) => check_possession(p, scheme, token, dpop, authenticator, req),
+    let answer = shared.authenticator.cached(token)?;
+    Some(conclude(shared, answer, scheme, token, req))
+}
+
+/// The outcome after verifying the credential ([`answer_now`] had none).
+async fn verify(shared: &Shared, req: &mut Request) -> Outcome {
+    mark_sensitive(req.headers_mut());
+    // Only the headers (`Sync`, unlike the body) are borrowed across the await.
+    let headers = req.headers();
+    let (scheme, token) = match credential(shared.dpop.as_deref(), headers) {
+        Ok(credential) => credential,
+        Err(outcome) => return outcome,
+    };
+    let answer = shared.authenticator.uncached(token).await;
+    conclude(shared, answer, scheme, token, req)
+}
+
+/// The outcome of the authenticator's answer: proof of possession for a principal; for a
+/// refusal, the log line and the failure budget.
+fn conclude(
+    shared: &Shared,
+    answer: Result<authz_core::Principal, AuthError>,
+    scheme: TokenScheme,
+    token: &str,
+    req: &Request,
+) -> Outcome {
+    let authenticator = &*shared.authenticator;
+    match answer {
+        Ok(p) => check_possession(p, scheme, token, shared.dpop.as_deref(), authenticator, req),
         Err(e @ AuthError::Unavailable) => {
             // The key source logs the outage itself (rate-limited); per request, debug only.
             tracing::debug!("bearer credential not verifiable: key source unavailable");
@@ -546,7 +794,7 @@ async fn authenticate(
         }
         Err(e) => {
             tracing::debug!(reason = %e, "bearer credential refused");
-            if let Some(throttle) = throttle {
+            if let Some(throttle) = &shared.throttle {
                 let address = req
                     .extensions()
                     .get::<ConnectInfo<SocketAddr>>()
@@ -578,6 +826,25 @@ mod tests {
             h.append(header::AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
         }
         bearer_token(&h).map(|t| t.map(str::to_string))
+    }
+
+    #[test]
+    fn the_b64token_alphabet_byte_by_byte() {
+        for b in 0..=u8::MAX {
+            let expected = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+            // Alone, and at every position of a block and of the remainder.
+            for len in [1, 31, 32, 33, 64, 70] {
+                for at in 0..len {
+                    let mut token = vec![b'a'; len];
+                    token[at] = b;
+                    assert_eq!(
+                        all_b64token_chars(&token),
+                        expected,
+                        "byte {b:#04x} at {at} of {len}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -92,7 +92,15 @@ pub(crate) fn authentication(
 
 /// Records one guard decision (and puts it on the request's span).
 pub(crate) fn decision(decision: &'static str) {
-    tracing::Span::current().record("decision", decision);
+    decision_of(true, decision);
+}
+
+/// Records one guard decision; puts it on the current span only if `traced` (the request's
+/// `authz` span is enabled: see `AuthState::traced`).
+pub(crate) fn decision_of(traced: bool, decision: &'static str) {
+    if traced {
+        tracing::Span::current().record("decision", decision);
+    }
     #[cfg(feature = "metrics")]
     metrics::counter!(DECISIONS, "decision" => decision).increment(1);
 }

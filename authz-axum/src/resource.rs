@@ -145,7 +145,7 @@ where
             .extensions
             .get::<AuthState>()
             .ok_or(AuthRejection::LayerMissing)?;
-        let config = auth.config.clone();
+        let config = auth.config().clone();
         let principal = auth.principal()?.clone();
         let id = match Path::<R::Id>::from_request_parts(parts, state).await {
             Ok(Path(id)) => id,

@@ -145,10 +145,15 @@ where
     let local = listener.local_addr()?;
     let max_connections = connection_cap(config.max_connections);
     let permits = Arc::new(Semaphore::new(max_connections));
-    let app = app.layer(TimeoutLayer::with_status_code(
-        StatusCode::REQUEST_TIMEOUT,
-        config.request_timeout,
-    ));
+    // `with_state(())` turns every handler into a route once, with its layers (the
+    // `AuthLayer` among them) applied once — as `axum::serve` does through
+    // `into_make_service`; a router called as it is would do that on every request.
+    let app: Router = app
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        .with_state(());
     let graceful = GracefulShutdown::new();
     tracing::debug!(%local, max_connections, "serving");
     let mut shutdown = std::pin::pin!(shutdown);

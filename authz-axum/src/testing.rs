@@ -36,7 +36,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use crate::ApiKeys;
-use crate::layer::{AuthState, Outcome};
+use crate::layer::{AuthState, Outcome, Settings};
 use crate::rejection::RejectionConfig;
 use crate::setup::Setup;
 
@@ -332,8 +332,12 @@ impl<S: tower::Service<Request>> tower::Service<Request> for PrincipalService<S>
     fn call(&mut self, mut req: Request) -> Self::Future {
         req.extensions_mut().insert(AuthState {
             outcome: Outcome::Authenticated(self.principal.clone()),
-            config: Arc::new(RejectionConfig::default()),
-            policy: self.policy.clone(),
+            settings: Arc::new(Settings {
+                config: Arc::new(RejectionConfig::default()),
+                policy: self.policy.clone(),
+            }),
+            // No span of its own: guards record on whatever span is current, as they always did.
+            traced: true,
         });
         self.inner.call(req)
     }

@@ -135,8 +135,9 @@ impl Readiness {
     }
 }
 
-/// The future of [`Authenticator::authenticate`]: complete at once for a cache hit, otherwise
-/// the verification (boxed: one allocation on the slow path only).
+/// The future of [`Authenticator::authenticate`] and [`Authenticator::uncached`]: complete at
+/// once for a cache hit, otherwise the verification (boxed: one allocation on the slow path
+/// only).
 #[must_use = "a future does nothing unless awaited"]
 pub struct Authentication<'a>(Step<'a>);
 
@@ -409,45 +410,91 @@ impl Authenticator {
     ///
     /// A cache hit is answered before this returns (the future is already complete, nothing
     /// is allocated); everything else — verification, a key refresh, an API-key store lookup —
-    /// runs when the future is awaited.
+    /// runs when the future is awaited. The same as [`cached`](Self::cached), then
+    /// [`uncached`](Self::uncached) when that has no answer.
     ///
     /// # Errors
     /// [`AuthError::InvalidToken`] / [`AuthError::InvalidApiKey`] (401) with the reason;
     /// [`AuthError::Unavailable`] (503) when no key could be had or the key store is down.
     pub fn authenticate<'a>(&'a self, credential: &'a str) -> Authentication<'a> {
         let now = self.clock.now();
+        match self.cached_at(credential, now) {
+            Some(answer) => Authentication(Step::Ready(Some(answer))),
+            None => self.uncached_at(credential, now),
+        }
+    }
+
+    /// The answer of [`authenticate`](Self::authenticate) when it needs no verification and
+    /// no store: a token in the verified-token cache (still before its `exp`, its issuer's keys
+    /// unchanged; refused if revoked since), an API key in the verified-key cache, or an API key
+    /// refused for its form alone. `None`: the credential must be verified — call
+    /// [`uncached`](Self::uncached) for it (not `authenticate`, which would look it up again).
+    ///
+    /// A caller that cannot hold [`Authentication`]'s borrows across an `await` (the auth
+    /// layer's fast path) answers most requests with this alone, without a future. A token-cache
+    /// hit is counted in [`cache_stats`](Self::cache_stats); a `None` counts nothing (`uncached`
+    /// counts the miss).
+    pub fn cached(&self, credential: &str) -> Option<Result<Principal, AuthError>> {
+        self.cached_at(credential, self.clock.now())
+    }
+
+    /// Verifies `credential` without asking the caches first: the second half of
+    /// [`authenticate`](Self::authenticate), for a credential [`cached`](Self::cached) had no
+    /// answer for (a token counts as a token-cache miss). A token that verifies is inserted into
+    /// the cache; an API key is read from its store.
+    ///
+    /// # Errors
+    /// As [`authenticate`](Self::authenticate).
+    pub fn uncached<'a>(&'a self, credential: &'a str) -> Authentication<'a> {
+        self.uncached_at(credential, self.clock.now())
+    }
+
+    fn cached_at(&self, credential: &str, now: SystemTime) -> Option<Result<Principal, AuthError>> {
         if let Some(keys) = &self.api_keys
             && keys.format().claims(credential)
         {
-            let default = self.default_tenant.as_deref();
-            let in_default = move |principal: Principal| match default {
-                Some(t) if principal.tenant().is_none() => principal.in_tenant(t),
-                _ => principal,
-            };
+            // A key in the verified-key cache is answered at once, like a cached token.
+            return keys
+                .answer_now(credential, unix_seconds(now))
+                .map(|answer| answer.map(|p| self.in_default_tenant(p)));
+        }
+        let cache = self.cache.as_ref()?;
+        let entry = cache.get(credential)?;
+        if unix_seconds(now) >= entry.exp
+            || self.issuers[entry.issuer as usize].keys.generation() != entry.generation
+        {
+            return None;
+        }
+        cache.hit();
+        if self.is_revoked(&entry.principal) {
+            return Some(Err(E::Revoked.into()));
+        }
+        Some(Ok(entry.principal))
+    }
+
+    fn uncached_at<'a>(&'a self, credential: &'a str, now: SystemTime) -> Authentication<'a> {
+        if let Some(keys) = &self.api_keys
+            && keys.format().claims(credential)
+        {
             let at = unix_seconds(now);
-            // A key in the verified-key cache is answered before this returns, like a cached
-            // token: no boxed future.
-            if let Some(answer) = keys.answer_now(credential, at) {
-                return Authentication(Step::Ready(Some(answer.map(in_default))));
-            }
             return Authentication::pending(async move {
-                keys.store_answer_at(credential, at).await.map(in_default)
+                keys.store_answer_at(credential, at)
+                    .await
+                    .map(|p| self.in_default_tenant(p))
             });
         }
         if let Some(cache) = &self.cache {
-            if let Some(entry) = cache.get(credential)
-                && unix_seconds(now) < entry.exp
-                && self.issuers[entry.issuer as usize].keys.generation() == entry.generation
-            {
-                cache.hit();
-                if self.is_revoked(&entry.principal) {
-                    return Authentication(Step::Ready(Some(Err(E::Revoked.into()))));
-                }
-                return Authentication(Step::Ready(Some(Ok(entry.principal))));
-            }
             cache.miss();
         }
         Authentication::pending(self.verify(credential, now))
+    }
+
+    /// An API key's principal, in the default tenant when it names none.
+    fn in_default_tenant(&self, principal: Principal) -> Principal {
+        match self.default_tenant.as_deref() {
+            Some(t) if principal.tenant().is_none() => principal.in_tenant(t),
+            _ => principal,
+        }
     }
 
     async fn verify(&self, token: &str, now: SystemTime) -> Result<Principal, AuthError> {

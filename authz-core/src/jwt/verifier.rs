@@ -219,7 +219,8 @@ impl JwtVerifier {
     /// Finds the key and checks the signature.
     pub(crate) fn check_signature(&self, d: &Decoded<'_>, keys: &KeySet) -> Result<(), JwtError> {
         let key = keys.find(d.kid.as_deref(), d.alg)?;
-        let sig = b64(d.signature)?;
+        // 512 bytes: an RSA-4096 signature, the largest; anything longer goes to the heap.
+        let sig = b64_inline::<[u8; 512]>(d.signature)?;
         if !key.verify(d.signing_input.as_bytes(), &sig) {
             return Err(E::InvalidSignature.into());
         }
@@ -512,7 +513,8 @@ pub(crate) fn decode(
     let (Some(h), Some(p), Some(s), None) = (it.next(), it.next(), it.next(), it.next()) else {
         return Err(E::Malformed.into());
     };
-    let header_json = b64(h)?;
+    // A header is read once, here: decoded on the stack (longer than 256 bytes: the heap).
+    let header_json = b64_inline::<[u8; 256]>(h)?;
     // JSON text is UTF-8 (RFC 8259 §8.1); serde_json does not check the strings it skips.
     let header_text = std::str::from_utf8(&header_json).map_err(|_| JwtError::from(E::InvalidHeader))?;
     let raw = RawHeader::parse(header_text).map_err(|_| JwtError::from(E::InvalidHeader))?;
@@ -596,6 +598,19 @@ fn b64(segment: &str) -> Result<Vec<u8>, JwtError> {
     URL_SAFE_NO_PAD.decode(segment).map_err(|_| E::Malformed.into())
 }
 
+/// [`b64`] into a buffer of `A` inline (no allocation when the decoded bytes fit): the same
+/// engine, so the same strictness.
+fn b64_inline<A: smallvec::Array<Item = u8>>(segment: &str) -> Result<SmallVec<A>, JwtError> {
+    let mut out = SmallVec::<A>::new();
+    // An upper bound: the decoder never needs more room than this.
+    out.resize(base64::decoded_len_estimate(segment.len()), 0);
+    let len = URL_SAFE_NO_PAD
+        .decode_slice(segment, &mut out)
+        .map_err(|_| JwtError::from(E::Malformed))?;
+    out.truncate(len);
+    Ok(out)
+}
+
 /// A NumericDate claim (RFC 7519 §2): a finite number. `exp` and `nbf` must also fit the
 /// unsigned 64-bit range `jsonwebtoken` reads them into (a negative `exp` is only expired).
 fn numeric_date(claims: &Captured<'_>, name: &'static str) -> Result<Option<f64>, JwtError> {
@@ -616,6 +631,26 @@ fn numeric_date(claims: &Captured<'_>, name: &'static str) -> Result<Option<f64>
 mod tests {
     use super::*;
     use crate::jwt::VerificationKey;
+
+    #[test]
+    fn decoding_inline_is_decoding_on_the_heap() {
+        let mut segments: Vec<String> = (0..700usize)
+            .map(|n| URL_SAFE_NO_PAD.encode((0..n).map(|i| (i * 7 + n) as u8).collect::<Vec<u8>>()))
+            .collect();
+        // Not base64url, padded, a stray `=`, a length no encoding has, standard alphabet.
+        for bad in [
+            "a", "ab=", "abc=", "a=bc", "abcde", "ab+/", "ab c", "é", "AB==", "QQ==",
+        ] {
+            segments.push(bad.into());
+        }
+        for s in &segments {
+            let heap = b64(s).map_err(|e| e.kind().clone());
+            let small = b64_inline::<[u8; 64]>(s)
+                .map(|v| v.to_vec())
+                .map_err(|e| e.kind().clone());
+            assert_eq!(small, heap, "{s:?}");
+        }
+    }
 
     fn signed(payload: &[u8]) -> String {
         let input = format!(
