@@ -14,18 +14,17 @@
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
 
+mod support;
+
 use std::hint::black_box;
 use std::sync::Arc;
 
+use authz_axum::Authenticator;
 use authz_axum::core::engine::{CacheConfig, Cached, Decision, Input, Pending, PolicyEngine};
-use authz_axum::core::jwt::{Algorithm, JwtVerifier, KeySet, VerificationKey};
 use authz_axum::core::{Catalog as _, Policy, RoleSpec};
 use authz_axum::prelude::*;
-use authz_axum::{Authenticator, Issuer, StaticKeys};
 use axum::body::Body;
 use axum::http::Request;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::ServiceExt as _;
 
@@ -57,35 +56,20 @@ impl PolicyEngine for Allow {
     }
 }
 
-fn hs256(secret: &[u8], claims: &serde_json::Value) -> String {
-    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
-    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let input = format!("{header}.{payload}");
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
-    let sig = aws_lc_rs::hmac::sign(&key, input.as_bytes());
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
-}
-
 fn policy_route(c: &mut Criterion) {
-    let secret = b"a-bench-secret-of-at-least-32-bytes!!";
     let policy = Arc::new(
         Policy::builder(Arc::new(Catalog::catalog().clone()))
             .role(RoleSpec::new("analyst").grant("model:deploy"))
             .build()
             .unwrap(),
     );
-    let verifier = JwtVerifier::builder("https://bench.test", "bench", [Algorithm::HS256])
-        .build()
-        .unwrap();
-    let keys = KeySet::new(vec![VerificationKey::hmac(Algorithm::HS256, secret).unwrap()]).unwrap();
     let auth = Arc::new(
         Authenticator::builder(policy)
-            .issuer(Issuer::new(verifier, StaticKeys::new(keys)))
+            .issuer(support::issuer())
             .build()
             .unwrap(),
     );
-    let token = hs256(
-        secret,
+    let token = support::hs256(
         &serde_json::json!({"iss": "https://bench.test", "aud": "bench", "sub": "u", "exp": 4_102_444_800u64, "roles": ["analyst"]}),
     );
     let engine = Arc::new(Cached::new(

@@ -11,23 +11,23 @@
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
 
+mod support;
+
 use std::hint::black_box;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use authz_axum::core::jwt::{Algorithm, ClaimMapping, JwtVerifier, KeySet, VerificationKey};
+use authz_axum::Authenticator;
+use authz_axum::core::jwt::ClaimMapping;
 use authz_axum::core::{Catalog as _, Policy, Principal as CorePrincipal, RoleSpec};
 use authz_axum::prelude::*;
 use authz_axum::resource::Load;
-use authz_axum::{Authenticator, Issuer, StaticKeys};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{Criterion, criterion_group, criterion_main};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
@@ -102,15 +102,6 @@ async fn handwritten(principal: Principal, State(db): State<Db>, Path(id): Path<
     }
 }
 
-fn hs256(secret: &[u8], claims: &serde_json::Value) -> String {
-    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
-    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let input = format!("{header}.{payload}");
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
-    let sig = aws_lc_rs::hmac::sign(&key, input.as_bytes());
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
-}
-
 fn resource(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -160,23 +151,16 @@ fn resource(c: &mut Criterion) {
             .collect(),
     ));
 
-    let secret = b"a-bench-secret-of-at-least-32-bytes!!";
     let policy = Arc::new(
         Policy::builder(Arc::new(Catalog::catalog().clone()))
             .role(RoleSpec::new("member").grant("report:read"))
             .build()
             .unwrap(),
     );
-    let verifier = JwtVerifier::builder("https://bench.test", "bench", [Algorithm::HS256])
-        .build()
-        .unwrap();
-    let keys = KeySet::new(vec![VerificationKey::hmac(Algorithm::HS256, secret).unwrap()]).unwrap();
-    let issuer = Issuer::new(verifier, StaticKeys::new(keys))
-        .with_mapping(ClaimMapping::default().tenant_from("tenant").unwrap());
+    let issuer = support::issuer().with_mapping(ClaimMapping::default().tenant_from("tenant").unwrap());
     let auth = Arc::new(Authenticator::builder(policy).issuer(issuer).build().unwrap());
     // Ada, tenant acme: r0 is hers and in acme (i % 2 == 0, i % 3 == 0).
-    let token = hs256(
-        secret,
+    let token = support::hs256(
         &serde_json::json!({"iss": "https://bench.test", "aud": "bench", "sub": "ada", "tenant": "acme",
                             "exp": 4_102_444_800u64, "roles": ["member"]}),
     );
