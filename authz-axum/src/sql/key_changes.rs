@@ -44,7 +44,9 @@ use authz_core::auth::ApiKeys;
 use authz_core::keystore::{KeyStore, StoreError, StoreFuture};
 use sqlx::Row as _;
 
-use super::revocations::{FeedConfig, FeedStatus};
+use super::revocations::{
+    FeedConfig, FeedStatus, FeedTask, answers_heartbeat, heartbeat_ticks, stop_requested,
+};
 use super::{PostgresKeyStore, SqliteKeyStore, db_err};
 
 /// The PostgreSQL channel every key change is announced on (payload: the key id).
@@ -160,7 +162,7 @@ impl KeyDatabase {
     /// dropped.
     pub async fn follow(&self, keys: &Arc<ApiKeys>, config: FeedConfig) -> KeyFeed {
         let status = status();
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (stop_tx, stop_rx) = FeedTask::signal();
         let feed = Feed {
             keys: Arc::downgrade(keys),
             config,
@@ -179,39 +181,30 @@ impl KeyDatabase {
                 tokio::spawn(feed.notifications(store, listener))
             }
         };
-        KeyFeed {
-            status,
-            stop: stop_tx,
-            task,
-        }
+        KeyFeed(FeedTask::started(status, stop_tx, task))
     }
 }
 
 /// The running change feed of one instance's verified-key cache. Stop it with
 /// [`stop`](Self::stop); dropping it leaves the task running (until the `ApiKeys` go).
 #[derive(Debug)]
-pub struct KeyFeed {
-    status: FeedStatus,
-    stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
+pub struct KeyFeed(FeedTask);
 
 impl KeyFeed {
     /// The feed's status ([`FeedStatus::applied`] counts key changes evicted).
     pub fn status(&self) -> FeedStatus {
-        self.status.clone()
+        self.0.status()
     }
 
     /// Whether the feed follows the store (and so the cache serves).
     pub fn is_current(&self) -> bool {
-        self.status.is_current()
+        self.0.is_current()
     }
 
     /// Stops the task and waits for it; the cache is suspended (every check reads the store),
     /// since nothing keeps it current any more.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
+        self.0.stop().await;
     }
 }
 
@@ -259,9 +252,7 @@ impl Feed {
 
     /// Completes once [`KeyFeed::stop`] is called (never if the handle was dropped).
     async fn stopped(&mut self) {
-        if self.stop.wait_for(|s| *s).await.is_err() {
-            std::future::pending::<()>().await;
-        }
+        stop_requested(&mut self.stop).await;
     }
 
     fn end(&self) {
@@ -360,8 +351,7 @@ impl Feed {
 
     async fn notifications(mut self, store: PostgresKeyStore, first: Option<sqlx::postgres::PgListener>) {
         let mut listener = first;
-        let mut heartbeat = tokio::time::interval(self.config.heartbeat);
-        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heartbeat = heartbeat_ticks(&self.config);
         loop {
             if self.keys.strong_count() == 0 {
                 return;
@@ -378,9 +368,7 @@ impl Feed {
             tokio::select! {
                 _ = self.stopped() => return self.end(),
                 _ = heartbeat.tick() => {
-                    // Notifications that arrive meanwhile are buffered by the listener.
-                    let alive = tokio::time::timeout(store.timeout, sqlx::query("SELECT 1").execute(&mut *l)).await;
-                    if !matches!(alive, Ok(Ok(_))) {
+                    if !answers_heartbeat(l, store.timeout).await {
                         listener = None;
                         self.lost("the LISTEN connection did not answer its heartbeat", &"reconnecting");
                     }

@@ -404,7 +404,7 @@ impl RevocationDatabase {
         config: FeedConfig,
     ) -> RevocationFeed {
         let status = FeedStatus::default();
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (stop_tx, stop_rx) = FeedTask::signal();
         let feed = Feed {
             list,
             clock,
@@ -424,11 +424,7 @@ impl RevocationDatabase {
                 tokio::spawn(feed.notifications(store, listener))
             }
         };
-        RevocationFeed {
-            status,
-            stop: stop_tx,
-            task,
-        }
+        RevocationFeed(FeedTask::started(status, stop_tx, task))
     }
 }
 
@@ -590,30 +586,91 @@ impl FeedStatus {
     }
 }
 
-/// The running feed of one instance's [`RevocationList`] (see the module docs). Stop it with
-/// [`stop`](Self::stop); dropping it leaves the task running.
+/// A running feed task as its handle keeps it: the status it reports, its stop signal and the
+/// task. Shared by [`RevocationFeed`] and the API-key feed ([`crate::sql::KeyFeed`]).
 #[derive(Debug)]
-pub struct RevocationFeed {
+pub(crate) struct FeedTask {
     status: FeedStatus,
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
+impl FeedTask {
+    /// A new feed's stop signal: the sender for its handle ([`FeedTask::started`]), the
+    /// receiver for its task ([`stop_requested`]).
+    pub(crate) fn signal() -> (
+        tokio::sync::watch::Sender<bool>,
+        tokio::sync::watch::Receiver<bool>,
+    ) {
+        tokio::sync::watch::channel(false)
+    }
+
+    /// The handle of a spawned feed `task`.
+    pub(crate) fn started(
+        status: FeedStatus,
+        stop: tokio::sync::watch::Sender<bool>,
+        task: tokio::task::JoinHandle<()>,
+    ) -> Self {
+        Self { status, stop, task }
+    }
+
+    pub(crate) fn status(&self) -> FeedStatus {
+        self.status.clone()
+    }
+
+    pub(crate) fn is_current(&self) -> bool {
+        self.status.is_current()
+    }
+
+    /// Signals the task to stop and waits for it.
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Completes once the feed's handle asks it to stop (never if the handle was dropped: the task
+/// then runs on, as documented on both handles).
+pub(crate) async fn stop_requested(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The heartbeat's ticks ([`FeedConfig::heartbeat`]); a late tick is not made up for.
+pub(crate) fn heartbeat_ticks(config: &FeedConfig) -> tokio::time::Interval {
+    let mut ticks = tokio::time::interval(config.heartbeat);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks
+}
+
+/// Whether a LISTEN connection answers a `SELECT 1` within `timeout`. A connection that died
+/// without closing (a network partition) delivers nothing and reports nothing: only asking it
+/// tells. Notifications that arrive meanwhile are buffered by the listener.
+pub(crate) async fn answers_heartbeat(listener: &mut sqlx::postgres::PgListener, timeout: Duration) -> bool {
+    let alive = tokio::time::timeout(timeout, sqlx::query("SELECT 1").execute(&mut *listener)).await;
+    matches!(alive, Ok(Ok(_)))
+}
+
+/// The running feed of one instance's [`RevocationList`] (see the module docs). Stop it with
+/// [`stop`](Self::stop); dropping it leaves the task running.
+#[derive(Debug)]
+pub struct RevocationFeed(FeedTask);
+
 impl RevocationFeed {
     /// The feed's status (for `/readyz`).
     pub fn status(&self) -> FeedStatus {
-        self.status.clone()
+        self.0.status()
     }
 
     /// Whether the feed is current ([`FeedStatus::is_current`]).
     pub fn is_current(&self) -> bool {
-        self.status.is_current()
+        self.0.is_current()
     }
 
     /// Stops the task and waits for it (the LISTEN connection is closed).
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
+        self.0.stop().await;
     }
 }
 
@@ -628,14 +685,12 @@ struct Feed {
 impl Feed {
     fn apply(&self, r: &Revocation) {
         self.list.insert(r);
-        self.status.0.applied.fetch_add(1, Ordering::Relaxed);
+        self.status.applied_one();
     }
 
     /// Completes once [`RevocationFeed::stop`] is called (never if the handle was dropped).
     async fn stopped(&mut self) {
-        if self.stop.wait_for(|s| *s).await.is_err() {
-            std::future::pending::<()>().await;
-        }
+        stop_requested(&mut self.stop).await;
     }
 
     fn purge_tick(&self) -> tokio::time::Interval {
@@ -768,8 +823,7 @@ impl Feed {
     ) {
         let mut listener = first;
         let mut purge = self.purge_tick();
-        let mut heartbeat = tokio::time::interval(self.config.heartbeat);
-        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heartbeat = heartbeat_ticks(&self.config);
         loop {
             let Some(l) = listener.as_mut() else {
                 let delay = self.config.retry_delay;
@@ -784,11 +838,7 @@ impl Feed {
                 _ = self.stopped() => return,
                 _ = purge.tick() => self.purge(&store).await,
                 _ = heartbeat.tick() => {
-                    // A connection that died without closing (a network partition) delivers
-                    // nothing and reports nothing: only asking it tells. Notifications that
-                    // arrive meanwhile are buffered by the listener.
-                    let alive = tokio::time::timeout(store.timeout, sqlx::query("SELECT 1").execute(&mut *l)).await;
-                    if !matches!(alive, Ok(Ok(_))) {
+                    if !answers_heartbeat(l, store.timeout).await {
                         self.status.failed(
                             "the LISTEN connection did not answer its heartbeat",
                             &"reconnecting and reloading",
