@@ -302,8 +302,13 @@ pub(crate) async fn open_sqlite(
         || path.to_string_lossy().contains(":memory:")
         || url.contains("memory"));
     if on_disk && !path.exists() {
+        // 1 KiB pages, set before the first page is written (an existing file keeps its own):
+        // every row here is small, and a WAL commit writes each page it dirtied whole — a
+        // refresh-token rotation dirties about seven B-tree pages, so its commit writes a
+        // quarter of the bytes it would with 4 KiB pages (BENCHMARKS.md, "Token endpoint").
         let conn = options
             .clone()
+            .page_size(1024)
             .create_if_missing(true)
             .connect()
             .await

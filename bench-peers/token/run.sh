@@ -8,7 +8,8 @@
 #   the release model-registry (its production /token, ES256) with its store as
 #     AUTHZ_DATABASE_URL picks it: a SQLite file (the default, rollback journal), the same
 #     file switched to WAL by the operator (sqlite3's `PRAGMA journal_mode=WAL`), and SQLite in
-#     memory (`sqlite::memory:`).
+#     memory (`sqlite::memory:`); with AUTHZ_BENCH_PG_URL=postgres://… also PostgreSQL (a
+#     database made for the run on that server, dropped at the end).
 # Grants: client_credentials (client_secret_basic) and refresh_token with rotation (a pool of
 # tokens per server, each response's new token back into the pool; see refresh.lua).
 # Each (server, grant): 2 s of warm-up, then $1 seconds of `wrk -t1 -c16`. Bounded: every
@@ -39,6 +40,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   [[ -z $script ]] || rm -f "$script"
+  [[ -z ${pg_db:-} ]] || psql -q "$AUTHZ_BENCH_PG_URL" -c "DROP DATABASE IF EXISTS $pg_db" >/dev/null 2>&1 || true
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -132,6 +134,12 @@ run_authz() {
   port=$(free_port)
   if [[ $mode == memory ]]; then
     db="sqlite::memory:"
+  elif [[ $mode == postgres ]]; then
+    # A database of its own on the server AUTHZ_BENCH_PG_URL names, dropped on exit.
+    pg_db="authz_token_bench_$$"
+    psql -q "$AUTHZ_BENCH_PG_URL" -c "CREATE DATABASE $pg_db" >/dev/null
+    db="${AUTHZ_BENCH_PG_URL%/*}/$pg_db"
+    AUTHZ_DATABASE_URL=$db "$bin" clients create bench-cc --role viewer >"$dir/$mode.secret" 2>/dev/null
   else
     db="sqlite://$dir/$mode.db"
     # A confidential client-credentials client, registered with the CLI in the same database;
@@ -184,6 +192,9 @@ run_authz "authz, SQLite file" file
 run_authz "authz, SQLite file, WAL" wal
 run_authz "authz, SQLite in memory" memory
 run_authz "authz, SQLite in memory, RUST_LOG=warn" memory warn
+if [[ -n ${AUTHZ_BENCH_PG_URL:-} ]]; then
+  run_authz "authz, PostgreSQL" postgres
+fi
 run_oidc "oidc-provider (last)"
 
 echo

@@ -100,7 +100,7 @@ pub struct TokenService {
     logins: login::LoginThrottle,
     dummy_hash: String,
     revocations: std::sync::OnceLock<Arc<Revocations>>,
-    dpop: authz_core::dpop::DpopVerifier,
+    dpop: Arc<authz_core::dpop::DpopVerifier>,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -156,7 +156,7 @@ impl TokenService {
             keys,
             dummy_hash,
             revocations: std::sync::OnceLock::new(),
-            dpop: authz_core::dpop::DpopVerifier::default(),
+            dpop: Arc::new(authz_core::dpop::DpopVerifier::default()),
         }))
     }
 
@@ -333,9 +333,45 @@ impl TokenService {
         family: Option<&str>,
         jkt: Option<&str>,
     ) -> Result<(IssuedAccessToken, AccessTokenRecord), StoreError> {
-        let now = self.now();
-        let exp = now + self.config.access_token_lifetime.as_secs();
-        let jti = authz_core::oauth::new_secret()[..22].to_string();
+        let record = self.new_access_record(client_id, subject, family, self.now());
+        let issued = self.sign_recorded(&record, roles, scope, jkt)?;
+        Ok((issued, record))
+    }
+
+    /// The record of an access token about to be issued at `now`: a fresh `jti` (128 bits),
+    /// `exp` after the configured lifetime.
+    pub(crate) fn new_access_record(
+        &self,
+        client_id: &str,
+        subject: &str,
+        family: Option<&str>,
+        now: u64,
+    ) -> AccessTokenRecord {
+        AccessTokenRecord {
+            jti: authz_core::oauth::new_secret()[..22].to_string(),
+            family_id: family.map(str::to_string),
+            client_id: client_id.to_string(),
+            subject: subject.to_string(),
+            expires_at: now + self.config.access_token_lifetime.as_secs(),
+            revoked_at: None,
+        }
+    }
+
+    /// Signs the access token a record describes (`iat`/`nbf` its `exp` less the lifetime).
+    pub(crate) fn sign_recorded(
+        &self,
+        record: &AccessTokenRecord,
+        roles: &[String],
+        scope: &[String],
+        jkt: Option<&str>,
+    ) -> Result<IssuedAccessToken, StoreError> {
+        let (client_id, subject, jti, exp) = (
+            record.client_id.as_str(),
+            record.subject.as_str(),
+            record.jti.clone(),
+            record.expires_at,
+        );
+        let now = exp - self.config.access_token_lifetime.as_secs();
         let mut claims = serde_json::json!({
             "iss": self.config.issuer,
             "sub": subject,
@@ -368,22 +404,11 @@ impl TokenService {
             }
         }
         let token = self.keys.sign(&claims, now)?;
-        let record = AccessTokenRecord {
-            jti: jti.clone(),
-            family_id: family.map(str::to_string),
-            client_id: client_id.to_string(),
-            subject: subject.to_string(),
+        Ok(IssuedAccessToken {
+            token,
+            jti,
             expires_at: exp,
-            revoked_at: None,
-        };
-        Ok((
-            IssuedAccessToken {
-                token,
-                jti,
-                expires_at: exp,
-            },
-            record,
-        ))
+        })
     }
 
     /// Publishes a new signing key now; it signs after

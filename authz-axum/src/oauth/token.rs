@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use authz_core::oauth::{
-    ClientType, CodeRedemption, GrantType, KeyHash, RefreshRedemption, RefreshToken, new_secret, pkce,
+    AccessTokenRecord, ClientType, CodeRedemption, GrantType, KeyHash, RefreshRotation, RefreshToken,
+    RotationDecision, TokenFamily, new_secret, pkce,
 };
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
@@ -42,6 +43,55 @@ struct Dpop<'a> {
 impl<'a> Dpop<'a> {
     fn jkt(self) -> Option<&'a str> {
         self.proof.map(|p| p.proof.jkt.as_str())
+    }
+}
+
+/// The checks of a refresh (RFC 6749 §6, RFC 9700 §4.14.2, RFC 9449 §5) on the redeemed token
+/// and its family; owned, because the store runs them inside its transaction. Pure: the same
+/// inputs give the same answer, so the endpoint can ask again after the commit.
+#[derive(Clone)]
+struct RotationCheck {
+    client_id: String,
+    jkt: Option<String>,
+    scope: Option<String>,
+    now: u64,
+    idle_timeout: u64,
+}
+
+impl RotationCheck {
+    /// The scope (and roles) of the next tokens, or why there are none.
+    fn run(&self, old: &RefreshToken, family: &TokenFamily) -> Result<Vec<String>, OAuthError> {
+        if old.client_id != self.client_id {
+            return Err(OAuthError::invalid_grant(
+                "refresh token was issued to another client",
+            ));
+        }
+        if family.revoked_at.is_some() {
+            return Err(OAuthError::invalid_grant("grant revoked"));
+        }
+        if self.now >= family.expires_at {
+            return Err(OAuthError::invalid_grant("grant expired (absolute lifetime)"));
+        }
+        if self.now >= family.last_used_at + self.idle_timeout {
+            return Err(OAuthError::invalid_grant("grant expired (idle)"));
+        }
+        if let Some(bound) = &old.jkt
+            && self.jkt.as_deref() != Some(bound.as_str())
+        {
+            // The token is spent now; a thief without the key gets nothing.
+            return Err(OAuthError::invalid_dpop_proof(
+                "this refresh token is bound to a DPoP key: send a proof signed with it",
+            ));
+        }
+        // A refresh may narrow the scope, never widen it (RFC 6749 §6).
+        narrow(&old.scope, self.scope.as_deref())
+    }
+}
+
+fn dpop_error(e: authz_core::dpop::DpopError) -> OAuthError {
+    match e {
+        authz_core::dpop::DpopError::Invalid(why) => OAuthError::invalid_dpop_proof(why),
+        authz_core::dpop::DpopError::UseNonce(n) => OAuthError::use_dpop_nonce(n),
     }
 }
 
@@ -151,10 +201,7 @@ impl TokenService {
     fn commit_proof(&self, dpop: Dpop<'_>) -> Result<(), OAuthError> {
         match dpop.proof {
             None => Ok(()),
-            Some(p) => self.dpop.commit(p, self.now()).map_err(|e| match e {
-                authz_core::dpop::DpopError::Invalid(why) => OAuthError::invalid_dpop_proof(why),
-                authz_core::dpop::DpopError::UseNonce(n) => OAuthError::use_dpop_nonce(n),
-            }),
+            Some(p) => self.dpop.commit(p, self.now()).map_err(dpop_error),
         }
     }
 
@@ -308,9 +355,64 @@ impl TokenService {
         let presented = params.require("refresh_token")?;
         let now = self.now();
         let c = &client.client;
-        let (old, family) = match self.store.redeem_refresh(&KeyHash::of(presented), now).await? {
-            RefreshRedemption::Unknown => return Err(OAuthError::invalid_grant("unknown refresh token")),
-            RefreshRedemption::Spent(old) => {
+        // Everything the checks need, owned: the store runs them inside its transaction, so
+        // the spend, the checks and the next tokens are one commit (RFC 9700 §4.14.2).
+        let check = RotationCheck {
+            client_id: c.id.clone(),
+            jkt: jkt.map(str::to_string),
+            scope: params.get("scope")?.map(str::to_string),
+            now,
+            idle_timeout: self.config.refresh_idle_timeout.as_secs(),
+        };
+        let next_refresh = new_secret();
+        let next_hash = KeyHash::of(&next_refresh);
+        let access = self.new_access_record(&c.id, "", None, now);
+        let refusal = Arc::new(std::sync::Mutex::new(None::<OAuthError>));
+        let decision = {
+            let (check, refusal) = (check.clone(), Arc::clone(&refusal));
+            let (verifier, proof) = (Arc::clone(&self.dpop), dpop.proof.cloned());
+            let access = access.clone();
+            Box::new(move |old: &RefreshToken, family: &TokenFamily| {
+                let outcome = check.run(old, family).and_then(|scope| {
+                    // The proof's jti is recorded only once the grant checked out.
+                    if let Some(p) = &proof {
+                        verifier.commit(p, now).map_err(dpop_error)?;
+                    }
+                    Ok(scope)
+                });
+                match outcome {
+                    Ok(scope) => Some((
+                        AccessTokenRecord {
+                            family_id: Some(family.id.clone()),
+                            subject: old.subject.clone(),
+                            ..access
+                        },
+                        RefreshToken {
+                            hash: next_hash,
+                            family_id: family.id.clone(),
+                            client_id: old.client_id.clone(),
+                            subject: old.subject.clone(),
+                            roles: scope.clone(),
+                            scope,
+                            issued_at: now,
+                            spent_at: None,
+                            jkt: old.jkt.clone(),
+                        },
+                    )),
+                    Err(e) => {
+                        *refusal.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+                        None
+                    }
+                }
+            }) as RotationDecision
+        };
+        let (old, family) = match self
+            .store
+            .rotate_refresh(&KeyHash::of(presented), now, decision)
+            .await?
+        {
+            RefreshRotation::Unknown => return Err(OAuthError::invalid_grant("unknown refresh token")),
+            RefreshRotation::Spent(old) => {
                 if old.client_id == c.id {
                     // RFC 9700 §4.14.2: reuse means theft — revoke the family, the live
                     // descendant included.
@@ -322,71 +424,37 @@ impl TokenService {
                     "refresh token already used; the grant is revoked",
                 ));
             }
-            RefreshRedemption::Fresh(old, family) => (old, family),
+            RefreshRotation::Fresh {
+                token, issued: false, ..
+            } => {
+                if token.client_id != c.id {
+                    // Bound to its client (RFC 6749 §6). Another client presenting it is not
+                    // reuse by the holder, but the token is spent now: revoke, it has leaked.
+                    self.revoke_family(&token.family_id).await?;
+                }
+                let refused = refusal
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take();
+                // No refusal of ours: the family was revoked between the check and the write.
+                return Err(refused.unwrap_or_else(|| OAuthError::invalid_grant("grant revoked")));
+            }
+            RefreshRotation::Fresh { token, family, .. } => (token, family),
         };
-        if old.client_id != c.id {
-            // Bound to its client (RFC 6749 §6). Another client presenting it is not reuse by
-            // the holder, but the token is spent now: revoke, it has leaked.
-            self.revoke_family(&old.family_id).await?;
-            return Err(OAuthError::invalid_grant(
-                "refresh token was issued to another client",
-            ));
-        }
-        if family.revoked_at.is_some() {
-            return Err(OAuthError::invalid_grant("grant revoked"));
-        }
-        if now >= family.expires_at {
-            return Err(OAuthError::invalid_grant("grant expired (absolute lifetime)"));
-        }
-        if now >= family.last_used_at + self.config.refresh_idle_timeout.as_secs() {
-            return Err(OAuthError::invalid_grant("grant expired (idle)"));
-        }
-        if let Some(bound) = &old.jkt
-            && jkt != Some(bound.as_str())
-        {
-            // The token is spent now; a thief without the key gets nothing.
-            return Err(OAuthError::invalid_dpop_proof(
-                "this refresh token is bound to a DPoP key: send a proof signed with it",
-            ));
-        }
-        // A refresh may narrow the scope, never widen it (RFC 6749 §6).
-        let scope = narrow(&old.scope, params.get("scope")?)?;
-        let roles = scope.clone();
-        self.commit_proof(dpop)?;
-        let (issued, record) =
-            self.sign_access_token(&c.id, &old.subject, &roles, &scope, Some(&family.id), jkt)?;
-        let refresh = new_secret();
-        // The access token's record, the next refresh token and the family's last use: one
-        // transaction, and only while the family is live (a concurrent reuse may have revoked
-        // it since the checks above; the winner's token must not outlive its grant).
-        let recorded = self
-            .store
-            .record_issued(
-                &family.id,
-                record,
-                Some(RefreshToken {
-                    hash: KeyHash::of(&refresh),
-                    family_id: family.id.clone(),
-                    client_id: c.id.clone(),
-                    subject: old.subject.clone(),
-                    roles: roles.clone(),
-                    scope: scope.clone(),
-                    issued_at: now,
-                    spent_at: None,
-                    jkt: old.jkt.clone(),
-                }),
-                now,
-            )
-            .await?;
-        if !recorded {
-            return Err(OAuthError::invalid_grant("grant revoked"));
-        }
+        // Recorded and committed with the spend: sign what was recorded.
+        let scope = check.run(&old, &family).unwrap_or_default();
+        let record = AccessTokenRecord {
+            subject: old.subject.clone(),
+            family_id: Some(family.id.clone()),
+            ..access
+        };
+        let issued = self.sign_recorded(&record, &scope, &scope, jkt)?;
         tracing::info!(client_id = %c.id, sub = %old.subject, jti = %issued.jti, grant = "refresh_token",
             "access token issued; refresh token rotated");
         Ok(axum::Json(self.token_response(
             &issued,
             &scope,
-            Some(&refresh),
+            Some(&next_refresh),
             jkt.is_some(),
         )))
     }

@@ -232,6 +232,48 @@ impl TokenStore for MemoryTokenStore {
         })
     }
 
+    /// Under the one lock: the spend, the decision and the records together.
+    fn rotate_refresh<'a>(
+        &'a self,
+        hash: &'a KeyHash,
+        now: u64,
+        decide: super::RotationDecision,
+    ) -> StoreFuture<'a, super::RefreshRotation> {
+        use super::RefreshRotation;
+        self.with(move |s| {
+            let Some(token) = s.refresh.get_mut(hash.as_bytes()) else {
+                return Ok(RefreshRotation::Unknown);
+            };
+            if token.spent_at.is_some() {
+                return Ok(RefreshRotation::Spent(token.clone()));
+            }
+            token.spent_at = Some(now);
+            let token = token.clone();
+            let family = s
+                .families
+                .get(&token.family_id)
+                .cloned()
+                .ok_or_else(|| StoreError(format!("no family {:?}", token.family_id)))?;
+            let issued = match decide(&token, &family) {
+                None => false,
+                Some((access, next)) => match s.families.get_mut(&family.id) {
+                    Some(f) if f.revoked_at.is_none() => {
+                        f.last_used_at = f.last_used_at.max(now);
+                        s.access.insert(access.jti.clone(), access);
+                        s.refresh.insert(*next.hash.as_bytes(), next);
+                        true
+                    }
+                    _ => false,
+                },
+            };
+            Ok(RefreshRotation::Fresh {
+                token,
+                family,
+                issued,
+            })
+        })
+    }
+
     fn family_access<'a>(&'a self, family_id: &'a str) -> StoreFuture<'a, Vec<AccessTokenRecord>> {
         self.with(move |s| {
             Ok(s.access

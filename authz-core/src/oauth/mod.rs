@@ -19,4 +19,4 @@ pub use model::{
     AccessTokenRecord, AuthorizationCode, Client, ClientSecret, ClientType, GrantType, LoginSession,
     RefreshToken, SigningKeyRecord, TokenFamily, User, new_secret,
 };
-pub use store::{CodeRedemption, RefreshRedemption, TokenStore};
+pub use store::{CodeRedemption, RefreshRedemption, RefreshRotation, RotationDecision, TokenStore};

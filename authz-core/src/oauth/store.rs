@@ -29,6 +29,34 @@ pub enum RefreshRedemption {
     Unknown,
 }
 
+/// What the token endpoint decides about a refresh token it has just redeemed (first use),
+/// given the token and its family as the store holds them: `Some((access, next))` records the
+/// new access token and the next refresh token (and moves the family's `last_used_at` to the
+/// rotation's time); `None` records nothing (the presented token stays spent). Called at most
+/// once, inside the store's transaction where the store has one: keep it short and free of
+/// I/O.
+pub type RotationDecision =
+    Box<dyn FnOnce(&RefreshToken, &TokenFamily) -> Option<(AccessTokenRecord, RefreshToken)> + Send>;
+
+/// What a refresh-token rotation ([`TokenStore::rotate_refresh`]) found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshRotation {
+    /// First use: the token is now spent. `issued` says whether the decision's records were
+    /// written (`false`: the decision refused, or the family was revoked meanwhile).
+    Fresh {
+        /// The presented token as stored (now spent).
+        token: RefreshToken,
+        /// Its family, as the decision saw it.
+        family: TokenFamily,
+        /// Whether the next tokens were recorded.
+        issued: bool,
+    },
+    /// The token was already spent: reuse (RFC 9700 §4.14.2 — revoke the family).
+    Spent(RefreshToken),
+    /// No such token.
+    Unknown,
+}
+
 /// Storage of the authorization server's state. Every operation that decides a race
 /// (redeeming a code or a refresh token) is atomic: of two concurrent redemptions exactly one
 /// is `Fresh`. Failures are [`StoreError`](crate::keystore::StoreError)s (the endpoint answers 503).
@@ -99,6 +127,41 @@ pub trait TokenStore: Send + Sync + 'static {
             }
             let _ = now;
             Ok(true)
+        })
+    }
+
+    /// Rotates a refresh token (RFC 9700 §4.14.2): redeems it (atomically, as
+    /// [`redeem_refresh`](Self::redeem_refresh)), asks `decide` on first use, and records what
+    /// it returns — only while the family is live. Stores that can do all of it in **one
+    /// transaction** (memory, SQLite, PostgreSQL here): the spend and the next tokens are then
+    /// durable together or not at all (a failure never leaves the client with a spent token
+    /// and nothing in its place), and a rotation is one commit. The default runs
+    /// [`redeem_refresh`](Self::redeem_refresh), `decide` and
+    /// [`record_issued`](Self::record_issued) one after the other.
+    fn rotate_refresh<'a>(
+        &'a self,
+        hash: &'a KeyHash,
+        now: u64,
+        decide: RotationDecision,
+    ) -> StoreFuture<'a, RefreshRotation> {
+        Box::pin(async move {
+            match self.redeem_refresh(hash, now).await? {
+                RefreshRedemption::Unknown => Ok(RefreshRotation::Unknown),
+                RefreshRedemption::Spent(t) => Ok(RefreshRotation::Spent(t)),
+                RefreshRedemption::Fresh(token, family) => {
+                    let issued = match decide(&token, &family) {
+                        None => false,
+                        Some((access, next)) => {
+                            self.record_issued(&family.id, access, Some(next), now).await?
+                        }
+                    };
+                    Ok(RefreshRotation::Fresh {
+                        token,
+                        family,
+                        issued,
+                    })
+                }
+            }
         })
     }
 

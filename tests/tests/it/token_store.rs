@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use authz_axum::core::oauth::{
     AccessTokenRecord, AuthorizationCode, CodeRedemption, KeyHash, MemoryTokenStore, RefreshRedemption,
-    RefreshToken, TokenFamily, TokenStore, new_secret,
+    RefreshRotation, RefreshToken, RotationDecision, TokenFamily, TokenStore, new_secret,
 };
 use authz_axum::oauth::sql::{PostgresTokenStore, SqliteTokenStore};
 
@@ -181,6 +181,211 @@ async fn suite(store: Arc<dyn TokenStore>) {
     store.ping().await.unwrap();
 }
 
+/// A grant's family (through its code) and its first refresh token; returns the token.
+async fn grant_with_refresh(store: &Arc<dyn TokenStore>, fid: &str, now: u64) -> String {
+    store
+        .insert_code(
+            AuthorizationCode {
+                hash: KeyHash::of(&new_secret()),
+                client_id: "c".into(),
+                redirect_uri: "https://app.example/cb".into(),
+                code_challenge: String::new(),
+                subject: "ada".into(),
+                roles: vec!["viewer".into()],
+                scope: vec!["viewer".into()],
+                family_id: fid.into(),
+                issued_at: now,
+                expires_at: now + 60,
+            },
+            family(fid, now),
+        )
+        .await
+        .unwrap();
+    let rt = new_secret();
+    store
+        .insert_refresh(RefreshToken {
+            hash: KeyHash::of(&rt),
+            family_id: fid.into(),
+            client_id: "c".into(),
+            subject: "ada".into(),
+            roles: vec!["viewer".into()],
+            scope: vec!["viewer".into()],
+            issued_at: now,
+            spent_at: None,
+            jkt: None,
+        })
+        .await
+        .unwrap();
+    rt
+}
+
+/// A decision that issues the next token `next` and an access token `jti` (or refuses).
+fn decide(next: &str, jti: &str, issue: bool) -> RotationDecision {
+    let (next, jti) = (KeyHash::of(next), jti.to_string());
+    Box::new(move |old: &RefreshToken, family: &TokenFamily| {
+        issue.then(|| {
+            (
+                AccessTokenRecord {
+                    jti,
+                    family_id: Some(family.id.clone()),
+                    client_id: old.client_id.clone(),
+                    subject: old.subject.clone(),
+                    expires_at: old.issued_at + 600,
+                    revoked_at: None,
+                },
+                RefreshToken {
+                    hash: next,
+                    issued_at: old.issued_at + 10,
+                    spent_at: None,
+                    ..old.clone()
+                },
+            )
+        })
+    })
+}
+
+/// `rotate_refresh` on every store: the spend and the next tokens in one step; a refusal
+/// records nothing but spends; a revoked family issues nothing; concurrent rotations of one
+/// token: one winner.
+async fn rotation_suite(store: Arc<dyn TokenStore>) {
+    let now = 1_900_000_000;
+    let tag = &new_secret()[..8];
+    let fid = format!("rot-{tag}");
+    let rt = grant_with_refresh(&store, &fid, now).await;
+
+    // Issued: the old token spent, the next one and the access token recorded, last use moved.
+    let next = new_secret();
+    let jti = format!("rot-jti-{tag}");
+    match store
+        .rotate_refresh(&KeyHash::of(&rt), now + 10, decide(&next, &jti, true))
+        .await
+        .unwrap()
+    {
+        RefreshRotation::Fresh {
+            token,
+            family,
+            issued,
+        } => {
+            assert!(issued);
+            assert_eq!(token.spent_at, Some(now + 10));
+            assert_eq!(family.id, fid);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        store
+            .refresh(&KeyHash::of(&rt))
+            .await
+            .unwrap()
+            .unwrap()
+            .spent_at
+            .is_some()
+    );
+    assert!(
+        store
+            .refresh(&KeyHash::of(&next))
+            .await
+            .unwrap()
+            .unwrap()
+            .spent_at
+            .is_none()
+    );
+    assert_eq!(
+        store.access(&jti).await.unwrap().unwrap().family_id.as_deref(),
+        Some(fid.as_str())
+    );
+    assert_eq!(store.family(&fid).await.unwrap().unwrap().last_used_at, now + 10);
+
+    // The spent one again: Spent (reuse), and the decision is not asked.
+    let asked =
+        Box::new(|_: &RefreshToken, _: &TokenFamily| -> Option<_> { panic!("asked for a spent token") });
+    assert!(matches!(
+        store
+            .rotate_refresh(&KeyHash::of(&rt), now + 11, asked)
+            .await
+            .unwrap(),
+        RefreshRotation::Spent(_)
+    ));
+    assert_eq!(
+        store
+            .rotate_refresh(&KeyHash::of("unknown"), now, decide("x", "x", true))
+            .await
+            .unwrap(),
+        RefreshRotation::Unknown
+    );
+
+    // Refused: spent, nothing recorded.
+    let refused_next = new_secret();
+    let refused_jti = format!("rot-refused-{tag}");
+    assert!(matches!(
+        store
+            .rotate_refresh(
+                &KeyHash::of(&next),
+                now + 20,
+                decide(&refused_next, &refused_jti, false)
+            )
+            .await
+            .unwrap(),
+        RefreshRotation::Fresh { issued: false, .. }
+    ));
+    assert!(
+        store
+            .refresh(&KeyHash::of(&next))
+            .await
+            .unwrap()
+            .unwrap()
+            .spent_at
+            .is_some()
+    );
+    assert!(
+        store
+            .refresh(&KeyHash::of(&refused_next))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.access(&refused_jti).await.unwrap().is_none());
+
+    // A revoked family issues nothing, whatever the decision says.
+    let fid2 = format!("rot2-{tag}");
+    let rt2 = grant_with_refresh(&store, &fid2, now).await;
+    assert!(store.revoke_family(&fid2, now + 1).await.unwrap());
+    let after = new_secret();
+    assert!(matches!(
+        store
+            .rotate_refresh(&KeyHash::of(&rt2), now + 2, decide(&after, "rot2-jti", true))
+            .await
+            .unwrap(),
+        RefreshRotation::Fresh { issued: false, .. }
+    ));
+    assert!(store.refresh(&KeyHash::of(&after)).await.unwrap().is_none());
+
+    // Eight rotations of one token at once: one issues, seven find it spent.
+    let fid3 = format!("rot3-{tag}");
+    let rt3 = grant_with_refresh(&store, &fid3, now).await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (store, rt3) = (store.clone(), rt3.clone());
+        tasks.push(tokio::spawn(async move {
+            let d = decide(&new_secret(), &format!("rot3-{i}-{}", &new_secret()[..6]), true);
+            store
+                .rotate_refresh(&KeyHash::of(&rt3), now + 3, d)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut issued = 0;
+    let mut spent = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            RefreshRotation::Fresh { issued: true, .. } => issued += 1,
+            RefreshRotation::Spent(_) => spent += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((issued, spent), (1, 7));
+}
+
 async fn futures_join(store: Arc<dyn TokenStore>, h: KeyHash, now: u64) -> Vec<RefreshRedemption> {
     let mut tasks = Vec::new();
     for _ in 0..8 {
@@ -199,6 +404,7 @@ async fn futures_join(store: Arc<dyn TokenStore>, h: KeyHash, now: u64) -> Vec<R
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_store() {
     suite(Arc::new(MemoryTokenStore::new())).await;
+    rotation_suite(Arc::new(MemoryTokenStore::new())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -207,10 +413,148 @@ async fn sqlite_store() {
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("tokens.db").display());
     suite(Arc::new(SqliteTokenStore::connect(&url).await.unwrap())).await;
+    rotation_suite(Arc::new(SqliteTokenStore::connect(&url).await.unwrap())).await;
     // Reopened: the schema and the data are there.
     let again = SqliteTokenStore::connect(&url).await.unwrap();
     again.ping().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_in_memory_store() {
+    // sqlx's named shared-cache database, opened again by the store's own connection.
+    suite(Arc::new(
+        SqliteTokenStore::connect("sqlite::memory:").await.unwrap(),
+    ))
+    .await;
+    rotation_suite(Arc::new(
+        SqliteTokenStore::connect("sqlite::memory:").await.unwrap(),
+    ))
+    .await;
+}
+
+/// Two stores on one file are two connections, as two processes (the server and the CLI, or
+/// two instances) would be: a refresh token redeemed from both at once is won exactly once,
+/// and what one store answered is committed — the other reads it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_two_connections_on_one_file() {
+    let dir = std::env::temp_dir().join(format!("authz-token-store-{}", &new_secret()[..8]));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("tokens.db").display());
+    let a: Arc<dyn TokenStore> = Arc::new(SqliteTokenStore::connect(&url).await.unwrap());
+    let b: Arc<dyn TokenStore> = Arc::new(SqliteTokenStore::connect(&url).await.unwrap());
+    let now = 1_900_000_000;
+    let mut hashes = Vec::new();
+    for i in 0..20 {
+        let fid = format!("fam-{i}");
+        a.insert_code(
+            AuthorizationCode {
+                hash: KeyHash::of(&new_secret()),
+                client_id: "c".into(),
+                redirect_uri: "https://app.example/cb".into(),
+                code_challenge: "x".repeat(43),
+                subject: "ada".into(),
+                roles: vec![],
+                scope: vec![],
+                family_id: fid.clone(),
+                issued_at: now,
+                expires_at: now + 60,
+            },
+            family(&fid, now),
+        )
+        .await
+        .unwrap();
+        let rt = new_secret();
+        a.insert_refresh(RefreshToken {
+            hash: KeyHash::of(&rt),
+            family_id: fid.clone(),
+            client_id: "c".into(),
+            subject: "ada".into(),
+            roles: vec![],
+            scope: vec![],
+            issued_at: now,
+            spent_at: None,
+            jkt: None,
+        })
+        .await
+        .unwrap();
+        // Answered by `a`: committed, so `b` sees it.
+        assert!(b.refresh(&KeyHash::of(&rt)).await.unwrap().is_some());
+        hashes.push(KeyHash::of(&rt));
+    }
+    // Every token redeemed 4 times through each store at once: one winner per token.
+    let mut tasks = Vec::new();
+    for h in &hashes {
+        for store in [&a, &b, &a, &b, &a, &b, &a, &b] {
+            let (store, h) = (store.clone(), h.clone());
+            tasks.push(tokio::spawn(async move {
+                (h.clone(), store.redeem_refresh(&h, now + 1).await.unwrap())
+            }));
+        }
+    }
+    let mut fresh = std::collections::HashMap::new();
+    for t in tasks {
+        let (h, r) = t.await.unwrap();
+        if matches!(r, RefreshRedemption::Fresh(..)) {
+            *fresh.entry(h.as_bytes().to_vec()).or_insert(0) += 1;
+        } else {
+            assert!(matches!(r, RefreshRedemption::Spent(..)), "{r:?}");
+        }
+    }
+    assert_eq!(fresh.len(), hashes.len(), "every token won once");
+    assert!(fresh.values().all(|n| *n == 1), "{fresh:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A family revoked in the same group commit as a grant's writes: whichever the store took
+/// first, the grant never records a token under a revoked family after the revocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_revocation_and_issuance_in_one_batch() {
+    let store: Arc<dyn TokenStore> = Arc::new(SqliteTokenStore::connect("sqlite::memory:").await.unwrap());
+    let now = 1_900_000_000;
+    for i in 0..50 {
+        let fid = format!("fam-{i}");
+        store
+            .insert_code(
+                AuthorizationCode {
+                    hash: KeyHash::of(&new_secret()),
+                    client_id: "c".into(),
+                    redirect_uri: "https://app.example/cb".into(),
+                    code_challenge: String::new(),
+                    subject: "ada".into(),
+                    roles: vec![],
+                    scope: vec![],
+                    family_id: fid.clone(),
+                    issued_at: now,
+                    expires_at: now + 60,
+                },
+                family(&fid, now),
+            )
+            .await
+            .unwrap();
+        let jti = format!("jti-{i}");
+        let access = AccessTokenRecord {
+            jti: jti.clone(),
+            family_id: Some(fid.clone()),
+            client_id: "c".into(),
+            subject: "ada".into(),
+            expires_at: now + 600,
+            revoked_at: None,
+        };
+        let (recorded, revoked) = tokio::join!(
+            store.record_issued(&fid, access, None, now + 1),
+            store.revoke_family(&fid, now + 1)
+        );
+        assert!(revoked.unwrap());
+        match store.access(&jti).await.unwrap() {
+            // Recorded first: the revocation then revoked it too.
+            Some(a) => {
+                assert!(recorded.unwrap());
+                assert_eq!(a.revoked_at, Some(now + 1));
+            }
+            None => assert!(!recorded.unwrap(), "not recorded, and said so"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -224,4 +568,5 @@ async fn postgres_store() {
         return;
     };
     suite(Arc::new(PostgresTokenStore::connect(&url).await.unwrap())).await;
+    rotation_suite(Arc::new(PostgresTokenStore::connect(&url).await.unwrap())).await;
 }

@@ -3,6 +3,15 @@
 //! same fail-fast bounds as the API-key stores ([`crate::sql`]): every operation within the
 //! store timeout, a SQLite file created only at start-up. Redeeming a code or a refresh token
 //! is one conditional `UPDATE`, so of two concurrent redemptions exactly one wins.
+//!
+//! SQLite runs every statement on one connection owned by a thread of the store's, writes
+//! group-committed ([`SqliteTokenStore`]); PostgreSQL through an sqlx pool
+//! ([`PostgresTokenStore`]).
+
+mod sqlite;
+mod writer;
+
+pub use sqlite::SqliteTokenStore;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -11,7 +20,8 @@ use std::time::Duration;
 use authz_core::keystore::{StoreError, StoreFuture};
 use authz_core::oauth::{
     AccessTokenRecord, AuthorizationCode, Client, ClientSecret, ClientType, CodeRedemption, GrantType,
-    KeyHash, LoginSession, RefreshRedemption, RefreshToken, SigningKeyRecord, TokenFamily, TokenStore, User,
+    KeyHash, LoginSession, RefreshRedemption, RefreshRotation, RefreshToken, RotationDecision,
+    SigningKeyRecord, TokenFamily, TokenStore, User,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -62,6 +72,17 @@ fn grants_from(s: &str) -> Result<Vec<GrantType>, StoreError> {
         .map(|g| GrantType::parse(g).ok_or_else(|| StoreError(format!("unknown grant type {g:?} in store"))))
         .collect()
 }
+
+/// What `purge_expired` deletes, in order (`$1` is the time; both databases read `$1`).
+const PURGE: [&str; 6] = [
+    "DELETE FROM authz_oauth_codes WHERE expires_at <= $1",
+    "DELETE FROM authz_oauth_sessions WHERE expires_at <= $1",
+    "DELETE FROM authz_oauth_access_tokens WHERE expires_at <= $1",
+    "DELETE FROM authz_oauth_refresh_tokens WHERE family_id IN \
+     (SELECT id FROM authz_oauth_families WHERE expires_at <= $1)",
+    "DELETE FROM authz_oauth_families WHERE expires_at <= $1",
+    "DELETE FROM authz_oauth_signing_keys WHERE retire_after IS NOT NULL AND retire_after <= $1",
+];
 
 fn hash_from(b: Vec<u8>) -> Result<KeyHash, StoreError> {
     KeyHash::from_bytes(&b).ok_or_else(|| StoreError("corrupt hash column".into()))
@@ -506,6 +527,95 @@ macro_rules! oauth_store {
                 })
             }
 
+            /// One transaction: the spend, the family locked (`FOR UPDATE`: a concurrent
+            /// revocation waits for this commit, or came first and is seen), the decision and
+            /// the records, one commit.
+            fn rotate_refresh<'a>(
+                &'a self,
+                hash: &'a KeyHash,
+                now: u64,
+                decide: RotationDecision,
+            ) -> StoreFuture<'a, RefreshRotation> {
+                self.op(async move {
+                    let h = hash.as_bytes().to_vec();
+                    let mut tx = self.pool.begin().await.map_err(db_err)?;
+                    let won = sqlx::query(
+                        "UPDATE authz_oauth_refresh_tokens SET spent_at = $2 WHERE hash = $1 AND spent_at IS NULL RETURNING *",
+                    )
+                    .bind(h.clone())
+                    .bind(to_i64(now))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    let Some(won) = won else {
+                        tx.rollback().await.map_err(db_err)?;
+                        let row = sqlx::query("SELECT * FROM authz_oauth_refresh_tokens WHERE hash = $1")
+                            .bind(h)
+                            .fetch_optional(&self.pool)
+                            .await
+                            .map_err(db_err)?;
+                        return Ok(match row.as_ref().map(Self::refresh_row).transpose()? {
+                            None => RefreshRotation::Unknown,
+                            Some(t) => RefreshRotation::Spent(t),
+                        });
+                    };
+                    let token = Self::refresh_row(&won)?;
+                    let family = sqlx::query("SELECT * FROM authz_oauth_families WHERE id = $1 FOR UPDATE")
+                        .bind(token.family_id.clone())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let family = family
+                        .as_ref()
+                        .map(Self::family_row)
+                        .transpose()?
+                        .ok_or_else(|| StoreError(format!("no family {:?}", token.family_id)))?;
+                    let next = decide(&token, &family).filter(|_| family.revoked_at.is_none());
+                    let issued = next.is_some();
+                    if let Some((a, t)) = next {
+                        sqlx::query(
+                            "UPDATE authz_oauth_families SET last_used_at = CASE WHEN last_used_at < $2 THEN $2 ELSE last_used_at END \
+                             WHERE id = $1",
+                        )
+                        .bind(family.id.clone())
+                        .bind(to_i64(now))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                        sqlx::query(
+                            "INSERT INTO authz_oauth_access_tokens (jti, family_id, client_id, subject, expires_at, revoked_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6)",
+                        )
+                        .bind(a.jti.clone())
+                        .bind(a.family_id.clone())
+                        .bind(a.client_id.clone())
+                        .bind(a.subject.clone())
+                        .bind(to_i64(a.expires_at))
+                        .bind(a.revoked_at.map(to_i64))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                        sqlx::query(
+                            "INSERT INTO authz_oauth_refresh_tokens (hash, family_id, client_id, subject, roles, scope, issued_at, spent_at, dpop_jkt) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8)",
+                        )
+                        .bind(t.hash.as_bytes().to_vec())
+                        .bind(t.family_id.clone())
+                        .bind(t.client_id.clone())
+                        .bind(t.subject.clone())
+                        .bind(list_json(&t.roles))
+                        .bind(list_json(&t.scope))
+                        .bind(to_i64(t.issued_at))
+                        .bind(t.jkt.clone())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    }
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(RefreshRotation::Fresh { token, family, issued })
+                })
+            }
+
             fn record_issued<'a>(
                 &'a self,
                 family_id: &'a str,
@@ -742,15 +852,7 @@ macro_rules! oauth_store {
                 self.op(async move {
                     let now = to_i64(now);
                     let mut n = 0;
-                    for q in [
-                        "DELETE FROM authz_oauth_codes WHERE expires_at <= $1",
-                        "DELETE FROM authz_oauth_sessions WHERE expires_at <= $1",
-                        "DELETE FROM authz_oauth_access_tokens WHERE expires_at <= $1",
-                        "DELETE FROM authz_oauth_refresh_tokens WHERE family_id IN \
-                         (SELECT id FROM authz_oauth_families WHERE expires_at <= $1)",
-                        "DELETE FROM authz_oauth_families WHERE expires_at <= $1",
-                        "DELETE FROM authz_oauth_signing_keys WHERE retire_after IS NOT NULL AND retire_after <= $1",
-                    ] {
+                    for q in PURGE {
                         n += sqlx::query(q).bind(now).execute(&self.pool).await.map_err(db_err)?.rows_affected();
                     }
                     Ok(n)
@@ -759,15 +861,6 @@ macro_rules! oauth_store {
         }
     };
 }
-
-oauth_store!(
-    SqliteTokenStore,
-    sqlx::Sqlite,
-    sqlx::SqlitePool,
-    crate::sql::open_sqlite,
-    "./migrations/sqlite",
-    "The token service's state in a SQLite file (created at start-up if missing, never afterwards)."
-);
 
 oauth_store!(
     PostgresTokenStore,
