@@ -486,9 +486,9 @@ async fn sqlite_two_connections_on_one_file() {
     let mut tasks = Vec::new();
     for h in &hashes {
         for store in [&a, &b, &a, &b, &a, &b, &a, &b] {
-            let (store, h) = (store.clone(), h.clone());
+            let (store, h) = (store.clone(), *h);
             tasks.push(tokio::spawn(async move {
-                (h.clone(), store.redeem_refresh(&h, now + 1).await.unwrap())
+                (h, store.redeem_refresh(&h, now + 1).await.unwrap())
             }));
         }
     }
