@@ -282,6 +282,19 @@ macro_rules! sql_store {
 
 /// Opens a SQLite pool: the file is created here (at start-up) if missing, and never by a
 /// pooled connection later.
+/// Whether a SQLite URL names an in-memory database, by what sqlx made of it: `sqlite::memory:`
+/// (sqlx names it `file:sqlx-in-memory-N`) or any URL with `mode=memory`. Not by a substring
+/// of the URL: `sqlite:///srv/memory/keys.db` is a file.
+pub(crate) fn sqlite_in_memory(url: &str, filename: &std::path::Path) -> bool {
+    let name = filename.to_string_lossy();
+    name.is_empty()
+        || name == ":memory:"
+        || name.starts_with("file:sqlx-in-memory-")
+        || url.split_once('?').is_some_and(|(_, query)| {
+            url::form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "mode" && v == "memory")
+        })
+}
+
 pub(crate) async fn open_sqlite(
     url: &str,
     timeout: Duration,
@@ -298,17 +311,10 @@ pub(crate) async fn open_sqlite(
         .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
         .synchronous(sqlx::sqlite::SqliteSynchronous::Full);
     let path = options.get_filename().to_path_buf();
-    let on_disk = !(path.as_os_str().is_empty()
-        || path.to_string_lossy().contains(":memory:")
-        || url.contains("memory"));
+    let on_disk = !sqlite_in_memory(url, &path);
     if on_disk && !path.exists() {
-        // 1 KiB pages, set before the first page is written (an existing file keeps its own):
-        // every row here is small, and a WAL commit writes each page it dirtied whole — a
-        // refresh-token rotation dirties about seven B-tree pages, so its commit writes a
-        // quarter of the bytes it would with 4 KiB pages (BENCHMARKS.md, "Token endpoint").
         let conn = options
             .clone()
-            .page_size(1024)
             .create_if_missing(true)
             .connect()
             .await

@@ -232,7 +232,8 @@ impl TokenStore for MemoryTokenStore {
         })
     }
 
-    /// Under the one lock: the spend, the decision and the records together.
+    /// Under the one lock: the spend, the decision and the records together. The decision is
+    /// asked before anything changes, so a panic in it leaves the store as it was (an error).
     fn rotate_refresh<'a>(
         &'a self,
         hash: &'a KeyHash,
@@ -241,20 +242,23 @@ impl TokenStore for MemoryTokenStore {
     ) -> StoreFuture<'a, super::RefreshRotation> {
         use super::RefreshRotation;
         self.with(move |s| {
-            let Some(token) = s.refresh.get_mut(hash.as_bytes()) else {
+            let Some(token) = s.refresh.get(hash.as_bytes()) else {
                 return Ok(RefreshRotation::Unknown);
             };
             if token.spent_at.is_some() {
                 return Ok(RefreshRotation::Spent(token.clone()));
             }
+            let mut token = token.clone();
             token.spent_at = Some(now);
-            let token = token.clone();
             let family = s
                 .families
                 .get(&token.family_id)
                 .cloned()
                 .ok_or_else(|| StoreError(format!("no family {:?}", token.family_id)))?;
-            let issued = match decide(&token, &family) {
+            let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decide(&token, &family)))
+                .map_err(|_| StoreError("the rotation's decision panicked".into()))?;
+            s.refresh.insert(*token.hash.as_bytes(), token.clone());
+            let issued = match next {
                 None => false,
                 Some((access, next)) => match s.families.get_mut(&family.id) {
                     Some(f) if f.revoked_at.is_none() => {

@@ -409,7 +409,8 @@ async fn memory_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_store() {
-    let dir = std::env::temp_dir().join(format!("authz-token-store-{}", &new_secret()[..8]));
+    // A file whose path says "memory" is still a file.
+    let dir = std::env::temp_dir().join(format!("authz-token-store-memory-{}", &new_secret()[..8]));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("tokens.db").display());
     suite(Arc::new(SqliteTokenStore::connect(&url).await.unwrap())).await;

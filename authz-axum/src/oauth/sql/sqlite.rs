@@ -260,13 +260,15 @@ fn record_issued(
 /// The token service's state in a SQLite file (created at start-up if missing, never
 /// afterwards), or in memory (`sqlite::memory:`).
 ///
-/// Every statement runs on one connection owned by a thread of the store's: reads at once,
-/// writes in group commits — the writes queued while a commit is under way share the next
-/// transaction (each in its own savepoint) and its one durable sync, and each caller is
-/// answered once that commit is on disk (`synchronous=FULL`, WAL). Redeeming a code or a
-/// refresh token is one conditional `UPDATE … RETURNING`: of two concurrent redemptions,
-/// in this process or another on the same file, exactly one wins. Another process writing the
-/// file (the CLI) is waited for up to the store timeout.
+/// Every write runs on one connection owned by a thread of the store's, in group commits: the
+/// writes queued while a commit is under way share the next transaction (each in its own
+/// savepoint) and its one durable sync, and each caller is answered once that commit is on
+/// disk (`synchronous=FULL`, WAL). On a file, reads run on a second connection and thread, so
+/// they never wait for a sync; in memory one connection does both. Redeeming a code or a
+/// refresh token is one conditional `UPDATE … RETURNING`: of two concurrent redemptions, in
+/// this process or another on the same file, exactly one wins. Another process writing the
+/// file (the CLI) is waited for within the store timeout; an operation that could not start
+/// within it is not run at all (its caller was told it failed).
 #[derive(Debug, Clone)]
 pub struct SqliteTokenStore {
     pool: sqlx::SqlitePool,
@@ -300,7 +302,7 @@ impl SqliteTokenStore {
         let name = options.get_filename().to_path_buf();
         // `sqlite::memory:` is a named shared-cache database in sqlx (`file:sqlx-in-memory-N`):
         // the same name opens the same database, which the pool (kept here) keeps alive.
-        let in_memory = file.is_none();
+        let in_memory = crate::sql::sqlite_in_memory(url, &name);
         let mut flags =
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         if in_memory {
@@ -336,7 +338,7 @@ impl SqliteTokenStore {
         })
         .await
         .map_err(|e| StoreError(e.to_string()))??;
-        let conn = Writer::spawn(conn, reader, "authz-sqlite")?;
+        let conn = Writer::spawn(conn, reader, timeout, "authz-sqlite")?;
         Ok(Self {
             pool,
             conn,

@@ -11,10 +11,14 @@
 //! the whole batch (group commit). Nobody is answered before the commit that holds their
 //! write: with `synchronous=FULL` an answered write survives a crash or power loss, as before.
 //!
-//! An operation whose caller has already given up (the store's time bound) is not run.
+//! An operation that has not started within the store timeout of being queued — its caller
+//! gives up at twice that (`crate::sql::bounded`) — is not run at all: one that starts has a
+//! whole timeout of slack to commit, so a write reported as failed does not happen later (short
+//! of a single sync stalling longer than the timeout).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use authz_core::keystore::StoreError;
 use rusqlite::Connection;
@@ -42,6 +46,8 @@ struct Op<T, F> {
     f: Option<F>,
     result: Option<Result<T, StoreError>>,
     reply: tokio::sync::oneshot::Sender<Result<T, StoreError>>,
+    /// When it was queued plus the store timeout: not started after this.
+    deadline: Instant,
 }
 
 impl<T, F> Task for Op<T, F>
@@ -51,9 +57,12 @@ where
 {
     fn run(&mut self, conn: &Connection) -> bool {
         let Some(f) = self.f.take() else { return false };
-        if self.reply.is_closed() {
-            // The caller timed out: a write reported as failed must not happen later.
-            self.result = Some(Err(StoreError("abandoned by its caller".into())));
+        if self.reply.is_closed() || Instant::now() >= self.deadline {
+            // Too late (the queue was held up, say by another process's write lock), or the
+            // caller is gone: a write reported as failed must not happen later.
+            self.result = Some(Err(StoreError(
+                "the store could not start this operation within its timeout".into(),
+            )));
             return false;
         }
         let r = catch_unwind(AssertUnwindSafe(|| f(conn)))
@@ -90,6 +99,8 @@ fn sql_err(e: rusqlite::Error) -> StoreError {
 /// handle is dropped.
 #[derive(Clone, Debug)]
 pub(crate) struct Writer {
+    /// How long an operation may wait in the queue before it starts.
+    timeout: Duration,
     jobs: mpsc::Sender<Job>,
     /// Where reads go: a second connection on a thread of its own (a file in WAL mode: reads
     /// go on while the writer waits for its sync), or the writer's queue.
@@ -115,6 +126,7 @@ impl Writer {
     pub(crate) fn spawn(
         conn: Connection,
         reader: Option<Connection>,
+        timeout: Duration,
         name: &str,
     ) -> Result<Self, StoreError> {
         let jobs = start(conn, name)?;
@@ -122,7 +134,11 @@ impl Writer {
             Some(r) => start(r, &format!("{name}-reads"))?,
             None => jobs.clone(),
         };
-        Ok(Self { jobs, reads })
+        Ok(Self {
+            timeout,
+            jobs,
+            reads,
+        })
     }
 
     /// Runs `f` on the connection: at once for a read, in the next group commit for a write
@@ -137,6 +153,7 @@ impl Writer {
             f: Some(f),
             result: None,
             reply,
+            deadline: Instant::now() + self.timeout,
         });
         let queue = match access {
             Access::Read => &self.reads,
@@ -214,6 +231,13 @@ fn commit_group(conn: &Connection, writes: &mut Vec<Box<dyn Task>>) {
         Err(e) => {
             // Nothing of the batch is kept; every caller is told.
             let _ = exec(conn, "ROLLBACK");
+            if !conn.is_autocommit() {
+                // Still inside the transaction: every later BEGIN would fail. Once more, and
+                // say so if that fails too (the store then answers 503 until restarted).
+                if let Err(again) = conn.execute_batch("ROLLBACK") {
+                    tracing::error!(error = %again, "SQLite token store: cannot roll back a failed group commit");
+                }
+            }
             for t in writes.drain(..) {
                 t.finish(Some(e.clone()));
             }
@@ -236,7 +260,7 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)")
             .unwrap();
-        Writer::spawn(conn, None, "test-writer").unwrap()
+        Writer::spawn(conn, None, Duration::from_secs(10), "test-writer").unwrap()
     }
 
     fn insert(k: &'static str, v: i64) -> impl FnOnce(&Connection) -> Result<(), StoreError> + Send {
@@ -305,6 +329,7 @@ mod tests {
             f: Some(insert("gone", 1)),
             result: None,
             reply,
+            deadline: Instant::now() + Duration::from_secs(10),
         });
         w.jobs
             .send(Job {
@@ -314,6 +339,23 @@ mod tests {
             .unwrap();
         // A write queued after it runs after it (same batch or a later one) and sees nothing.
         assert_eq!(w.call(Access::Write, count).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_operation_not_started_within_the_timeout_is_not_run() {
+        let dir = std::env::temp_dir().join(format!("authz-writer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.db");
+        let _ = std::fs::remove_file(&path);
+        let setup = Connection::open(&path).unwrap();
+        setup
+            .execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)")
+            .unwrap();
+        // No time at all to start: refused, and nothing reaches the file.
+        let late = Writer::spawn(Connection::open(&path).unwrap(), None, Duration::ZERO, "late").unwrap();
+        assert!(late.call(Access::Write, insert("late", 1)).await.is_err());
+        assert_eq!(count(&setup).unwrap(), 0);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]
