@@ -134,11 +134,7 @@ impl Writer {
             Some(r) => start(r, &format!("{name}-reads"))?,
             None => jobs.clone(),
         };
-        Ok(Self {
-            timeout,
-            jobs,
-            reads,
-        })
+        Ok(Self { timeout, jobs, reads })
     }
 
     /// Runs `f` on the connection: at once for a read, in the next group commit for a write
