@@ -46,10 +46,12 @@ impl<'a> Dpop<'a> {
     }
 }
 
+/// What a refresh's decision found: the access token's record and the scope it issued, or why
+/// it refused.
+type Decided = Result<(AccessTokenRecord, Vec<String>), OAuthError>;
+
 /// The checks of a refresh (RFC 6749 §6, RFC 9700 §4.14.2, RFC 9449 §5) on the redeemed token
-/// and its family; owned, because the store runs them inside its transaction. Pure: the same
-/// inputs give the same answer, so the endpoint can ask again after the commit.
-#[derive(Clone)]
+/// and its family; owned, because the store runs them inside its transaction.
 struct RotationCheck {
     client_id: String,
     jkt: Option<String>,
@@ -365,54 +367,60 @@ impl TokenService {
             idle_timeout: self.config.refresh_idle_timeout.as_secs(),
         };
         let next_refresh = new_secret();
-        let next_hash = KeyHash::of(&next_refresh);
-        let access = self.new_access_record(&c.id, "", None, now);
-        let refusal = Arc::new(std::sync::Mutex::new(None::<OAuthError>));
+        // The access token's `jti` and `exp` now; its subject and family once the token is read.
+        let template = self.new_access_record(&c.id, "", None, now);
+        // What the decision found, for after the commit: the record and scope it issued, or
+        // why it refused.
+        let decided = Arc::new(std::sync::Mutex::new(None::<Decided>));
         let decision = {
-            let (check, refusal) = (check.clone(), Arc::clone(&refusal));
+            let decided = Arc::clone(&decided);
             let (verifier, proof) = (Arc::clone(&self.dpop), dpop.proof.cloned());
-            let access = access.clone();
+            let next_hash = KeyHash::of(&next_refresh);
             Box::new(move |old: &RefreshToken, family: &TokenFamily| {
-                let outcome = check.run(old, family).and_then(|scope| {
+                let checked = check.run(old, family).and_then(|scope| {
                     // The proof's jti is recorded only once the grant checked out.
                     if let Some(p) = &proof {
                         verifier.commit(p, now).map_err(dpop_error)?;
                     }
                     Ok(scope)
                 });
-                match outcome {
-                    Ok(scope) => Some((
-                        AccessTokenRecord {
-                            family_id: Some(family.id.clone()),
-                            subject: old.subject.clone(),
-                            ..access
-                        },
-                        RefreshToken {
-                            hash: next_hash,
-                            family_id: family.id.clone(),
-                            client_id: old.client_id.clone(),
-                            subject: old.subject.clone(),
-                            roles: scope.clone(),
-                            scope,
-                            issued_at: now,
-                            spent_at: None,
-                            jkt: old.jkt.clone(),
-                        },
-                    )),
-                    Err(e) => {
-                        *refusal.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
-                        None
-                    }
-                }
+                let found = checked.map(|scope| {
+                    let access = AccessTokenRecord {
+                        family_id: Some(family.id.clone()),
+                        subject: old.subject.clone(),
+                        ..template
+                    };
+                    (access, scope)
+                });
+                let next = found.as_ref().ok().map(|(access, scope)| {
+                    let refresh = RefreshToken {
+                        hash: next_hash,
+                        family_id: family.id.clone(),
+                        client_id: old.client_id.clone(),
+                        subject: old.subject.clone(),
+                        roles: scope.clone(),
+                        scope: scope.clone(),
+                        issued_at: now,
+                        spent_at: None,
+                        jkt: old.jkt.clone(),
+                    };
+                    (access.clone(), refresh)
+                });
+                *decided.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(found);
+                next
             }) as RotationDecision
         };
-        let (old, family) = match self
+        let rotation = self
             .store
             .rotate_refresh(&KeyHash::of(presented), now, decision)
-            .await?
-        {
-            RefreshRotation::Unknown => return Err(OAuthError::invalid_grant("unknown refresh token")),
-            RefreshRotation::Spent(old) => {
+            .await?;
+        let found = decided
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let (record, scope) = match (rotation, found) {
+            (RefreshRotation::Unknown, _) => return Err(OAuthError::invalid_grant("unknown refresh token")),
+            (RefreshRotation::Spent(old), _) => {
                 if old.client_id == c.id {
                     // RFC 9700 §4.14.2: reuse means theft — revoke the family, the live
                     // descendant included.
@@ -424,32 +432,24 @@ impl TokenService {
                     "refresh token already used; the grant is revoked",
                 ));
             }
-            RefreshRotation::Fresh {
-                token, issued: false, ..
-            } => {
+            (RefreshRotation::Fresh { issued: true, .. }, Some(Ok(issued))) => issued,
+            (RefreshRotation::Fresh { token, .. }, found) => {
                 if token.client_id != c.id {
                     // Bound to its client (RFC 6749 §6). Another client presenting it is not
                     // reuse by the holder, but the token is spent now: revoke, it has leaked.
                     self.revoke_family(&token.family_id).await?;
                 }
-                let refused = refusal
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .take();
-                // No refusal of ours: the family was revoked between the check and the write.
-                return Err(refused.unwrap_or_else(|| OAuthError::invalid_grant("grant revoked")));
+                // Refused by the checks, or (a store without one transaction) the family was
+                // revoked between the check and the write.
+                return Err(match found {
+                    Some(Err(why)) => why,
+                    _ => OAuthError::invalid_grant("grant revoked"),
+                });
             }
-            RefreshRotation::Fresh { token, family, .. } => (token, family),
         };
         // Recorded and committed with the spend: sign what was recorded.
-        let scope = check.run(&old, &family).unwrap_or_default();
-        let record = AccessTokenRecord {
-            subject: old.subject.clone(),
-            family_id: Some(family.id.clone()),
-            ..access
-        };
         let issued = self.sign_recorded(&record, &scope, &scope, jkt)?;
-        tracing::info!(client_id = %c.id, sub = %old.subject, jti = %issued.jti, grant = "refresh_token",
+        tracing::info!(client_id = %c.id, sub = %record.subject, jti = %issued.jti, grant = "refresh_token",
             "access token issued; refresh token rotated");
         Ok(axum::Json(self.token_response(
             &issued,

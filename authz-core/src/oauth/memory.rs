@@ -23,6 +23,25 @@ struct State {
 }
 
 impl State {
+    /// What a grant issued, only while the family is live (`false`, nothing written, otherwise).
+    fn record_issued(
+        &mut self,
+        family_id: &str,
+        access: AccessTokenRecord,
+        refresh: Option<RefreshToken>,
+        now: u64,
+    ) -> bool {
+        match self.families.get_mut(family_id) {
+            Some(f) if f.revoked_at.is_none() => f.last_used_at = f.last_used_at.max(now),
+            _ => return false,
+        }
+        self.access.insert(access.jti.clone(), access);
+        if let Some(r) = refresh {
+            self.refresh.insert(*r.hash.as_bytes(), r);
+        }
+        true
+    }
+
     fn revoke_family(&mut self, id: &str, now: u64) -> bool {
         let Some(f) = self.families.get_mut(id) else {
             return false;
@@ -219,17 +238,7 @@ impl TokenStore for MemoryTokenStore {
         refresh: Option<RefreshToken>,
         now: u64,
     ) -> StoreFuture<'a, bool> {
-        self.with(move |s| {
-            match s.families.get_mut(family_id) {
-                Some(f) if f.revoked_at.is_none() => f.last_used_at = f.last_used_at.max(now),
-                _ => return Ok(false),
-            }
-            s.access.insert(access.jti.clone(), access);
-            if let Some(r) = refresh {
-                s.refresh.insert(*r.hash.as_bytes(), r);
-            }
-            Ok(true)
-        })
+        self.with(move |s| Ok(s.record_issued(family_id, access, refresh, now)))
     }
 
     /// Under the one lock: the spend, the decision and the records together. The decision is
@@ -258,18 +267,8 @@ impl TokenStore for MemoryTokenStore {
             let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decide(&token, &family)))
                 .map_err(|_| StoreError("the rotation's decision panicked".into()))?;
             s.refresh.insert(*token.hash.as_bytes(), token.clone());
-            let issued = match next {
-                None => false,
-                Some((access, next)) => match s.families.get_mut(&family.id) {
-                    Some(f) if f.revoked_at.is_none() => {
-                        f.last_used_at = f.last_used_at.max(now);
-                        s.access.insert(access.jti.clone(), access);
-                        s.refresh.insert(*next.hash.as_bytes(), next);
-                        true
-                    }
-                    _ => false,
-                },
-            };
+            let issued =
+                next.is_some_and(|(access, next)| s.record_issued(&family.id, access, Some(next), now));
             Ok(RefreshRotation::Fresh {
                 token,
                 family,

@@ -447,38 +447,7 @@ async fn sqlite_two_connections_on_one_file() {
     let now = 1_900_000_000;
     let mut hashes = Vec::new();
     for i in 0..20 {
-        let fid = format!("fam-{i}");
-        a.insert_code(
-            AuthorizationCode {
-                hash: KeyHash::of(&new_secret()),
-                client_id: "c".into(),
-                redirect_uri: "https://app.example/cb".into(),
-                code_challenge: "x".repeat(43),
-                subject: "ada".into(),
-                roles: vec![],
-                scope: vec![],
-                family_id: fid.clone(),
-                issued_at: now,
-                expires_at: now + 60,
-            },
-            family(&fid, now),
-        )
-        .await
-        .unwrap();
-        let rt = new_secret();
-        a.insert_refresh(RefreshToken {
-            hash: KeyHash::of(&rt),
-            family_id: fid.clone(),
-            client_id: "c".into(),
-            subject: "ada".into(),
-            roles: vec![],
-            scope: vec![],
-            issued_at: now,
-            spent_at: None,
-            jkt: None,
-        })
-        .await
-        .unwrap();
+        let rt = grant_with_refresh(&a, &format!("fam-{i}"), now).await;
         // Answered by `a`: committed, so `b` sees it.
         assert!(b.refresh(&KeyHash::of(&rt)).await.unwrap().is_some());
         hashes.push(KeyHash::of(&rt));
@@ -515,24 +484,7 @@ async fn sqlite_revocation_and_issuance_in_one_batch() {
     let now = 1_900_000_000;
     for i in 0..50 {
         let fid = format!("fam-{i}");
-        store
-            .insert_code(
-                AuthorizationCode {
-                    hash: KeyHash::of(&new_secret()),
-                    client_id: "c".into(),
-                    redirect_uri: "https://app.example/cb".into(),
-                    code_challenge: String::new(),
-                    subject: "ada".into(),
-                    roles: vec![],
-                    scope: vec![],
-                    family_id: fid.clone(),
-                    issued_at: now,
-                    expires_at: now + 60,
-                },
-                family(&fid, now),
-            )
-            .await
-            .unwrap();
+        grant_with_refresh(&store, &fid, now).await;
         let jti = format!("jti-{i}");
         let access = AccessTokenRecord {
             jti: jti.clone(),

@@ -73,6 +73,14 @@ fn grants_from(s: &str) -> Result<Vec<GrantType>, StoreError> {
         .collect()
 }
 
+/// Records an issued access token (both databases; parameters in order, which SQLite's `$n`
+/// numbering needs: it numbers them by first appearance).
+const INSERT_ACCESS: &str = "INSERT INTO authz_oauth_access_tokens (jti, family_id, client_id, subject, expires_at, revoked_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6)";
+/// Stores a refresh token, unspent (both databases; parameters in order).
+const INSERT_REFRESH: &str = "INSERT INTO authz_oauth_refresh_tokens (hash, family_id, client_id, subject, roles, scope, issued_at, spent_at, dpop_jkt) \
+                              VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8)";
+
 /// What `purge_expired` deletes, in order (`$1` is the time; both databases read `$1`).
 const PURGE: [&str; 6] = [
     "DELETE FROM authz_oauth_codes WHERE expires_at <= $1",
@@ -123,6 +131,68 @@ macro_rules! oauth_store {
 
             fn op<'a, T: 'a>(&'a self, f: impl Future<Output = Result<T, StoreError>> + Send + 'a) -> StoreFuture<'a, T> {
                 bounded(self.timeout, self.file.as_ref(), f)
+            }
+
+            async fn put_access(c: &mut <$db as sqlx::Database>::Connection, a: &AccessTokenRecord) -> Result<(), StoreError> {
+                sqlx::query(INSERT_ACCESS)
+                    .bind(a.jti.clone())
+                    .bind(a.family_id.clone())
+                    .bind(a.client_id.clone())
+                    .bind(a.subject.clone())
+                    .bind(to_i64(a.expires_at))
+                    .bind(a.revoked_at.map(to_i64))
+                    .execute(&mut *c)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn put_refresh(c: &mut <$db as sqlx::Database>::Connection, t: &RefreshToken) -> Result<(), StoreError> {
+                sqlx::query(INSERT_REFRESH)
+                    .bind(t.hash.as_bytes().to_vec())
+                    .bind(t.family_id.clone())
+                    .bind(t.client_id.clone())
+                    .bind(t.subject.clone())
+                    .bind(list_json(&t.roles))
+                    .bind(list_json(&t.scope))
+                    .bind(to_i64(t.issued_at))
+                    .bind(t.jkt.clone())
+                    .execute(&mut *c)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            /// What a grant issued, inside the caller's transaction, only while the family is
+            /// live (`false`, nothing written, otherwise). The family first, conditionally: that
+            /// takes its row lock before anything else, so a concurrent revocation either
+            /// happened already or waits for this commit and then sees the new access token.
+            async fn record_in(
+                c: &mut <$db as sqlx::Database>::Connection,
+                family_id: &str,
+                a: &AccessTokenRecord,
+                refresh: Option<&RefreshToken>,
+                now: u64,
+            ) -> Result<bool, StoreError> {
+                let live = sqlx::query(
+                    "UPDATE authz_oauth_families SET last_used_at = CASE WHEN last_used_at < $2 THEN $2 ELSE last_used_at END \
+                     WHERE id = $1 AND revoked_at IS NULL",
+                )
+                .bind(family_id)
+                .bind(to_i64(now))
+                .execute(&mut *c)
+                .await
+                .map_err(db_err)?
+                .rows_affected()
+                    > 0;
+                if !live {
+                    return Ok(false);
+                }
+                Self::put_access(c, a).await?;
+                if let Some(t) = refresh {
+                    Self::put_refresh(c, t).await?;
+                }
+                Ok(true)
             }
 
             fn client_row(r: &<$db as sqlx::Database>::Row) -> Result<Client, StoreError> {
@@ -419,21 +489,7 @@ macro_rules! oauth_store {
             fn insert_refresh(&self, t: RefreshToken) -> StoreFuture<'_, ()> {
                 self.op(async move {
                     let mut tx = self.pool.begin().await.map_err(db_err)?;
-                    sqlx::query(
-                        "INSERT INTO authz_oauth_refresh_tokens (hash, family_id, client_id, subject, roles, scope, issued_at, spent_at, dpop_jkt) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8)",
-                    )
-                    .bind(t.hash.as_bytes().to_vec())
-                    .bind(t.family_id.clone())
-                    .bind(t.client_id.clone())
-                    .bind(t.subject.clone())
-                    .bind(list_json(&t.roles))
-                    .bind(list_json(&t.scope))
-                    .bind(to_i64(t.issued_at))
-                    .bind(t.jkt.clone())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
+                    Self::put_refresh(&mut tx, &t).await?;
                     sqlx::query("UPDATE authz_oauth_families SET last_used_at = $2 WHERE id = $1 AND last_used_at < $2")
                         .bind(t.family_id.clone())
                         .bind(to_i64(t.issued_at))
@@ -570,47 +626,11 @@ macro_rules! oauth_store {
                         .map(Self::family_row)
                         .transpose()?
                         .ok_or_else(|| StoreError(format!("no family {:?}", token.family_id)))?;
-                    let next = decide(&token, &family).filter(|_| family.revoked_at.is_none());
-                    let issued = next.is_some();
-                    if let Some((a, t)) = next {
-                        sqlx::query(
-                            "UPDATE authz_oauth_families SET last_used_at = CASE WHEN last_used_at < $2 THEN $2 ELSE last_used_at END \
-                             WHERE id = $1",
-                        )
-                        .bind(family.id.clone())
-                        .bind(to_i64(now))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                        sqlx::query(
-                            "INSERT INTO authz_oauth_access_tokens (jti, family_id, client_id, subject, expires_at, revoked_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6)",
-                        )
-                        .bind(a.jti.clone())
-                        .bind(a.family_id.clone())
-                        .bind(a.client_id.clone())
-                        .bind(a.subject.clone())
-                        .bind(to_i64(a.expires_at))
-                        .bind(a.revoked_at.map(to_i64))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                        sqlx::query(
-                            "INSERT INTO authz_oauth_refresh_tokens (hash, family_id, client_id, subject, roles, scope, issued_at, spent_at, dpop_jkt) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8)",
-                        )
-                        .bind(t.hash.as_bytes().to_vec())
-                        .bind(t.family_id.clone())
-                        .bind(t.client_id.clone())
-                        .bind(t.subject.clone())
-                        .bind(list_json(&t.roles))
-                        .bind(list_json(&t.scope))
-                        .bind(to_i64(t.issued_at))
-                        .bind(t.jkt.clone())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    }
+                    // The family is locked: what `record_in` finds live stays live until the commit.
+                    let issued = match decide(&token, &family) {
+                        None => false,
+                        Some((a, t)) => Self::record_in(&mut tx, &family.id, &a, Some(&t), now).await?,
+                    };
                     tx.commit().await.map_err(db_err)?;
                     Ok(RefreshRotation::Fresh { token, family, issued })
                 })
@@ -625,53 +645,8 @@ macro_rules! oauth_store {
             ) -> StoreFuture<'a, bool> {
                 self.op(async move {
                     let mut tx = self.pool.begin().await.map_err(db_err)?;
-                    // First the family, conditionally: this takes the write lock (SQLite) or the
-                    // row lock (PostgreSQL) before anything else, so a concurrent revocation
-                    // either happened already (nothing is written) or waits for this commit and
-                    // then sees the new access token.
-                    let live = sqlx::query(
-                        "UPDATE authz_oauth_families SET last_used_at = CASE WHEN last_used_at < $2 THEN $2 ELSE last_used_at END \
-                         WHERE id = $1 AND revoked_at IS NULL",
-                    )
-                    .bind(family_id)
-                    .bind(to_i64(now))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?
-                    .rows_affected()
-                        > 0;
-                    if !live {
+                    if !Self::record_in(&mut tx, family_id, &a, refresh.as_ref(), now).await? {
                         return Ok(false);
-                    }
-                    sqlx::query(
-                        "INSERT INTO authz_oauth_access_tokens (jti, family_id, client_id, subject, expires_at, revoked_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(a.jti.clone())
-                    .bind(a.family_id.clone())
-                    .bind(a.client_id.clone())
-                    .bind(a.subject.clone())
-                    .bind(to_i64(a.expires_at))
-                    .bind(a.revoked_at.map(to_i64))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                    if let Some(t) = &refresh {
-                        sqlx::query(
-                            "INSERT INTO authz_oauth_refresh_tokens (hash, family_id, client_id, subject, roles, scope, issued_at, spent_at, dpop_jkt) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8)",
-                        )
-                        .bind(t.hash.as_bytes().to_vec())
-                        .bind(t.family_id.clone())
-                        .bind(t.client_id.clone())
-                        .bind(t.subject.clone())
-                        .bind(list_json(&t.roles))
-                        .bind(list_json(&t.scope))
-                        .bind(to_i64(t.issued_at))
-                        .bind(t.jkt.clone())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
                     }
                     tx.commit().await.map_err(db_err)?;
                     Ok(true)
@@ -720,20 +695,8 @@ macro_rules! oauth_store {
 
             fn insert_access(&self, a: AccessTokenRecord) -> StoreFuture<'_, ()> {
                 self.op(async move {
-                    sqlx::query(
-                        "INSERT INTO authz_oauth_access_tokens (jti, family_id, client_id, subject, expires_at, revoked_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(a.jti.clone())
-                    .bind(a.family_id.clone())
-                    .bind(a.client_id.clone())
-                    .bind(a.subject.clone())
-                    .bind(to_i64(a.expires_at))
-                    .bind(a.revoked_at.map(to_i64))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_err)?;
-                    Ok(())
+                    let mut c = self.pool.acquire().await.map_err(db_err)?;
+                    Self::put_access(&mut c, &a).await
                 })
             }
 

@@ -14,17 +14,9 @@ use authz_core::oauth::{
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, Row, params};
 
-use super::writer::{Access, Writer};
-use super::{grants_from, grants_json, secrets_from, secrets_json};
+use super::writer::{Access, Writer, sql_err};
+use super::{INSERT_ACCESS, INSERT_REFRESH, grants_from, grants_json, secrets_from, secrets_json, u};
 use crate::sql::{DEFAULT_STORE_TIMEOUT, bounded, from_i64, list_from, list_json, to_i64};
-
-fn sql_err(e: rusqlite::Error) -> StoreError {
-    StoreError(e.to_string())
-}
-
-fn u(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
-}
 
 fn hash_from(b: &[u8]) -> rusqlite::Result<KeyHash> {
     KeyHash::from_bytes(b).ok_or_else(|| corrupt("hash"))
@@ -159,11 +151,6 @@ fn exec(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<usize, St
         .and_then(|mut s| s.execute(p))
         .map_err(sql_err)
 }
-
-const INSERT_ACCESS: &str = "INSERT INTO authz_oauth_access_tokens (jti, family_id, client_id, subject, expires_at, revoked_at) \
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-const INSERT_REFRESH: &str = "INSERT INTO authz_oauth_refresh_tokens (hash, family_id, client_id, subject, roles, scope, issued_at, spent_at, dpop_jkt) \
-                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8)";
 
 fn insert_access(c: &Connection, a: &AccessTokenRecord) -> Result<(), StoreError> {
     exec(

@@ -91,7 +91,7 @@ fn stopped() -> StoreError {
     StoreError("the SQLite store's connection thread has stopped".into())
 }
 
-fn sql_err(e: rusqlite::Error) -> StoreError {
+pub(super) fn sql_err(e: rusqlite::Error) -> StoreError {
     StoreError(e.to_string())
 }
 
