@@ -476,8 +476,9 @@ async fn sqlite_two_connections_on_one_file() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// A family revoked in the same group commit as a grant's writes: whichever the store took
-/// first, the grant never records a token under a revoked family after the revocation.
+/// A family revoked in the same group commit as a grant's writes, in both orders: whichever the
+/// store took first, the grant never records a token under a revoked family after the
+/// revocation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_revocation_and_issuance_in_one_batch() {
     let store: Arc<dyn TokenStore> = Arc::new(SqliteTokenStore::connect("sqlite::memory:").await.unwrap());
@@ -494,10 +495,19 @@ async fn sqlite_revocation_and_issuance_in_one_batch() {
             expires_at: now + 600,
             revoked_at: None,
         };
-        let (recorded, revoked) = tokio::join!(
-            store.record_issued(&fid, access, None, now + 1),
-            store.revoke_family(&fid, now + 1)
-        );
+        // `join!` polls in order, so each queues first in turn: both orders, in one batch.
+        let (recorded, revoked) = if i % 2 == 0 {
+            tokio::join!(
+                store.record_issued(&fid, access, None, now + 1),
+                store.revoke_family(&fid, now + 1)
+            )
+        } else {
+            let (revoked, recorded) = tokio::join!(
+                store.revoke_family(&fid, now + 1),
+                store.record_issued(&fid, access, None, now + 1)
+            );
+            (recorded, revoked)
+        };
         assert!(revoked.unwrap());
         match store.access(&jti).await.unwrap() {
             // Recorded first: the revocation then revoked it too.
