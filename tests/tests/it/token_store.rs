@@ -151,6 +151,14 @@ async fn suite(store: Arc<dyn TokenStore>) {
     assert_eq!(c, made.client);
     assert!(c.secret_matches(&secret, now));
     assert!(!c.secret_matches("wrong", now));
+    // A change is seen by the very next read (a store that keeps clients evicts them).
+    let rotated =
+        authz_axum::oauth::rotate_client_secret(store.as_ref(), &cid, std::time::Duration::ZERO, now)
+            .await
+            .unwrap();
+    let c = store.client(&cid).await.unwrap().unwrap();
+    assert!(c.secret_matches(&rotated, now));
+    assert!(!c.secret_matches(&secret, now), "old secret still kept");
     assert!(
         store.insert_client(c.clone()).await.is_err(),
         "duplicate id refused"

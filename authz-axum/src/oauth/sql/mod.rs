@@ -8,6 +8,7 @@
 //! group-committed ([`SqliteTokenStore`]); PostgreSQL through an sqlx pool
 //! ([`PostgresTokenStore`]).
 
+mod client_cache;
 mod sqlite;
 mod writer;
 

@@ -4,6 +4,7 @@
 //! crate shares).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use authz_core::keystore::{StoreError, StoreFuture};
@@ -14,6 +15,7 @@ use authz_core::oauth::{
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, Row, params};
 
+use super::client_cache::ClientCache;
 use super::writer::{Access, Writer, sql_err};
 use super::{INSERT_ACCESS, INSERT_REFRESH, grants_from, grants_json, secrets_from, secrets_json, u};
 use crate::sql::{DEFAULT_STORE_TIMEOUT, bounded, from_i64, list_from, list_json, to_i64};
@@ -256,12 +258,18 @@ fn record_issued(
 /// this process or another on the same file, exactly one wins. Another process writing the
 /// file (the CLI) is waited for within the store timeout; an operation that could not start
 /// within it is not run at all (its caller was told it failed).
+///
+/// In memory, clients are also kept in the process once read (no other process can reach the
+/// database, and this store's own client operations evict them on the store thread, so what
+/// is kept is never stale); statements run on [`pool`](Self::pool) bypass that.
 #[derive(Debug, Clone)]
 pub struct SqliteTokenStore {
     pool: sqlx::SqlitePool,
     conn: Writer,
     timeout: Duration,
     file: Option<PathBuf>,
+    /// In memory only (see `client_cache`).
+    clients: Option<Arc<ClientCache>>,
 }
 
 impl SqliteTokenStore {
@@ -306,6 +314,11 @@ impl SqliteTokenStore {
                 conn.pragma_update(None, "journal_mode", "WAL").map_err(sql_err)?;
                 conn.pragma_update(None, "synchronous", "FULL").map_err(sql_err)?;
             }
+            // Each operation of a group commit runs in a savepoint, whose statement journal
+            // (the pages it changed, to undo it alone) is a temporary file by default: a write
+            // syscall per page. Only this connection reads it back, and never after a crash.
+            conn.pragma_update(None, "temp_store", "MEMORY")
+                .map_err(sql_err)?;
             conn.set_prepared_statement_cache_capacity(64);
             Ok(conn)
         };
@@ -331,6 +344,7 @@ impl SqliteTokenStore {
             conn,
             timeout,
             file,
+            clients: in_memory.then(Arc::default),
         })
     }
 
@@ -364,7 +378,11 @@ impl TokenStore for SqliteTokenStore {
     }
 
     fn insert_client(&self, cl: Client) -> StoreFuture<'_, ()> {
+        let clients = self.clients.clone();
         self.write(move |c| {
+            if let Some(cache) = &clients {
+                cache.changed(&cl.id);
+            }
             exec(
                 c,
                 "INSERT INTO authz_oauth_clients (id, client_type, secrets, redirect_uris, grant_types, roles, created_at) \
@@ -385,14 +403,26 @@ impl TokenStore for SqliteTokenStore {
     }
 
     fn client<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Client>> {
-        let id = id.to_string();
-        self.read(move |c| {
+        let seen = match self.clients.as_deref().map(|cache| cache.get(id)) {
+            Some(Ok(client)) => return Box::pin(std::future::ready(Ok(Some(client)))),
+            Some(Err(seen)) => Some(seen),
+            None => None,
+        };
+        let key = id.to_string();
+        let read = self.read(move |c| {
             one(
                 c,
                 "SELECT * FROM authz_oauth_clients WHERE id = ?1",
-                [id],
+                [key],
                 client_row,
             )
+        });
+        Box::pin(async move {
+            let client = read.await?;
+            if let (Some(cache), Some(seen), Some(client)) = (&self.clients, seen, &client) {
+                cache.keep(seen, client);
+            }
+            Ok(client)
         })
     }
 
@@ -402,7 +432,11 @@ impl TokenStore for SqliteTokenStore {
 
     fn set_client_secrets<'a>(&'a self, id: &'a str, secrets: Vec<ClientSecret>) -> StoreFuture<'a, bool> {
         let id = id.to_string();
+        let clients = self.clients.clone();
         self.write(move |c| {
+            if let Some(cache) = &clients {
+                cache.changed(&id);
+            }
             exec(
                 c,
                 "UPDATE authz_oauth_clients SET secrets = ?2 WHERE id = ?1",
@@ -414,7 +448,11 @@ impl TokenStore for SqliteTokenStore {
 
     fn delete_client<'a>(&'a self, id: &'a str, now: u64) -> StoreFuture<'a, bool> {
         let id = id.to_string();
+        let clients = self.clients.clone();
         self.write(move |c| {
+            if let Some(cache) = &clients {
+                cache.changed(&id);
+            }
             let n = exec(c, "DELETE FROM authz_oauth_clients WHERE id = ?1", [&id])?;
             exec(
                 c,
