@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Token endpoint vs oidc-provider, side by side in one run on loopback (issue 12).
-# Usage (from anywhere): bash bench-peers/token/run.sh [seconds=10]
+# Usage (from anywhere): bash bench-peers/token/run.sh [seconds=10] [rounds=3]
 #
-# Servers, one at a time, each on 127.0.0.1 with the machine to itself but for wrk:
-#   oidc-provider (npm, pinned; in-memory adapter; ES256 JWT access tokens), first and last:
-#     its mean is the baseline;
+# Servers, one at a time, each on 127.0.0.1 with the machine to itself but for wrk, in rounds
+# (this machine's speed drifts by up to 2x within minutes: every round measures every server
+# again, and each authz row is compared with the oidc-provider run of its own round):
+#   oidc-provider (npm, pinned; in-memory adapter; ES256 JWT access tokens), first in a round;
 #   the release model-registry (its production /token, ES256) with its store as
-#     AUTHZ_DATABASE_URL picks it: a SQLite file (the default, rollback journal), the same
-#     file switched to WAL by the operator (sqlite3's `PRAGMA journal_mode=WAL`), and SQLite in
-#     memory (`sqlite::memory:`); with AUTHZ_BENCH_PG_URL=postgres://… also PostgreSQL (a
-#     database made for the run on that server, dropped at the end).
+#     AUTHZ_DATABASE_URL picks it: a SQLite file (the default; WAL, synchronous=FULL) and SQLite
+#     in memory (`sqlite::memory:`, like for like with oidc-provider's adapter), the latter
+#     also with RUST_LOG=warn (what the one log line per token costs); with
+#     AUTHZ_BENCH_PG_URL=postgres://… also PostgreSQL (a database made for the run on that
+#     server, made again each round, dropped at the end).
+# The summary: per (server, grant) the median requests/s with min-max over the rounds, and the
+# median (min-max) of the per-round ratios to oidc-provider.
 # Grants: client_credentials (client_secret_basic) and refresh_token with rotation (a pool of
 # tokens per server, each response's new token back into the pool; see refresh.lua).
 # Each (server, grant): 2 s of warm-up, then $1 seconds of `wrk -t1 -c16`. Bounded: every
@@ -19,10 +23,16 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../.."
 secs=${1:-10}
+rounds=${2:-3}
 if ! [[ $secs =~ ^[0-9]+$ ]] || ((secs < 1 || secs > 300)); then
   echo "seconds: 1..300" >&2
   exit 2
 fi
+if ! [[ $rounds =~ ^[0-9]+$ ]] || ((rounds < 1 || rounds > 20)); then
+  echo "rounds: 1..20" >&2
+  exit 2
+fi
+round=0
 warm=2
 conns=16
 tokens=256 # refresh tokens per server: the pool, well above the connection count
@@ -109,7 +119,7 @@ measure() {
   local p50 p99
   p50=$(awk '$1 == "50%" {print $2}' "$out")
   p99=$(awk '$1 == "99%" {print $2}' "$out")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$grant" "$rps" "$p50" "$p99" "${result#RESULT }" "$sock" >>"$results"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$grant" "$rps" "$p50" "$p99" "${result#RESULT }" "$sock" "$round" >>"$results"
   grep -E '^(status|pool empty)' "$out" | sed "s/^/  $label $grant: /" >&2 || true
   printf '%-34s %-19s %10s req/s  %s  (%s)\n' "$label" "$grant" "$rps" "${result#RESULT }" "$sock"
 }
@@ -127,8 +137,8 @@ run_oidc() {
   stop "$pid"
 }
 
-# run_authz LABEL MODE [RUST_LOG]: MODE is file (default SQLite file), wal (same, WAL) or
-# memory; RUST_LOG unset means the binary's default (info: one log line per token issued).
+# run_authz LABEL MODE [RUST_LOG]: MODE is file (default SQLite file), memory or postgres;
+# RUST_LOG unset means the binary's default (info: one log line per token issued).
 run_authz() {
   local label=$1 mode=$2 level=${3:-} port pid url basic db
   port=$(free_port)
@@ -137,18 +147,16 @@ run_authz() {
   elif [[ $mode == postgres ]]; then
     # A database of its own on the server AUTHZ_BENCH_PG_URL names, dropped on exit.
     pg_db="authz_token_bench_$$"
+    psql -q "$AUTHZ_BENCH_PG_URL" -c "DROP DATABASE IF EXISTS $pg_db" >/dev/null
     psql -q "$AUTHZ_BENCH_PG_URL" -c "CREATE DATABASE $pg_db" >/dev/null
     db="${AUTHZ_BENCH_PG_URL%/*}/$pg_db"
     AUTHZ_DATABASE_URL=$db "$bin" clients create bench-cc --role viewer >"$dir/$mode.secret" 2>/dev/null
   else
     db="sqlite://$dir/$mode.db"
+    rm -f "$dir/$mode.db" "$dir/$mode.db-wal" "$dir/$mode.db-shm"
     # A confidential client-credentials client, registered with the CLI in the same database;
     # its secret (printed alone on stdout) goes to a file of the temporary folder.
     AUTHZ_DATABASE_URL=$db "$bin" clients create bench-cc --role viewer >"$dir/$mode.secret" 2>/dev/null
-    if [[ $mode == wal ]]; then
-      python3 -c 'import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute("PRAGMA journal_mode=WAL")' \
-        "$dir/$mode.db"
-    fi
   fi
   # The binary's defaults otherwise; its log (stderr) goes to a file.
   if [[ -n $level ]]; then
@@ -186,31 +194,53 @@ for i in range(50):
 print("%.2f" % ((time.perf_counter() - t) * 1000 / 50))
 os.close(fd)' "$dir/fsync.probe")
 echo "fsync of a 4 KiB write in $dir: ${fsync_ms} ms (mean of 50)"
-echo "$(nproc) CPUs (load average $(cut -d" " -f1-3 /proc/loadavg) before the run), $(node --version), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), ${secs} s per run after ${warm} s of warm-up, wrk -t1 -c$conns"
-run_oidc "oidc-provider (first)"
-run_authz "authz, SQLite file" file
-run_authz "authz, SQLite file, WAL" wal
-run_authz "authz, SQLite in memory" memory
-run_authz "authz, SQLite in memory, RUST_LOG=warn" memory warn
-if [[ -n ${AUTHZ_BENCH_PG_URL:-} ]]; then
-  run_authz "authz, PostgreSQL" postgres
-fi
-run_oidc "oidc-provider (last)"
+echo "$(nproc) CPUs (load average $(cut -d" " -f1-3 /proc/loadavg) before the run), $(node --version), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), ${secs} s per run after ${warm} s of warm-up, wrk -t1 -c$conns, $rounds rounds"
+for round in $(seq "$rounds"); do
+  echo "== round $round of $rounds"
+  run_oidc "oidc-provider"
+  run_authz "authz, SQLite file" file
+  run_authz "authz, SQLite in memory" memory
+  run_authz "authz, SQLite in memory, RUST_LOG=warn" memory warn
+  if [[ -n ${AUTHZ_BENCH_PG_URL:-} ]]; then
+    run_authz "authz, PostgreSQL" postgres
+  fi
+done
 
 echo
-echo "| server | store | grant | requests/s | vs oidc-provider | p50 | p99 | non-200 |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| server | store | grant | requests/s, median (min–max) | vs oidc-provider, median of the rounds' ratios (min–max) | p50 / p99 of the median round | non-200 (all rounds) |"
+echo "|---|---|---|---|---|---|---|"
+# Rows: label grant rps p50 p99 result sockets round.
 awk -F'\t' '
-  { label[NR] = $1; grant[NR] = $2; rps[NR] = $3; p50[NR] = $4; p99[NR] = $5; res[NR] = $6
-    if ($1 ~ /^oidc-provider/) { base[$2] += $3; nb[$2]++ } }
+  function median(a, n,    i, j, t) {
+    for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  {
+    key = $1 "\t" $2
+    if (!(key in n)) { order[++keys] = key }
+    n[key]++; rps[key, n[key]] = $3; p50[key, n[key]] = $4; p99[key, n[key]] = $5; rnd[key, n[key]] = $8
+    split($6, r, " "); sub(/non200=/, "", r[2]); bad[key] += r[2]
+    if ($1 ~ /^oidc-provider/) base[$2, $8] = $3
+  }
   END {
-    for (i = 1; i <= NR; i++) {
-      store = label[i] ~ /^oidc/ ? "memory (default adapter)" : label[i]
+    for (k = 1; k <= keys; k++) {
+      key = order[k]; split(key, kg, "\t"); label = kg[1]; grant = kg[2]; m = n[key]
+      delete v; delete q
+      lo = hi = rps[key, 1]; rlo = rhi = ""
+      for (i = 1; i <= m; i++) {
+        v[i] = rps[key, i]; if (v[i] < lo) lo = v[i]; if (v[i] > hi) hi = v[i]
+        q[i] = rps[key, i] / base[grant, rnd[key, i]]
+        if (rlo == "" || q[i] < rlo) rlo = q[i]; if (rhi == "" || q[i] > rhi) rhi = q[i]
+      }
+      med = median(v, m)
+      # The round closest to the median, for its latencies.
+      best = 1
+      for (i = 1; i <= m; i++) { d = rps[key, i] - med; if (d < 0) d = -d; if (i == 1 || d < bd) { bd = d; best = i } }
+      rmed = median(q, m)
+      store = label ~ /^oidc/ ? "memory (default adapter)" : label
       sub(/^authz, /, "", store)
       sub(/, RUST_LOG=warn$/, " (RUST_LOG=warn)", store)
-      name = label[i] ~ /^oidc/ ? label[i] : "authz"
-      split(res[i], r, " "); sub(/non200=/, "", r[2])
-      ratio = rps[i] / (base[grant[i]] / nb[grant[i]])
-      printf "| %s | %s | %s | %.0f | %.2f× | %s | %s | %s |\n", name, store, grant[i], rps[i], ratio, p50[i], p99[i], r[2]
+      name = label ~ /^oidc/ ? "oidc-provider" : "authz"
+      printf "| %s | %s | %s | %.0f (%.0f–%.0f) | %.2f× (%.2f–%.2f) | %s / %s | %d |\n", name, store, grant, med, lo, hi, rmed, rlo, rhi, p50[key, best], p99[key, best], bad[key]
     }
   }' "$results"
