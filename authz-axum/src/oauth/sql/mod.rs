@@ -82,6 +82,20 @@ const INSERT_ACCESS: &str = "INSERT INTO authz_oauth_access_tokens (jti, family_
 const INSERT_REFRESH: &str = "INSERT INTO authz_oauth_refresh_tokens (hash, family_id, client_id, subject, roles, scope, issued_at, spent_at, dpop_jkt) \
                               VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8)";
 
+/// `record_in`'s one statement (PostgreSQL: data-modifying `WITH`, one snapshot, run
+/// once each): the family's conditional update, then the access token and — when `$9` — the
+/// refresh token, each inserted only for a live family.
+const RECORD_ISSUED: &str = "WITH live AS ( \
+       UPDATE authz_oauth_families SET last_used_at = CASE WHEN last_used_at < $2 THEN $2 ELSE last_used_at END \
+       WHERE id = $1 AND revoked_at IS NULL RETURNING id), \
+     access AS ( \
+       INSERT INTO authz_oauth_access_tokens (jti, family_id, client_id, subject, expires_at, revoked_at) \
+       SELECT $3, $4, $5, $6, $7, $8 FROM live), \
+     refresh AS ( \
+       INSERT INTO authz_oauth_refresh_tokens (hash, family_id, client_id, subject, roles, scope, issued_at, spent_at, dpop_jkt) \
+       SELECT $10, $11, $12, $13, $14, $15, $16, NULL, $17 FROM live WHERE $9) \
+     SELECT COUNT(*) AS live FROM live";
+
 /// What `purge_expired` deletes, in order (`$1` is the time; both databases read `$1`).
 const PURGE: [&str; 6] = [
     "DELETE FROM authz_oauth_codes WHERE expires_at <= $1",
@@ -164,10 +178,12 @@ macro_rules! oauth_store {
                 Ok(())
             }
 
-            /// What a grant issued, inside the caller's transaction, only while the family is
-            /// live (`false`, nothing written, otherwise). The family first, conditionally: that
-            /// takes its row lock before anything else, so a concurrent revocation either
-            /// happened already or waits for this commit and then sees the new access token.
+            /// What a grant issued, only while the family is live (`false`, nothing written,
+            /// otherwise): **one statement**, so one round trip, atomic on its own or inside the
+            /// caller's transaction. The family's conditional update comes first in it and
+            /// takes the row lock, so a concurrent revocation either happened already (then
+            /// `live` is empty and neither insert writes a row) or waits for this commit and
+            /// then sees the new access token. (Was three statements: three round trips.)
             async fn record_in(
                 c: &mut <$db as sqlx::Database>::Connection,
                 family_id: &str,
@@ -175,25 +191,29 @@ macro_rules! oauth_store {
                 refresh: Option<&RefreshToken>,
                 now: u64,
             ) -> Result<bool, StoreError> {
-                let live = sqlx::query(
-                    "UPDATE authz_oauth_families SET last_used_at = CASE WHEN last_used_at < $2 THEN $2 ELSE last_used_at END \
-                     WHERE id = $1 AND revoked_at IS NULL",
-                )
-                .bind(family_id)
-                .bind(to_i64(now))
-                .execute(&mut *c)
-                .await
-                .map_err(db_err)?
-                .rows_affected()
-                    > 0;
-                if !live {
-                    return Ok(false);
-                }
-                Self::put_access(c, a).await?;
-                if let Some(t) = refresh {
-                    Self::put_refresh(c, t).await?;
-                }
-                Ok(true)
+                let row = sqlx::query(RECORD_ISSUED)
+                    .bind(family_id)
+                    .bind(to_i64(now))
+                    .bind(a.jti.clone())
+                    .bind(a.family_id.clone())
+                    .bind(a.client_id.clone())
+                    .bind(a.subject.clone())
+                    .bind(to_i64(a.expires_at))
+                    .bind(a.revoked_at.map(to_i64))
+                    .bind(refresh.is_some())
+                    .bind(refresh.map(|t| t.hash.as_bytes().to_vec()))
+                    .bind(refresh.map(|t| t.family_id.clone()))
+                    .bind(refresh.map(|t| t.client_id.clone()))
+                    .bind(refresh.map(|t| t.subject.clone()))
+                    .bind(refresh.map(|t| list_json(&t.roles)))
+                    .bind(refresh.map(|t| list_json(&t.scope)))
+                    .bind(refresh.map(|t| to_i64(t.issued_at)))
+                    .bind(refresh.and_then(|t| t.jkt.clone()))
+                    .fetch_one(&mut *c)
+                    .await
+                    .map_err(db_err)?;
+                let live: i64 = row.try_get("live").map_err(db_err)?;
+                Ok(live > 0)
             }
 
             fn client_row(r: &<$db as sqlx::Database>::Row) -> Result<Client, StoreError> {
@@ -645,12 +665,9 @@ macro_rules! oauth_store {
                 now: u64,
             ) -> StoreFuture<'a, bool> {
                 self.op(async move {
-                    let mut tx = self.pool.begin().await.map_err(db_err)?;
-                    if !Self::record_in(&mut tx, family_id, &a, refresh.as_ref(), now).await? {
-                        return Ok(false);
-                    }
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(true)
+                    // One statement: atomic without a transaction around it.
+                    let mut c = self.pool.acquire().await.map_err(db_err)?;
+                    Self::record_in(&mut c, family_id, &a, refresh.as_ref(), now).await
                 })
             }
 
