@@ -50,7 +50,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   [[ -z $script ]] || rm -f "$script"
-  [[ -z ${pg_db:-} ]] || psql -q "$AUTHZ_BENCH_PG_URL" -c "DROP DATABASE IF EXISTS $pg_db" >/dev/null 2>&1 || true
+  [[ -z ${pg_db:-} ]] || psql -q "$AUTHZ_BENCH_PG_URL" -c "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || true
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -92,9 +92,14 @@ wait_for() {
   exit 1
 }
 
+# stop PID: stops a server started here and forgets it (a PID kept after its process ended
+# could be reused by another process by the time the exit trap runs).
 stop() {
+  local p kept=()
   kill "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
+  for p in "${pids[@]}"; do [[ $p == "$1" ]] || kept+=("$p"); done
+  pids=("${kept[@]}")
 }
 
 results="$dir/results"
@@ -147,7 +152,8 @@ run_authz() {
   elif [[ $mode == postgres ]]; then
     # A database of its own on the server AUTHZ_BENCH_PG_URL names, dropped on exit.
     pg_db="authz_token_bench_$$"
-    psql -q "$AUTHZ_BENCH_PG_URL" -c "DROP DATABASE IF EXISTS $pg_db" >/dev/null
+    # WITH (FORCE): the previous round's server may still have a backend on it.
+    psql -q "$AUTHZ_BENCH_PG_URL" -c "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null
     psql -q "$AUTHZ_BENCH_PG_URL" -c "CREATE DATABASE $pg_db" >/dev/null
     db="${AUTHZ_BENCH_PG_URL%/*}/$pg_db"
     AUTHZ_DATABASE_URL=$db "$bin" clients create bench-cc --role viewer >"$dir/$mode.secret" 2>/dev/null
@@ -229,7 +235,8 @@ awk -F'\t' '
       lo = hi = rps[key, 1]; rlo = rhi = ""
       for (i = 1; i <= m; i++) {
         v[i] = rps[key, i]; if (v[i] < lo) lo = v[i]; if (v[i] > hi) hi = v[i]
-        q[i] = rps[key, i] / base[grant, rnd[key, i]]
+        b = base[grant, rnd[key, i]]
+        q[i] = b > 0 ? rps[key, i] / b : 0
         if (rlo == "" || q[i] < rlo) rlo = q[i]; if (rhi == "" || q[i] > rhi) rhi = q[i]
       }
       med = median(v, m)

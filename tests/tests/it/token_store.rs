@@ -442,6 +442,54 @@ async fn sqlite_in_memory_store() {
     .await;
 }
 
+/// A *named* in-memory database can be opened by a second store in the same process: what
+/// one store changes, the other reads at once (no store keeps clients for such a database).
+#[tokio::test]
+async fn two_stores_on_one_named_in_memory_database() {
+    let url = format!(
+        "sqlite:file:authz-named-{}?mode=memory&cache=shared",
+        &new_secret()[..12]
+    );
+    let a: Arc<dyn TokenStore> = Arc::new(SqliteTokenStore::connect(&url).await.unwrap());
+    let b: Arc<dyn TokenStore> = Arc::new(SqliteTokenStore::connect(&url).await.unwrap());
+    let now = 1_900_000_000;
+    let made = authz_axum::oauth::register_client(
+        a.as_ref(),
+        authz_axum::oauth::ClientRegistration {
+            id: "shared".into(),
+            client_type: authz_axum::core::oauth::ClientType::Confidential,
+            redirect_uris: vec![],
+            grant_types: vec![authz_axum::core::oauth::GrantType::ClientCredentials],
+            roles: vec!["viewer".into()],
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    let old = made.secret.unwrap();
+    assert!(
+        b.client("shared")
+            .await
+            .unwrap()
+            .unwrap()
+            .secret_matches(&old, now)
+    );
+    assert!(
+        a.client("shared")
+            .await
+            .unwrap()
+            .unwrap()
+            .secret_matches(&old, now)
+    );
+    let new = authz_axum::oauth::rotate_client_secret(b.as_ref(), "shared", std::time::Duration::ZERO, now)
+        .await
+        .unwrap();
+    let seen = a.client("shared").await.unwrap().unwrap();
+    assert!(seen.secret_matches(&new, now) && !seen.secret_matches(&old, now));
+    assert!(b.delete_client("shared", now).await.unwrap());
+    assert!(a.client("shared").await.unwrap().is_none());
+}
+
 /// Two stores on one file are two connections, as two processes (the server and the CLI, or
 /// two instances) would be: a refresh token redeemed from both at once is won exactly once,
 /// and what one store answered is committed — the other reads it at once.
@@ -540,4 +588,99 @@ async fn postgres_store() {
     };
     suite(Arc::new(PostgresTokenStore::connect(&url).await.unwrap())).await;
     rotation_suite(Arc::new(PostgresTokenStore::connect(&url).await.unwrap())).await;
+}
+
+/// `revoke_subject` while a grant is being recorded into one of the subject's families (its
+/// transaction holds the family's row lock, as `record_issued` and `rotate_refresh` take it
+/// first): the access token that grant records is revoked too. Revoking the access tokens
+/// before the families left it live — that statement's snapshot predated the grant's commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_revoke_subject_catches_a_grant_being_recorded() {
+    let Ok(url) = std::env::var("AUTHZ_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the PostgreSQL store tests: .ci/run sets AUTHZ_TEST_DATABASE_URL"
+        );
+        eprintln!("SKIPPED: PostgreSQL token-store tests (set AUTHZ_TEST_DATABASE_URL=postgres://…)");
+        return;
+    };
+    let pg = PostgresTokenStore::connect(&url).await.unwrap();
+    let store: Arc<dyn TokenStore> = Arc::new(pg.clone());
+    let now = 1_900_000_000;
+    let tag = &new_secret()[..12];
+    // A subject of its own: other tests share this database.
+    let (subject, fid, jti) = (format!("subj-{tag}"), format!("fam-{tag}"), format!("jti-{tag}"));
+    let mut fam = family(&fid, now);
+    fam.subject = subject.clone();
+    store
+        .insert_code(
+            AuthorizationCode {
+                hash: KeyHash::of(&new_secret()),
+                client_id: "c".into(),
+                redirect_uri: "https://app.example/cb".into(),
+                code_challenge: String::new(),
+                subject: subject.clone(),
+                roles: vec![],
+                scope: vec![],
+                family_id: fid.clone(),
+                issued_at: now,
+                expires_at: now + 60,
+            },
+            fam,
+        )
+        .await
+        .unwrap();
+    // The grant, held open after recording its access token.
+    let mut grant = pg.pool().begin().await.unwrap();
+    let xid: String = sqlx::query_scalar("SELECT txid_current()::text")
+        .fetch_one(&mut *grant)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE authz_oauth_families SET last_used_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+        .bind(&fid)
+        .bind(now as i64)
+        .execute(&mut *grant)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO authz_oauth_access_tokens (jti, family_id, client_id, subject, expires_at, revoked_at) \
+         VALUES ($1, $2, 'c', $3, $4, NULL)",
+    )
+    .bind(&jti)
+    .bind(&fid)
+    .bind(&subject)
+    .bind((now + 600) as i64)
+    .execute(&mut *grant)
+    .await
+    .unwrap();
+    let revoking = tokio::spawn({
+        let (store, subject) = (store.clone(), subject.clone());
+        async move { store.revoke_subject(&subject, now).await }
+    });
+    // Until the revocation waits for the grant's transaction (bounded: 10 s).
+    let mut waits = false;
+    for _ in 0..1000 {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid' \
+             AND transactionid::text = $1",
+        )
+        .bind(&xid)
+        .fetch_one(pg.pool())
+        .await
+        .unwrap();
+        if n > 0 {
+            waits = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(waits, "revoke_subject never waited for the grant's family lock");
+    grant.commit().await.unwrap();
+    assert_eq!(revoking.await.unwrap().unwrap(), 1, "one family revoked");
+    let token = store.access(&jti).await.unwrap().unwrap();
+    assert!(
+        token.revoked_at.is_some(),
+        "the access token recorded while the subject was being revoked is still live"
+    );
+    assert!(store.family(&fid).await.unwrap().unwrap().revoked_at.is_some());
 }

@@ -3,11 +3,13 @@
 //! Every token request reads its client. On a file, reads have a connection and thread of their
 //! own; in memory one connection does everything, so each read waited behind the write batch
 //! under way: one more trip through the store thread per request (measured: the in-memory
-//! refresh grant at 4.3k/s with the read, 6.1–6.6k/s without). An in-memory database belongs
-//! to its process — no CLI, no other instance can open it — and every change to a client goes
-//! through the store's own `insert_client`, `set_client_secrets` and `delete_client`, so the
-//! cache is exact, not a TTL: those operations evict the client on the store thread, in the
-//! same batch as the change, before any later read can run.
+//! refresh grant at 4.3k/s with the read, 6.1–6.6k/s without). The database `sqlite::memory:`
+//! makes belongs to its store — sqlx gives it a name of its own (`file:sqlx-in-memory-N`): no
+//! CLI, no other process, no other store opens it (a *named* in-memory database, which another
+//! store in the process could open, gets no cache) — and every change to a client goes through
+//! the store's own `insert_client`, `set_client_secrets` and `delete_client`, so the cache is
+//! exact, not a TTL: those operations evict the client on the store thread, in the same batch
+//! as the change, before any later read can run.
 //!
 //! A read that raced a change never puts a stale client back: a miss takes the cache's
 //! generation before it reads, and its answer is kept only if no change happened since.

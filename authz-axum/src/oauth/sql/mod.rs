@@ -665,9 +665,15 @@ macro_rules! oauth_store {
                 now: u64,
             ) -> StoreFuture<'a, bool> {
                 self.op(async move {
-                    // One statement: atomic without a transaction around it.
-                    let mut c = self.pool.acquire().await.map_err(db_err)?;
-                    Self::record_in(&mut c, family_id, &a, refresh.as_ref(), now).await
+                    // One statement, in a transaction all the same: a caller that gives up
+                    // before the commit leaves nothing behind (a write reported as failed must
+                    // not land later).
+                    let mut tx = self.pool.begin().await.map_err(db_err)?;
+                    if !Self::record_in(&mut tx, family_id, &a, refresh.as_ref(), now).await? {
+                        return Ok(false);
+                    }
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(true)
                 })
             }
 
@@ -691,23 +697,29 @@ macro_rules! oauth_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(db_err)?;
-                    sqlx::query(
-                        "UPDATE authz_oauth_access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id IN \
-                         (SELECT id FROM authz_oauth_families WHERE subject = $1 AND revoked_at IS NULL)",
+                    // The families first, as `revoke_family` does: their row locks wait for any
+                    // grant recording into them (`record_in` locks its family first) to commit;
+                    // the access tokens' update, a later statement, then sees what it recorded.
+                    // (Tokens first left one recorded meanwhile live: that statement's snapshot
+                    // predated it.)
+                    let families: Vec<String> = sqlx::query_scalar(
+                        "UPDATE authz_oauth_families SET revoked_at = $2 WHERE subject = $1 AND revoked_at IS NULL RETURNING id",
                     )
                     .bind(subject)
+                    .bind(to_i64(now))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    sqlx::query(
+                        "UPDATE authz_oauth_access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id = ANY($1)",
+                    )
+                    .bind(&families)
                     .bind(to_i64(now))
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;
-                    let done = sqlx::query("UPDATE authz_oauth_families SET revoked_at = $2 WHERE subject = $1 AND revoked_at IS NULL")
-                        .bind(subject)
-                        .bind(to_i64(now))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
                     tx.commit().await.map_err(db_err)?;
-                    Ok(done.rows_affected())
+                    Ok(families.len() as u64)
                 })
             }
 

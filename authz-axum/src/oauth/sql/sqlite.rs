@@ -259,9 +259,10 @@ fn record_issued(
 /// file (the CLI) is waited for within the store timeout; an operation that could not start
 /// within it is not run at all (its caller was told it failed).
 ///
-/// In memory, clients are also kept in the process once read (no other process can reach the
-/// database, and this store's own client operations evict them on the store thread, so what
-/// is kept is never stale); statements run on [`pool`](Self::pool) bypass that.
+/// In `sqlite::memory:`, clients are also kept in the process once read (no other process or
+/// store can reach that database, and this store's own client operations evict them on the
+/// store thread, so what is kept is never stale); statements run on [`pool`](Self::pool)
+/// bypass that.
 #[derive(Debug, Clone)]
 pub struct SqliteTokenStore {
     pool: sqlx::SqlitePool,
@@ -298,6 +299,7 @@ impl SqliteTokenStore {
         // `sqlite::memory:` is a named shared-cache database in sqlx (`file:sqlx-in-memory-N`):
         // the same name opens the same database, which the pool (kept here) keeps alive.
         let in_memory = crate::sql::sqlite_in_memory(url, &name);
+        let private_memory = name.to_string_lossy().starts_with("file:sqlx-in-memory-");
         let mut flags =
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         if in_memory {
@@ -344,7 +346,10 @@ impl SqliteTokenStore {
             conn,
             timeout,
             file,
-            clients: in_memory.then(Arc::default),
+            // Only for the private database `sqlite::memory:` makes (a name no other store can
+            // be given): a named in-memory database (`file:x?mode=memory&cache=shared`) can be
+            // opened by a second store in this process, which would not evict this one's copies.
+            clients: (in_memory && private_memory).then(Arc::default),
         })
     }
 
