@@ -576,16 +576,22 @@ async fn sqlite_revocation_and_issuance_in_one_batch() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_store() {
-    let Ok(url) = std::env::var("AUTHZ_TEST_DATABASE_URL") else {
+/// The PostgreSQL server the tests use; `None` (the test skips) only outside CI.
+fn postgres_url() -> Option<String> {
+    let url = std::env::var("AUTHZ_TEST_DATABASE_URL").ok();
+    if url.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must run the PostgreSQL store tests: .ci/run sets AUTHZ_TEST_DATABASE_URL"
         );
         eprintln!("SKIPPED: PostgreSQL token-store tests (set AUTHZ_TEST_DATABASE_URL=postgres://…)");
-        return;
-    };
+    }
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_store() {
+    let Some(url) = postgres_url() else { return };
     suite(Arc::new(PostgresTokenStore::connect(&url).await.unwrap())).await;
     rotation_suite(Arc::new(PostgresTokenStore::connect(&url).await.unwrap())).await;
 }
@@ -596,14 +602,7 @@ async fn postgres_store() {
 /// before the families left it live — that statement's snapshot predated the grant's commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_revoke_subject_catches_a_grant_being_recorded() {
-    let Ok(url) = std::env::var("AUTHZ_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the PostgreSQL store tests: .ci/run sets AUTHZ_TEST_DATABASE_URL"
-        );
-        eprintln!("SKIPPED: PostgreSQL token-store tests (set AUTHZ_TEST_DATABASE_URL=postgres://…)");
-        return;
-    };
+    let Some(url) = postgres_url() else { return };
     let pg = PostgresTokenStore::connect(&url).await.unwrap();
     let store: Arc<dyn TokenStore> = Arc::new(pg.clone());
     let now = 1_900_000_000;
