@@ -170,6 +170,15 @@ pub enum TokenScheme {
 /// # Errors
 /// [`BearerError`]: repeated header, malformed value, another scheme.
 pub fn access_token(headers: &HeaderMap) -> Result<Option<(TokenScheme, &str)>, BearerError> {
+    match presented(headers, true)? {
+        Some((scheme, rest)) => b64token(rest).map(|t| Some((scheme, t))),
+        None => Ok(None),
+    }
+}
+
+/// The one `Authorization` header's scheme (`DPoP` only when `dpop`) and what follows it,
+/// leading spaces skipped, not yet checked as a `b64token`.
+fn presented(headers: &HeaderMap, dpop: bool) -> Result<Option<(TokenScheme, &[u8])>, BearerError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -184,20 +193,17 @@ pub fn access_token(headers: &HeaderMap) -> Result<Option<(TokenScheme, &str)>, 
     };
     let scheme = if scheme.eq_ignore_ascii_case(b"bearer") {
         TokenScheme::Bearer
-    } else if scheme.eq_ignore_ascii_case(b"dpop") {
+    } else if dpop && scheme.eq_ignore_ascii_case(b"dpop") {
         TokenScheme::DPoP
     } else {
         return Err(BearerError::UnsupportedScheme);
     };
-    b64token(rest).map(|t| Some((scheme, t)))
+    let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+    Ok(Some((scheme, &rest[start..])))
 }
 
 /// The token after the scheme: an RFC 6750 `b64token` (the same grammar RFC 9449 §7.1 uses).
-fn b64token(rest: &[u8]) -> Result<&str, BearerError> {
-    let token = {
-        let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
-        &rest[start..]
-    };
+fn b64token(token: &[u8]) -> Result<&str, BearerError> {
     let is_b64token = !token.is_empty() && {
         let end = token.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
         end > 0 && all_b64token_chars(&token[..end])
@@ -242,22 +248,10 @@ fn all_b64token_chars(bytes: &[u8]) -> bool {
 /// # Errors
 /// [`BearerError`]: repeated header, malformed value, another scheme.
 pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, BearerError> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(BearerError::Repeated);
+    match presented(headers, false)? {
+        Some((_, rest)) => b64token(rest).map(Some),
+        None => Ok(None),
     }
-    let bytes = value.as_bytes();
-    let (scheme, rest) = match bytes.iter().position(|&b| b == b' ') {
-        Some(space) => (&bytes[..space], &bytes[space + 1..]),
-        None => (bytes, &[][..]),
-    };
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
-        return Err(BearerError::UnsupportedScheme);
-    }
-    b64token(rest).map(Some)
 }
 
 /// Authenticates every request once and stores the outcome for the extractors.
@@ -735,18 +729,28 @@ fn credential<'h>(
     dpop: Option<&DpopSettings>,
     headers: &'h HeaderMap,
 ) -> Result<(TokenScheme, &'h str), Outcome> {
-    let parsed = match dpop {
-        Some(_) => access_token(headers),
-        None => bearer_token(headers).map(|t| t.map(|t| (TokenScheme::Bearer, t))),
-    };
-    match parsed {
-        Ok(None) => Err(Outcome::Anonymous),
-        Ok(Some(t)) => Ok(t),
-        Err(e) => {
-            tracing::debug!(reason = e.detail(), "authorization header refused");
-            Err(Outcome::Header(e))
-        }
+    let (scheme, rest) = presented_or_outcome(dpop, headers)?;
+    match b64token(rest) {
+        Ok(token) => Ok((scheme, token)),
+        Err(e) => Err(header_refused(e)),
     }
+}
+
+/// [`presented`], its refusals and the absence of a credential as outcomes.
+fn presented_or_outcome<'h>(
+    dpop: Option<&DpopSettings>,
+    headers: &'h HeaderMap,
+) -> Result<(TokenScheme, &'h [u8]), Outcome> {
+    match presented(headers, dpop.is_some()) {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(Outcome::Anonymous),
+        Err(e) => Err(header_refused(e)),
+    }
+}
+
+fn header_refused(e: BearerError) -> Outcome {
+    tracing::debug!(reason = e.detail(), "authorization header refused");
+    Outcome::Header(e)
 }
 
 /// The outcome when it needs no waiting: no credential or a malformed one, a credential the
@@ -754,11 +758,37 @@ fn credential<'h>(
 fn answer_now(shared: &Shared, req: &mut Request) -> Option<Outcome> {
     mark_sensitive(req.headers_mut());
     let req = &*req;
-    let (scheme, token) = match credential(shared.dpop.as_deref(), req.headers()) {
-        Ok(credential) => credential,
+    let dpop = shared.dpop.as_deref();
+    let (scheme, rest) = match presented_or_outcome(dpop, req.headers()) {
+        Ok(presented) => presented,
         Err(outcome) => return Some(outcome),
     };
-    let answer = shared.authenticator.cached(token)?;
+    let authenticator = &*shared.authenticator;
+    // A token byte-identical to one that verified (a compact JWS, which is a `b64token`) is
+    // answered before its syntax is checked: the check could only pass.
+    let (answer, token) = match authenticator.cached_token(rest) {
+        Some(Ok(p)) if scheme == TokenScheme::Bearer && p.token().jkt.is_none() => {
+            // What `check_possession` answers for it, without needing the token as text.
+            return Some(Outcome::Authenticated(p));
+        }
+        Some(answer) => (answer, b64token(rest).ok()?),
+        None => {
+            let token = match b64token(rest) {
+                Ok(token) => token,
+                Err(e) => return Some(header_refused(e)),
+            };
+            // An API key the verified-key cache knows; any other credential must be verified.
+            let key = authenticator.api_keys().is_some_and(|k| k.format().claims(token));
+            (
+                if key {
+                    authenticator.cached(token)?
+                } else {
+                    return None;
+                },
+                token,
+            )
+        }
+    };
     Some(conclude(shared, answer, scheme, token, req))
 }
 

@@ -39,19 +39,18 @@ const HASHED_TAIL: usize = 32;
 #[derive(Clone, PartialEq, Eq)]
 struct TokenKey(Box<str>);
 
-/// A lookup by `&str` without allocating.
+/// A lookup by the presented bytes without allocating.
 #[derive(Clone, Copy)]
-struct TokenRef<'a>(&'a str);
+struct TokenRef<'a>(&'a [u8]);
 
-fn hash_token<H: Hasher>(token: &str, state: &mut H) {
-    let bytes = token.as_bytes();
+fn hash_token<H: Hasher>(bytes: &[u8], state: &mut H) {
     state.write_usize(bytes.len());
     state.write(&bytes[bytes.len().saturating_sub(HASHED_TAIL)..]);
 }
 
 impl Hash for TokenKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_token(&self.0, state);
+        hash_token(self.0.as_bytes(), state);
     }
 }
 
@@ -63,7 +62,7 @@ impl Hash for TokenRef<'_> {
 
 impl quick_cache::Equivalent<TokenKey> for TokenRef<'_> {
     fn equivalent(&self, key: &TokenKey) -> bool {
-        *key.0 == *self.0
+        key.0.as_bytes() == self.0
     }
 }
 
@@ -95,8 +94,10 @@ impl TokenCache {
         }
     }
 
+    /// The entry of the token whose bytes are `token`. A hit is byte-identical to a token that
+    /// verified, so it is a JWS in compact form: base64url segments and dots, nothing else.
     #[inline]
-    pub(crate) fn get(&self, token: &str) -> Option<Entry> {
+    pub(crate) fn get(&self, token: &[u8]) -> Option<Entry> {
         self.entries.get(&TokenRef(token))
     }
 
@@ -109,6 +110,12 @@ impl TokenCache {
     }
 
     pub(crate) fn insert(&self, token: &str, entry: Entry) {
+        // What `get`'s callers rely on: only a compact JWS that decoded is ever a key.
+        debug_assert!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        );
         self.entries.insert(TokenKey(token.into()), entry);
     }
 
@@ -157,11 +164,11 @@ mod tests {
         let (one, two) = (format!("aaa.{tail}"), format!("bbb.{tail}"));
         cache.insert(&one, entry("one"));
         cache.insert(&two, entry("two"));
-        assert_eq!(cache.get(&one).unwrap().principal.subject(), "one");
-        assert_eq!(cache.get(&two).unwrap().principal.subject(), "two");
-        assert!(cache.get(&format!("ccc.{tail}")).is_none());
-        assert!(cache.get("short").is_none());
+        assert_eq!(cache.get(one.as_bytes()).unwrap().principal.subject(), "one");
+        assert_eq!(cache.get(two.as_bytes()).unwrap().principal.subject(), "two");
+        assert!(cache.get(format!("ccc.{tail}").as_bytes()).is_none());
+        assert!(cache.get(b"short").is_none());
         cache.insert("short", entry("short"));
-        assert_eq!(cache.get("short").unwrap().principal.subject(), "short");
+        assert_eq!(cache.get(b"short").unwrap().principal.subject(), "short");
     }
 }

@@ -417,10 +417,9 @@ impl Authenticator {
     /// [`AuthError::InvalidToken`] / [`AuthError::InvalidApiKey`] (401) with the reason;
     /// [`AuthError::Unavailable`] (503) when no key could be had or the key store is down.
     pub fn authenticate<'a>(&'a self, credential: &'a str) -> Authentication<'a> {
-        let now = self.clock.now();
-        match self.cached_at(credential, now) {
+        match self.cached(credential) {
             Some(answer) => Authentication(Step::Ready(Some(answer))),
-            None => self.uncached_at(credential, now),
+            None => self.uncached(credential),
         }
     }
 
@@ -435,7 +434,49 @@ impl Authenticator {
     /// hit is counted in [`cache_stats`](Self::cache_stats); a `None` counts nothing (`uncached`
     /// counts the miss).
     pub fn cached(&self, credential: &str) -> Option<Result<Principal, AuthError>> {
-        self.cached_at(credential, self.clock.now())
+        if let Some(keys) = &self.api_keys
+            && keys.format().claims(credential)
+        {
+            // A key in the verified-key cache is answered at once, like a cached token.
+            return keys
+                .answer_now(credential, self.clock.unix_seconds())
+                .map(|answer| answer.map(|p| self.in_default_tenant(p)));
+        }
+        self.cached_token(credential.as_bytes())
+    }
+
+    /// The verified-token cache's answer for the token whose bytes are `presented`, as
+    /// [`cached`](Self::cached) gives it for a token; `None` for anything else, API keys
+    /// included (ask [`cached`](Self::cached) for those).
+    ///
+    /// For a caller holding the credential as raw header bytes: a hit is byte-identical to a
+    /// token that verified — a JWS in compact form, base64url segments and dots (RFC 7515
+    /// §7.1) — so it needs no syntax check first; a `None` leaves every check to the caller.
+    /// A hit is counted in [`cache_stats`](Self::cache_stats); a `None` counts nothing.
+    #[inline]
+    pub fn cached_token(&self, presented: &[u8]) -> Option<Result<Principal, AuthError>> {
+        let cache = self.cache.as_ref()?;
+        let entry = cache.get(presented)?;
+        if !self.before(entry.exp)
+            || self.issuers[entry.issuer as usize].keys.generation() != entry.generation
+        {
+            return None;
+        }
+        cache.hit();
+        if self.is_revoked(&entry.principal) {
+            return Some(Err(E::Revoked.into()));
+        }
+        Some(Ok(entry.principal))
+    }
+
+    /// Whether it is still before `exp` (seconds since the epoch), exactly as the clock's
+    /// `now` would say. The coarse clock answers for all but a token's last two seconds: it
+    /// never leads `now` and lags it by one timer tick (well under a second), so when it reads
+    /// at least two whole seconds before `exp`, `now` is before `exp` too; closer than that,
+    /// `now` decides.
+    #[inline]
+    fn before(&self, exp: u64) -> bool {
+        unix_seconds(self.clock.now_coarse()).saturating_add(1) < exp || self.clock.unix_seconds() < exp
     }
 
     /// Verifies `credential` without asking the caches first: the second half of
@@ -447,29 +488,6 @@ impl Authenticator {
     /// As [`authenticate`](Self::authenticate).
     pub fn uncached<'a>(&'a self, credential: &'a str) -> Authentication<'a> {
         self.uncached_at(credential, self.clock.now())
-    }
-
-    fn cached_at(&self, credential: &str, now: SystemTime) -> Option<Result<Principal, AuthError>> {
-        if let Some(keys) = &self.api_keys
-            && keys.format().claims(credential)
-        {
-            // A key in the verified-key cache is answered at once, like a cached token.
-            return keys
-                .answer_now(credential, unix_seconds(now))
-                .map(|answer| answer.map(|p| self.in_default_tenant(p)));
-        }
-        let cache = self.cache.as_ref()?;
-        let entry = cache.get(credential)?;
-        if unix_seconds(now) >= entry.exp
-            || self.issuers[entry.issuer as usize].keys.generation() != entry.generation
-        {
-            return None;
-        }
-        cache.hit();
-        if self.is_revoked(&entry.principal) {
-            return Some(Err(E::Revoked.into()));
-        }
-        Some(Ok(entry.principal))
     }
 
     fn uncached_at<'a>(&'a self, credential: &'a str, now: SystemTime) -> Authentication<'a> {

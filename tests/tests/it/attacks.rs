@@ -157,6 +157,51 @@ async fn cache_never_serves_at_or_past_exp_even_with_fractional_exp() {
     assert_eq!(kind(auth.authenticate(&token).await), E::Expired);
 }
 
+/// A clock whose coarse reading lags by 900 ms: the most a coarse clock may (the trait's bound is
+/// one timer tick, under a second).
+#[derive(Debug)]
+struct LaggingCoarseClock(ManualClock);
+
+impl Clock for LaggingCoarseClock {
+    fn now(&self) -> SystemTime {
+        self.0.now()
+    }
+    fn now_coarse(&self) -> SystemTime {
+        self.0.now() - Duration::from_millis(900)
+    }
+}
+
+/// The cache answers from the coarse clock far from `exp` (a hit is counted), and never serves a
+/// token at `exp` although the coarse clock still reads a second before it.
+#[tokio::test]
+async fn cache_never_serves_at_exp_when_the_coarse_clock_lags() {
+    let clock = ManualClock::starting_now();
+    let verifier = hs_verifier(ISS_A).leeway(Duration::ZERO).build().unwrap();
+    let auth = Authenticator::builder(policy())
+        .issuer(Issuer::new(verifier, hmac_keys(&SECRET_A)))
+        .clock(Arc::new(LaggingCoarseClock(clock.clone())))
+        .build()
+        .unwrap();
+    // Whole seconds, so that `exp` falls exactly on a tick of the manual clock.
+    let start = secs(clock.now()) + 1;
+    clock.set(UNIX_EPOCH + Duration::from_secs(start));
+    let token = hs256(H, &payload_exp(start + 10), &SECRET_A);
+    assert!(auth.authenticate(&token).await.is_ok());
+    clock.advance(Duration::from_secs(5));
+    assert!(auth.authenticate(&token).await.is_ok());
+    assert_eq!(auth.cache_stats().hits, 1, "far from exp, answered by the cache");
+    // 100 ms before exp: the coarse clock reads exp − 1 s, `now` decides, still valid.
+    clock.set(UNIX_EPOCH + Duration::from_secs(start + 10) - Duration::from_millis(100));
+    assert!(auth.authenticate(&token).await.is_ok());
+    // At exp the coarse clock still reads exp − 0.9 s: the token must be refused regardless.
+    clock.set(UNIX_EPOCH + Duration::from_secs(start + 10));
+    assert_eq!(kind(auth.authenticate(&token).await), E::Expired);
+}
+
+fn payload_exp(exp: u64) -> String {
+    format!(r#"{{"iss":"{ISS_A}","aud":"{AUD}","sub":"u","exp":{exp}}}"#)
+}
+
 // ---- issuer isolation ------------------------------------------------------------------------
 
 fn two_issuers() -> Authenticator {
