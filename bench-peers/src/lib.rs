@@ -43,6 +43,30 @@ pub struct Sample {
     pub p50: f64,
     /// 99th percentile, in microseconds.
     pub p99: f64,
+    /// Requests completed in the run (wrk's "N requests in …").
+    pub requests: f64,
+    /// CPU time the serving process used during the run, in seconds (user + system, every
+    /// thread); `NaN` when the caller did not measure it.
+    pub server_cpu_s: f64,
+}
+
+impl Sample {
+    /// Server CPU time per request, in microseconds.
+    pub fn cpu_per_request_us(&self) -> f64 {
+        1e6 * self.server_cpu_s / self.requests
+    }
+}
+
+/// CPU time this process has used so far (user + system, every thread, living or ended), in
+/// seconds, from `/proc/self/stat` (clock ticks of 1/100 s, Linux's `USER_HZ`).
+pub fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat is readable (Linux)");
+    // Fields after the command name (which may contain spaces): state is field 3; utime and
+    // stime are fields 14 and 15.
+    let after = &stat[stat.rfind(')').expect("a command name in parentheses") + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields[i - 3].parse::<f64>().expect("a number of clock ticks");
+    (ticks(14) + ticks(15)) / 100.0
 }
 
 /// `wrk -t1 -c<connections> -d<seconds>s --latency -H "Authorization: Bearer <credential>"
@@ -103,10 +127,17 @@ pub fn wrk_sample(label: &str, out: &Output) -> Sample {
             .and_then(|l| l.split_whitespace().nth(1))
             .map_or(f64::NAN, micros)
     };
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .unwrap_or(f64::NAN);
     Sample {
         rps,
         p50: pct("50%"),
         p99: pct("99%"),
+        requests,
+        server_cpu_s: f64::NAN,
     }
 }
 

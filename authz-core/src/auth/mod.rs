@@ -7,7 +7,8 @@
 //!     ▼
 //!  cache hit (same token, before exp, issuer's keys unchanged)? ──▶ Principal
 //!     ▼
-//!  decode: size → 3 strict base64url segments → header (crit refused, alg in some allowlist)
+//!  decode: size → 3 strict base64url segments → header (crit refused, alg in some allowlist;
+//!          a header segment a verified token had is remembered, not decoded again)
 //!     ▼
 //!  capture the claims anyone reads, in one pass (duplicates of those refused)
 //!     ▼
@@ -66,7 +67,8 @@ pub use keys::{KeyProvider, RefreshFuture, RefreshOutcome, RefreshReason, Static
 use crate::apikey::ApiKeyError;
 use crate::clock::{self, Clock, unix_seconds};
 use crate::jwt::capture::{Captured, REGISTERED};
-use crate::jwt::verifier::{Decoded, decode};
+use crate::jwt::header_memo::HeaderMemo;
+use crate::jwt::verifier::{Decoded, decode_remembered};
 use crate::jwt::{AlgorithmSet, ConfigError, JwtError, JwtErrorKind as E};
 use crate::policy::Policy;
 use crate::principal::{AuthMethod, Principal, PrincipalParts, TokenFacts};
@@ -190,6 +192,8 @@ pub struct Authenticator {
     reads: Vec<String>,
     policy: Arc<Policy>,
     cache: Option<TokenCache>,
+    /// Headers of tokens that verified, by their segment (skips decoding them again).
+    headers: HeaderMemo,
     clock: Arc<dyn Clock>,
     api_keys: Option<Arc<ApiKeys>>,
     revocations: Option<Arc<RevocationList>>,
@@ -310,6 +314,7 @@ impl AuthenticatorBuilder {
             reads,
             policy: self.policy,
             cache: (self.cache_entries > 0).then(|| TokenCache::new(self.cache_entries)),
+            headers: HeaderMemo::new(),
             clock: self.clock,
             api_keys: self.api_keys,
             revocations: self.revocations,
@@ -517,7 +522,7 @@ impl Authenticator {
 
     async fn verify(&self, token: &str, now: SystemTime) -> Result<Principal, AuthError> {
         let now_s = unix_seconds(now);
-        let decoded = decode(token, self.max_token_bytes, self.algorithms)?;
+        let decoded = decode_remembered(token, self.max_token_bytes, self.algorithms, Some(&self.headers))?;
         let text = decoded.payload_text()?;
         let captured = Captured::parse(text, &self.reads).map_err(|_| E::InvalidPayload)?;
         let index = self.select(&captured)?;
@@ -556,6 +561,7 @@ impl Authenticator {
         if self.is_revoked(&principal) {
             return Err(E::Revoked.into());
         }
+        decoded.remember_header(&self.headers);
         if let Some(c) = &self.cache
             && now_s < valid_until
         {
@@ -617,7 +623,7 @@ impl Authenticator {
                 Ok(claims) => return Ok((claims, generation)),
                 Err(e) if *e.kind() == E::UnknownKeyId && !refreshed => {
                     refreshed = true;
-                    let kid = decoded.kid.as_deref().unwrap_or_default();
+                    let kid = decoded.header.kid.as_deref().unwrap_or_default();
                     match issuer.keys.refresh(RefreshReason::UnknownKeyId(kid), now).await {
                         RefreshOutcome::Updated => continue,
                         RefreshOutcome::Failed => return Err(AuthError::Unavailable),

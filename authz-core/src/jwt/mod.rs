@@ -17,6 +17,7 @@ mod algorithm;
 pub(crate) mod capture;
 mod error;
 mod header;
+pub(crate) mod header_memo;
 mod key;
 mod mapping;
 mod provider;

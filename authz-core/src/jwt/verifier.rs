@@ -1,6 +1,7 @@
 //! The JWT verifier: the whole validation checklist, required by construction.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -13,6 +14,7 @@ use super::algorithm::{Algorithm, AlgorithmSet};
 use super::capture::Captured;
 use super::error::{ConfigError, JwtError, JwtErrorKind as E};
 use super::header::RawHeader;
+use super::header_memo::HeaderMemo;
 use super::key::KeySet;
 
 /// Default largest accepted token, in bytes (checked before any base64 or JSON work).
@@ -203,10 +205,10 @@ impl JwtVerifier {
         if d.len > self.max_token_bytes {
             return Err(E::TooLarge.into());
         }
-        if !self.algorithms.contains(d.alg) {
+        if !self.algorithms.contains(d.header.alg) {
             return Err(E::AlgorithmNotAllowed.into());
         }
-        let typ: &[u8] = match &d.typ {
+        let typ: &[u8] = match &d.header.typ {
             None => b"jwt",
             Some(t) => t,
         };
@@ -218,7 +220,7 @@ impl JwtVerifier {
 
     /// Finds the key and checks the signature.
     pub(crate) fn check_signature(&self, d: &Decoded<'_>, keys: &KeySet) -> Result<(), JwtError> {
-        let key = keys.find(d.kid.as_deref(), d.alg)?;
+        let key = keys.find(d.header.kid.as_deref(), d.header.alg)?;
         // 512 bytes: an RSA-4096 signature, the largest; anything longer goes to the heap.
         let sig = b64_inline::<[u8; 512]>(d.signature)?;
         if !key.verify(d.signing_input.as_bytes(), &sig) {
@@ -471,19 +473,37 @@ impl JwtVerifierBuilder {
     }
 }
 
-/// A token split and decoded, nothing verified: what selects the issuer and feeds its checks.
-pub(crate) struct Decoded<'t> {
-    len: usize,
+/// What the verifier keeps of a JOSE header that passed the structural checks (valid JSON,
+/// registered types, no `crit`, no `b64`, a known `alg`) — a function of the header segment
+/// alone, so it can be remembered by it ([`HeaderMemo`]).
+#[derive(Debug)]
+pub(crate) struct JoseHeader {
     pub(crate) alg: Algorithm,
     pub(crate) kid: Option<String>,
     /// `typ`, lower case, without `application/` (inline: no allocation for usual values).
     typ: Option<SmallVec<[u8; 24]>>,
+}
+
+/// A token split and decoded, nothing verified: what selects the issuer and feeds its checks.
+pub(crate) struct Decoded<'t> {
+    len: usize,
+    pub(crate) header: Arc<JoseHeader>,
+    /// Whether `header` came from the memo (it need not be remembered again).
+    remembered: bool,
     signing_input: &'t str,
     signature: &'t str,
     pub(crate) payload: Vec<u8>,
 }
 
 impl Decoded<'_> {
+    /// Remembers this token's header in `memo`: call only once the token verified.
+    pub(crate) fn remember_header(&self, memo: &HeaderMemo) {
+        if !self.remembered {
+            let segment = self.signing_input.split_once('.').map_or("", |(h, _)| h);
+            memo.remember(segment, &self.header);
+        }
+    }
+
     /// The payload as text (JSON is UTF-8, RFC 8259 §8.1; serde_json does not check the
     /// strings it skips, so the whole payload is checked here — found by fuzzing).
     pub(crate) fn payload_text(&self) -> Result<&str, JwtError> {
@@ -492,8 +512,8 @@ impl Decoded<'_> {
 
     pub(crate) fn header(&self) -> TokenHeader {
         TokenHeader {
-            alg: self.alg,
-            kid: self.kid.clone(),
+            alg: self.header.alg,
+            kid: self.header.kid.clone(),
         }
     }
 }
@@ -506,6 +526,17 @@ pub(crate) fn decode(
     max_bytes: usize,
     algorithms: AlgorithmSet,
 ) -> Result<Decoded<'_>, JwtError> {
+    decode_remembered(token, max_bytes, algorithms, None)
+}
+
+/// [`decode`], taking the header from `memo` when a verified token had the same header segment
+/// (the same answer: see [`HeaderMemo`]).
+pub(crate) fn decode_remembered<'t>(
+    token: &'t str,
+    max_bytes: usize,
+    algorithms: AlgorithmSet,
+    memo: Option<&HeaderMemo>,
+) -> Result<Decoded<'t>, JwtError> {
     if token.len() > max_bytes {
         return Err(E::TooLarge.into());
     }
@@ -513,7 +544,29 @@ pub(crate) fn decode(
     let (Some(h), Some(p), Some(s), None) = (it.next(), it.next(), it.next(), it.next()) else {
         return Err(E::Malformed.into());
     };
-    // A header is read once, here: decoded on the stack (longer than 256 bytes: the heap).
+    let remembered = memo.and_then(|m| m.get(h));
+    let (header, from_memo) = match remembered {
+        Some(header) => (header, true),
+        None => (Arc::new(decode_header(h)?), false),
+    };
+    if !algorithms.contains(header.alg) {
+        return Err(E::AlgorithmNotAllowed.into());
+    }
+    let payload = b64(p)?;
+    Ok(Decoded {
+        len: token.len(),
+        header,
+        remembered: from_memo,
+        signing_input: &token[..h.len() + 1 + p.len()],
+        signature: s,
+        payload,
+    })
+}
+
+/// The header segment: strict base64url, UTF-8 JSON, registered types, no `crit` or `b64`, an
+/// `alg` this crate knows (the allowlist is the caller's).
+fn decode_header(h: &str) -> Result<JoseHeader, JwtError> {
+    // Decoded on the stack (longer than 256 bytes: the heap).
     let header_json = b64_inline::<[u8; 256]>(h)?;
     // JSON text is UTF-8 (RFC 8259 §8.1); serde_json does not check the strings it skips.
     let header_text = std::str::from_utf8(&header_json).map_err(|_| JwtError::from(E::InvalidHeader))?;
@@ -529,24 +582,16 @@ pub(crate) fn decode(
         .alg
         .parse()
         .map_err(|_| JwtError::from(E::AlgorithmNotAllowed))?;
-    if !algorithms.contains(alg) {
-        return Err(E::AlgorithmNotAllowed.into());
-    }
     let typ = raw.typ.as_deref().map(|t| {
         strip_application(t)
             .bytes()
             .map(|b| b.to_ascii_lowercase())
             .collect()
     });
-    let payload = b64(p)?;
-    Ok(Decoded {
-        len: token.len(),
+    Ok(JoseHeader {
         alg,
         kid: raw.kid,
         typ,
-        signing_input: &token[..h.len() + 1 + p.len()],
-        signature: s,
-        payload,
     })
 }
 
@@ -650,6 +695,36 @@ mod tests {
                 .map_err(|e| e.kind().clone());
             assert_eq!(small, heap, "{s:?}");
         }
+    }
+
+    /// A remembered header is the header decoding gives; the allowlist is still the caller's.
+    #[test]
+    fn a_remembered_header_is_the_decoded_one_and_the_allowlist_still_applies() {
+        let memo = HeaderMemo::new();
+        let payload = br#"{"iss":"i","aud":"a","sub":"s","exp":4102444800}"#;
+        let token = signed(payload);
+        let all = AlgorithmSet::from_iter([Algorithm::HS256, Algorithm::RS256]);
+        let first = decode_remembered(&token, 8192, all, Some(&memo)).unwrap();
+        assert!(!first.remembered);
+        first.remember_header(&memo);
+        let again = decode_remembered(&token, 8192, all, Some(&memo)).unwrap();
+        assert!(again.remembered, "the second decode used the memo");
+        assert!(Arc::ptr_eq(&first.header, &again.header));
+        let fresh = decode(&token, 8192, all).unwrap();
+        assert_eq!(
+            (fresh.header.alg, &fresh.header.kid, &fresh.header.typ),
+            (again.header.alg, &again.header.kid, &again.header.typ)
+        );
+        assert_eq!(again.payload, fresh.payload);
+        // Remembered or not, an algorithm outside this caller's allowlist is refused.
+        let rs_only = AlgorithmSet::from_iter([Algorithm::RS256]);
+        let refused = decode_remembered(&token, 8192, rs_only, Some(&memo))
+            .err()
+            .unwrap();
+        assert_eq!(refused.kind(), &E::AlgorithmNotAllowed);
+        // So is a token over the size limit, before any lookup.
+        let refused = decode_remembered(&token, 16, all, Some(&memo)).err().unwrap();
+        assert_eq!(refused.kind(), &E::TooLarge);
     }
 
     fn signed(payload: &[u8]) -> String {

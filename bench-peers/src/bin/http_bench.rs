@@ -39,7 +39,7 @@ use authz_axum::core::{Policy, RoleSpec};
 use authz_axum::sql::revocations::FeedConfig;
 use authz_axum::{ApiKeys, AuthLayer, Authenticator, Issuer, StaticKeys};
 use authz_bench_peers::{
-    Sample, http_get, latency, median, min_max, pinned, round_order, wrk_command, wrk_sample,
+    Sample, http_get, latency, median, min_max, pinned, process_cpu_seconds, round_order, wrk_command, wrk_sample,
 };
 use authz_tests::signed_tokens::{HS256_SECRET, Signed, jwt_alg, signed_tokens};
 use axum::Router;
@@ -119,14 +119,21 @@ fn status(addr: SocketAddr, credential: Option<&str>) -> u16 {
 }
 
 /// One wrk run against `config` (on CPU 0 when pinned).
+/// The server's CPU time during the run is measured too: this process serves every configuration,
+/// and only this one is loaded while wrk runs.
 fn run(config: &Config, seconds: u32, pin: bool) -> Sample {
+    let cpu_before = process_cpu_seconds();
     let out = pinned(
         &wrk_command(config.addr, &config.credential, seconds, 16),
         pin.then_some("0"),
     )
     .output()
     .expect("wrk is installed (bench-peers/run-http.sh installs it)");
-    wrk_sample(&config.name, &out)
+    let server_cpu_s = process_cpu_seconds() - cpu_before;
+    Sample {
+        server_cpu_s,
+        ..wrk_sample(&config.name, &out)
+    }
 }
 
 /// The "bare jsonwebtoken" and "axum-jwt-auth" role check, in the handler.
@@ -542,12 +549,13 @@ fn main() {
         for i in round_order(round, n) {
             let s = run(&configs[i], seconds, pin);
             eprintln!(
-                "  round {}/{runs}  {:<40} {:>8.0} req/s  p50 {:>9}  p99 {:>9}",
+                "  round {}/{runs}  {:<40} {:>8.0} req/s  p50 {:>9}  p99 {:>9}  server CPU {:>6.2} µs/request",
                 round + 1,
                 configs[i].name,
                 s.rps,
                 latency(s.p50),
-                latency(s.p99)
+                latency(s.p99),
+                s.cpu_per_request_us()
             );
             samples[i].push(s);
         }
@@ -566,9 +574,10 @@ fn main() {
     );
     println!();
     println!(
-        "| configuration | requests/s, median (min–max) | median vs no auth | per round vs no auth (min–max) | p50 | p99 |"
+        "| configuration | requests/s, median (min–max) | median vs no auth | per round vs no auth (min–max) | p50 | p99 | server CPU per request, median (min–max) | over no auth |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
+    let base_cpu = median(samples[0].iter().map(Sample::cpu_per_request_us).collect());
     for (c, s) in configs.iter().zip(&samples) {
         let rps: Vec<f64> = s.iter().map(|x| x.rps).collect();
         let (lo, hi) = min_max(&rps);
@@ -579,12 +588,17 @@ fn main() {
             .collect();
         let (rlo, rhi) = min_max(&ratios);
         let med = median(rps);
+        let cpu: Vec<f64> = s.iter().map(Sample::cpu_per_request_us).collect();
+        let (clo, chi) = min_max(&cpu);
+        let med_cpu = median(cpu);
         println!(
-            "| {} | {med:.0} ({lo:.0}–{hi:.0}) | {:.1}% | {rlo:.0}–{rhi:.0}% | {} | {} |",
+            "| {} | {med:.0} ({lo:.0}–{hi:.0}) | {:.1}% | {rlo:.0}–{rhi:.0}% | {} | {} | {med_cpu:.2} µs ({clo:.2}–{chi:.2}) | {:+.2} µs ({:+.1}%) |",
             c.name,
             100.0 * med / base,
             latency(median(s.iter().map(|x| x.p50).collect())),
             latency(median(s.iter().map(|x| x.p99).collect())),
+            med_cpu - base_cpu,
+            100.0 * (med_cpu - base_cpu) / base_cpu,
         );
     }
     println!();
@@ -599,6 +613,15 @@ fn main() {
     println!("```");
     for (c, s) in configs.iter().zip(&samples) {
         let runs: Vec<String> = s.iter().map(|x| format!("{:.0}", x.rps)).collect();
+        println!("{:<40} {}", c.name, runs.join(" "));
+    }
+    println!("```");
+    println!();
+    println!("Server CPU per request (µs), run 1 to run {runs}:");
+    println!();
+    println!("```");
+    for (c, s) in configs.iter().zip(&samples) {
+        let runs: Vec<String> = s.iter().map(|x| format!("{:.2}", x.cpu_per_request_us())).collect();
         println!("{:<40} {}", c.name, runs.join(" "));
     }
     println!("```");

@@ -202,6 +202,45 @@ fn payload_exp(exp: u64) -> String {
     format!(r#"{{"iss":"{ISS_A}","aud":"{AUD}","sub":"u","exp":{exp}}}"#)
 }
 
+/// Attack: get a header remembered through one issuer's valid token, then present tokens with
+/// that same header segment to an issuer whose `typ` rule or allowlist refuses it. The memo only
+/// skips decoding; each issuer's header checks still run, cache on or off.
+#[tokio::test]
+async fn a_remembered_header_is_still_judged_by_each_issuer() {
+    for cache_entries in [0, 100] {
+        let auth = Authenticator::builder(policy())
+            .issuer(Issuer::new(
+                hs_verifier(ISS_A).build().unwrap(),
+                hmac_keys(&SECRET_A),
+            ))
+            .issuer(Issuer::new(
+                hs_verifier(ISS_B).require_type("at+jwt").build().unwrap(),
+                hmac_keys(&SECRET_B),
+            ))
+            .cache_entries(cache_entries)
+            .build()
+            .unwrap();
+        let now = crate::common::now();
+        let header = r#"{"alg":"HS256","kid":"k1","typ":"JWT"}"#;
+        let a = hs256(header, &payload(ISS_A, now, ""), &SECRET_A);
+        assert!(auth.authenticate(&a).await.is_ok(), "issuer A takes typ JWT");
+        for _ in 0..2 {
+            let b = hs256(header, &payload(ISS_B, now, ""), &SECRET_B);
+            assert_eq!(
+                kind(auth.authenticate(&b).await),
+                E::InvalidType,
+                "issuer B requires at+jwt"
+            );
+        }
+        // A second token of issuer A with the remembered header: verified in full (a forged
+        // signature is still refused).
+        let forged = hs256(header, &payload(ISS_A, now, r#","roles":["admin"]"#), &SECRET_B);
+        assert_eq!(kind(auth.authenticate(&forged).await), E::InvalidSignature);
+        let other = hs256(header, &payload(ISS_A, now, r#","x":1"#), &SECRET_A);
+        assert!(auth.authenticate(&other).await.is_ok());
+    }
+}
+
 // ---- issuer isolation ------------------------------------------------------------------------
 
 fn two_issuers() -> Authenticator {
