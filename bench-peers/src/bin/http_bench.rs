@@ -13,7 +13,11 @@
 //!   configuration always sits at the same place in a round (first after a pause, last);
 //! - the report gives, per configuration, the median requests/s with min–max, the median as a
 //!   percentage of the no-auth median (and the range of the same ratio taken round by round) and
-//!   the medians of wrk's p50 and p99 latencies, as a markdown table.
+//!   the medians of wrk's p50 and p99 latencies, and the **server CPU time per request** (this
+//!   process's user + system time over the run, from `/proc/self/stat`, divided by the requests
+//!   wrk completed; only one configuration is loaded at a time) with its difference from the
+//!   no-auth row, as a markdown table. Throughput on two shared cores swings ±10% from round to
+//!   round; CPU per request is what authentication costs the server, and moves much less.
 //!
 //! `HTTP_BENCH_PIN=1` runs the servers on CPU 1 with one Tokio worker and wrk on CPU 0 (`taskset`),
 //! so that a server is CPU-bound on its own core rather than sharing both cores with wrk (the
@@ -39,7 +43,8 @@ use authz_axum::core::{Policy, RoleSpec};
 use authz_axum::sql::revocations::FeedConfig;
 use authz_axum::{ApiKeys, AuthLayer, Authenticator, Issuer, StaticKeys};
 use authz_bench_peers::{
-    Sample, http_get, latency, median, min_max, pinned, process_cpu_seconds, round_order, wrk_command, wrk_sample,
+    Sample, http_get, latency, median, min_max, pinned, process_cpu_seconds, round_order, wrk_command,
+    wrk_sample,
 };
 use authz_tests::signed_tokens::{HS256_SECRET, Signed, jwt_alg, signed_tokens};
 use axum::Router;
@@ -621,7 +626,10 @@ fn main() {
     println!();
     println!("```");
     for (c, s) in configs.iter().zip(&samples) {
-        let runs: Vec<String> = s.iter().map(|x| format!("{:.2}", x.cpu_per_request_us())).collect();
+        let runs: Vec<String> = s
+            .iter()
+            .map(|x| format!("{:.2}", x.cpu_per_request_us()))
+            .collect();
         println!("{:<40} {}", c.name, runs.join(" "));
     }
     println!("```");
