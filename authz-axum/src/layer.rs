@@ -771,7 +771,14 @@ fn answer_now(shared: &Shared, req: &mut Request) -> Option<Outcome> {
             // What `check_possession` answers for it, without needing the token as text.
             return Some(Outcome::Authenticated(p));
         }
-        Some(answer) => (answer, b64token(rest).ok()?),
+        Some(answer) => {
+            // Cannot fail: only verified compact JWS are cache keys (`TokenCache::insert`
+            // asserts it); were it ever to, the credential goes to full verification, whose
+            // syntax check answers 400.
+            let token = b64token(rest).ok();
+            debug_assert!(token.is_some(), "a cached token that is not a b64token");
+            (answer, token?)
+        }
         None => {
             let token = match b64token(rest) {
                 Ok(token) => token,

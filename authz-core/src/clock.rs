@@ -24,11 +24,12 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn now(&self) -> SystemTime;
 
     /// The current time read more cheaply: it may lag [`Clock::now`] by up to the system's
-    /// coarse-clock resolution (one timer tick: 1–10 ms on Linux, always under a second), and
-    /// never leads it. For freshness checks where that lag is harmless — the policy decision
-    /// cache's TTL — and, for an expiry, only where it cannot change the answer: the
-    /// verified-token cache trusts it while it reads at least two whole seconds before `exp`
-    /// and asks [`Clock::now`] closer than that. An implementation must keep both bounds.
+    /// coarse-clock resolution (one timer tick: 1–10 ms on Linux), and never leads it. For
+    /// freshness checks where that lag is harmless — the policy decision cache's TTL — and, for
+    /// an expiry, only where it cannot change the answer: the verified-token cache trusts it
+    /// until ten seconds before a token's `exp` and asks [`Clock::now`] in those last ten
+    /// seconds, which covers a lag of up to ten seconds (a machine stalled before its next
+    /// tick). An implementation must never lead `now` and must keep its lag under that.
     /// Default: [`Clock::now`] (so a [`ManualClock`] is exact).
     fn now_coarse(&self) -> SystemTime {
         self.now()

@@ -176,6 +176,10 @@ impl Future for Authentication<'_> {
     }
 }
 
+/// Seconds of coarse-clock lag the verified-token cache's expiry check covers: in a token's
+/// last this-many seconds it reads the exact clock (see `Authenticator::before`).
+const COARSE_LAG_COVERED: u64 = 10;
+
 /// Turns a bearer credential into a [`Principal`]: JWTs from one or more isolated
 /// [`Issuer`]s, and API keys when [`ApiKeys`] are configured.
 ///
@@ -475,13 +479,15 @@ impl Authenticator {
     }
 
     /// Whether it is still before `exp` (seconds since the epoch), exactly as the clock's
-    /// `now` would say. The coarse clock answers for all but a token's last two seconds: it
-    /// never leads `now` and lags it by one timer tick (well under a second), so when it reads
-    /// at least two whole seconds before `exp`, `now` is before `exp` too; closer than that,
-    /// `now` decides.
+    /// `now` would say. The coarse clock answers for all but a token's last
+    /// [`COARSE_LAG_COVERED`] seconds: it never leads `now`, and lags it by one timer tick
+    /// (milliseconds; longer only if the machine stalled before the tick, as a paused virtual
+    /// CPU can). While that lag stays under the margin, a coarse reading more than the margin
+    /// before `exp` means `now` is before `exp` too; closer than that, `now` decides.
     #[inline]
     fn before(&self, exp: u64) -> bool {
-        unix_seconds(self.clock.now_coarse()).saturating_add(1) < exp || self.clock.unix_seconds() < exp
+        unix_seconds(self.clock.now_coarse()).saturating_add(COARSE_LAG_COVERED) < exp
+            || self.clock.unix_seconds() < exp
     }
 
     /// Verifies `credential` without asking the caches first: the second half of

@@ -157,44 +157,60 @@ async fn cache_never_serves_at_or_past_exp_even_with_fractional_exp() {
     assert_eq!(kind(auth.authenticate(&token).await), E::Expired);
 }
 
-/// A clock whose coarse reading lags by 900 ms: the most a coarse clock may (the trait's bound is
-/// one timer tick, under a second).
+/// A clock whose coarse reading lags by 9.5 s (the verified-token cache covers up to ten seconds
+/// of lag: a tick is milliseconds, more only if the machine stalled), counting reads of `now`.
 #[derive(Debug)]
-struct LaggingCoarseClock(ManualClock);
+struct LaggingCoarseClock(ManualClock, AtomicUsize);
 
 impl Clock for LaggingCoarseClock {
     fn now(&self) -> SystemTime {
+        self.1.fetch_add(1, Ordering::Relaxed);
         self.0.now()
     }
     fn now_coarse(&self) -> SystemTime {
-        self.0.now() - Duration::from_millis(900)
+        self.0.now() - Duration::from_millis(9_500)
     }
 }
 
-/// The cache answers from the coarse clock far from `exp` (a hit is counted), and never serves a
-/// token at `exp` although the coarse clock still reads a second before it.
+/// Far from `exp` the cache answers from the coarse clock alone (the exact clock is not read);
+/// near `exp` the exact clock decides, and a token is never served at `exp` although the coarse
+/// clock still reads 9.5 s before it.
 #[tokio::test]
 async fn cache_never_serves_at_exp_when_the_coarse_clock_lags() {
-    let clock = ManualClock::starting_now();
+    let manual = ManualClock::starting_now();
+    let clock = Arc::new(LaggingCoarseClock(manual.clone(), AtomicUsize::new(0)));
     let verifier = hs_verifier(ISS_A).leeway(Duration::ZERO).build().unwrap();
     let auth = Authenticator::builder(policy())
         .issuer(Issuer::new(verifier, hmac_keys(&SECRET_A)))
-        .clock(Arc::new(LaggingCoarseClock(clock.clone())))
+        .clock(clock.clone())
         .build()
         .unwrap();
     // Whole seconds, so that `exp` falls exactly on a tick of the manual clock.
-    let start = secs(clock.now()) + 1;
-    clock.set(UNIX_EPOCH + Duration::from_secs(start));
-    let token = hs256(H, &payload_exp(start + 10), &SECRET_A);
+    let start = secs(manual.now()) + 1;
+    manual.set(UNIX_EPOCH + Duration::from_secs(start));
+    let exp = start + 60;
+    let token = hs256(H, &payload_exp(exp), &SECRET_A);
     assert!(auth.authenticate(&token).await.is_ok());
-    clock.advance(Duration::from_secs(5));
+    // 30 s before exp: a hit, and the exact clock is not read.
+    manual.advance(Duration::from_secs(30));
+    let exact_reads = clock.1.load(Ordering::Relaxed);
     assert!(auth.authenticate(&token).await.is_ok());
     assert_eq!(auth.cache_stats().hits, 1, "far from exp, answered by the cache");
-    // 100 ms before exp: the coarse clock reads exp − 1 s, `now` decides, still valid.
-    clock.set(UNIX_EPOCH + Duration::from_secs(start + 10) - Duration::from_millis(100));
+    assert_eq!(
+        clock.1.load(Ordering::Relaxed),
+        exact_reads,
+        "far from exp, the coarse clock decides"
+    );
+    // 100 ms before exp: the coarse clock reads exp − 9.6 s, `now` decides: still valid, a hit.
+    manual.set(UNIX_EPOCH + Duration::from_secs(exp) - Duration::from_millis(100));
     assert!(auth.authenticate(&token).await.is_ok());
-    // At exp the coarse clock still reads exp − 0.9 s: the token must be refused regardless.
-    clock.set(UNIX_EPOCH + Duration::from_secs(start + 10));
+    assert_eq!(auth.cache_stats().hits, 2);
+    assert!(
+        clock.1.load(Ordering::Relaxed) > exact_reads,
+        "near exp, the exact clock decides"
+    );
+    // At exp the coarse clock still reads exp − 9.5 s: the token must be refused regardless.
+    manual.set(UNIX_EPOCH + Duration::from_secs(exp));
     assert_eq!(kind(auth.authenticate(&token).await), E::Expired);
 }
 
@@ -207,6 +223,7 @@ fn payload_exp(exp: u64) -> String {
 /// skips decoding; each issuer's header checks still run, cache on or off.
 #[tokio::test]
 async fn a_remembered_header_is_still_judged_by_each_issuer() {
+    const ISS_C: &str = "https://c.example";
     for cache_entries in [0, 100] {
         let auth = Authenticator::builder(policy())
             .issuer(Issuer::new(
@@ -215,6 +232,12 @@ async fn a_remembered_header_is_still_judged_by_each_issuer() {
             ))
             .issuer(Issuer::new(
                 hs_verifier(ISS_B).require_type("at+jwt").build().unwrap(),
+                hmac_keys(&SECRET_B),
+            ))
+            .issuer(Issuer::new(
+                JwtVerifier::builder(ISS_C, AUD, [Algorithm::HS384])
+                    .build()
+                    .unwrap(),
                 hmac_keys(&SECRET_B),
             ))
             .cache_entries(cache_entries)
@@ -230,6 +253,12 @@ async fn a_remembered_header_is_still_judged_by_each_issuer() {
                 kind(auth.authenticate(&b).await),
                 E::InvalidType,
                 "issuer B requires at+jwt"
+            );
+            let c = hs256(header, &payload(ISS_C, now, ""), &SECRET_B);
+            assert_eq!(
+                kind(auth.authenticate(&c).await),
+                E::AlgorithmNotAllowed,
+                "issuer C takes HS384 only"
             );
         }
         // A second token of issuer A with the remembered header: verified in full (a forged
