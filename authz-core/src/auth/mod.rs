@@ -498,10 +498,7 @@ impl Authenticator {
     /// # Errors
     /// As [`authenticate`](Self::authenticate).
     pub fn uncached<'a>(&'a self, credential: &'a str) -> Authentication<'a> {
-        self.uncached_at(credential, self.clock.now())
-    }
-
-    fn uncached_at<'a>(&'a self, credential: &'a str, now: SystemTime) -> Authentication<'a> {
+        let now = self.clock.now();
         if let Some(keys) = &self.api_keys
             && keys.format().claims(credential)
         {

@@ -218,6 +218,63 @@ impl PostgresTokenStore {
         Ok(live > 0)
     }
 
+    /// The refresh token whose hash is `h`, read on `c`.
+    async fn refresh_in(c: &mut sqlx::PgConnection, h: &[u8]) -> Result<Option<RefreshToken>, StoreError> {
+        let row = sqlx::query("SELECT * FROM authz_oauth_refresh_tokens WHERE hash = $1")
+            .bind(h)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(Self::refresh_row).transpose()
+    }
+
+    /// The family `id`, read on `c`; `FOR UPDATE` (held until the transaction ends) when `lock`.
+    async fn family_in(
+        c: &mut sqlx::PgConnection,
+        id: &str,
+        lock: bool,
+    ) -> Result<Option<TokenFamily>, StoreError> {
+        let sql = if lock {
+            "SELECT * FROM authz_oauth_families WHERE id = $1 FOR UPDATE"
+        } else {
+            "SELECT * FROM authz_oauth_families WHERE id = $1"
+        };
+        let row = sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(Self::family_row).transpose()
+    }
+
+    /// Spends the refresh token whose hash is `h` at `now`, on `c`: `Ok((token, family))`
+    /// when this call spent it (its family read with `lock`, as [`family_in`](Self::family_in));
+    /// `Err` with what is there otherwise: the token already spent, or `None` for an unknown
+    /// hash.
+    async fn spend_in(
+        c: &mut sqlx::PgConnection,
+        h: &[u8],
+        now: u64,
+        lock: bool,
+    ) -> Result<Result<(RefreshToken, TokenFamily), Option<RefreshToken>>, StoreError> {
+        let won = sqlx::query(
+            "UPDATE authz_oauth_refresh_tokens SET spent_at = $2 WHERE hash = $1 AND spent_at IS NULL RETURNING *",
+        )
+        .bind(h)
+        .bind(to_i64(now))
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db_err)?;
+        let Some(won) = won else {
+            return Ok(Err(Self::refresh_in(c, h).await?));
+        };
+        let token = Self::refresh_row(&won)?;
+        let family = Self::family_in(c, &token.family_id, lock)
+            .await?
+            .ok_or_else(|| StoreError(format!("no family {:?}", token.family_id)))?;
+        Ok(Ok((token, family)))
+    }
+
     fn client_row(r: &sqlx::postgres::PgRow) -> Result<Client, StoreError> {
         let t: String = r.try_get("client_type").map_err(db_err)?;
         Ok(Client {
@@ -533,62 +590,26 @@ impl TokenStore for PostgresTokenStore {
 
     fn redeem_refresh<'a>(&'a self, hash: &'a KeyHash, now: u64) -> StoreFuture<'a, RefreshRedemption> {
         self.op(async move {
-            let h = hash.as_bytes().to_vec();
-            let won = sqlx::query(
-                "UPDATE authz_oauth_refresh_tokens SET spent_at = $2 WHERE hash = $1 AND spent_at IS NULL RETURNING *",
-            )
-            .bind(h.clone())
-            .bind(to_i64(now))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
-            let token = match won {
-                Some(row) => Self::refresh_row(&row)?,
-                None => {
-                    let row = sqlx::query("SELECT * FROM authz_oauth_refresh_tokens WHERE hash = $1")
-                        .bind(h)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(db_err)?;
-                    return Ok(match row.as_ref().map(Self::refresh_row).transpose()? {
-                        None => RefreshRedemption::Unknown,
-                        Some(t) => RefreshRedemption::Spent(t),
-                    });
-                }
-            };
-            let family = sqlx::query("SELECT * FROM authz_oauth_families WHERE id = $1")
-                .bind(token.family_id.clone())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_err)?;
-            let family = family
-                .as_ref()
-                .map(Self::family_row)
-                .transpose()?
-                .ok_or_else(|| StoreError(format!("no family {:?}", token.family_id)))?;
-            Ok(RefreshRedemption::Fresh(token, family))
+            let mut c = self.pool.acquire().await.map_err(db_err)?;
+            Ok(match Self::spend_in(&mut c, hash.as_bytes(), now, false).await? {
+                Ok((token, family)) => RefreshRedemption::Fresh(token, family),
+                Err(Some(spent)) => RefreshRedemption::Spent(spent),
+                Err(None) => RefreshRedemption::Unknown,
+            })
         })
     }
 
     fn refresh<'a>(&'a self, hash: &'a KeyHash) -> StoreFuture<'a, Option<RefreshToken>> {
         self.op(async move {
-            let row = sqlx::query("SELECT * FROM authz_oauth_refresh_tokens WHERE hash = $1")
-                .bind(hash.as_bytes().to_vec())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_err)?;
-            row.as_ref().map(Self::refresh_row).transpose()
+            let mut c = self.pool.acquire().await.map_err(db_err)?;
+            Self::refresh_in(&mut c, hash.as_bytes()).await
         })
     }
 
     fn family<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<TokenFamily>> {
         self.op(async move {
-            let row = sqlx::query("SELECT * FROM authz_oauth_families WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_err)?;
-            row.as_ref().map(Self::family_row).transpose()
+            let mut c = self.pool.acquire().await.map_err(db_err)?;
+            Self::family_in(&mut c, id, false).await
         })
     }
 
@@ -624,46 +645,25 @@ impl TokenStore for PostgresTokenStore {
         decide: RotationDecision,
     ) -> StoreFuture<'a, RefreshRotation> {
         self.op(async move {
-            let h = hash.as_bytes().to_vec();
             let mut tx = self.pool.begin().await.map_err(db_err)?;
-            let won = sqlx::query(
-                "UPDATE authz_oauth_refresh_tokens SET spent_at = $2 WHERE hash = $1 AND spent_at IS NULL RETURNING *",
-            )
-            .bind(h.clone())
-            .bind(to_i64(now))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            let Some(won) = won else {
-                tx.rollback().await.map_err(db_err)?;
-                let row = sqlx::query("SELECT * FROM authz_oauth_refresh_tokens WHERE hash = $1")
-                    .bind(h)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db_err)?;
-                return Ok(match row.as_ref().map(Self::refresh_row).transpose()? {
-                    None => RefreshRotation::Unknown,
-                    Some(t) => RefreshRotation::Spent(t),
-                });
+            let (token, family) = match Self::spend_in(&mut tx, hash.as_bytes(), now, true).await? {
+                Ok(won) => won,
+                Err(there) => {
+                    tx.rollback().await.map_err(db_err)?;
+                    return Ok(there.map_or(RefreshRotation::Unknown, RefreshRotation::Spent));
+                }
             };
-            let token = Self::refresh_row(&won)?;
-            let family = sqlx::query("SELECT * FROM authz_oauth_families WHERE id = $1 FOR UPDATE")
-                .bind(token.family_id.clone())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            let family = family
-                .as_ref()
-                .map(Self::family_row)
-                .transpose()?
-                .ok_or_else(|| StoreError(format!("no family {:?}", token.family_id)))?;
             // The family is locked: what `record_in` finds live stays live until the commit.
             let issued = match decide(&token, &family) {
                 None => false,
                 Some((a, t)) => Self::record_in(&mut tx, &family.id, &a, Some(&t), now).await?,
             };
             tx.commit().await.map_err(db_err)?;
-            Ok(RefreshRotation::Fresh { token, family, issued })
+            Ok(RefreshRotation::Fresh {
+                token,
+                family,
+                issued,
+            })
         })
     }
 
