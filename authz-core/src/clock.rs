@@ -148,6 +148,49 @@ mod tests {
         }
     }
 
+    /// The coarse clock under valgrind (which runs the program on a vDSO of its own). rustix
+    /// once looked the vDSO up through the kernel's auxiliary vector, which names the one
+    /// valgrind never mapped: the first cache hit of a service run under valgrind was a SIGSEGV
+    /// (rustix issue #1559; `use-libc-auxv` asks libc instead). This test runs itself again
+    /// under `valgrind --tool=none`; without valgrind it is skipped (a failure on CI, whose
+    /// `.ci/run` installs it).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_coarse_system_clock_runs_under_valgrind() {
+        const CHILD: &str = "AUTHZ_CLOCK_TEST_UNDER_VALGRIND";
+        let name = "clock::tests::the_coarse_system_clock_runs_under_valgrind";
+        if std::env::var_os(CHILD).is_some() {
+            the_coarse_system_clock_never_leads_and_lags_by_at_most_a_tick();
+            return;
+        }
+        let exe = std::env::current_exe().unwrap();
+        let run = std::process::Command::new("valgrind")
+            .args(["--tool=none", "--quiet", "--error-exitcode=99"])
+            .arg(&exe)
+            .args(["--exact", name, "--test-threads=1", "--nocapture"])
+            .env(CHILD, "1")
+            .output();
+        let out = match run {
+            Ok(out) => out,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI must have valgrind (.ci/run installs it)"
+                );
+                eprintln!("SKIPPED: the coarse clock under valgrind (valgrind is not installed)");
+                return;
+            }
+            Err(e) => panic!("valgrind: {e}"),
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "under valgrind: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     #[test]
     fn a_manual_clock_is_exact_coarse_or_not() {
         let clock = ManualClock::at(UNIX_EPOCH + Duration::from_millis(1_800_000_000_123));
