@@ -527,7 +527,8 @@ impl Authenticator {
         let now_s = unix_seconds(now);
         let decoded = decode_remembered(token, self.max_token_bytes, self.algorithms, Some(&self.headers))?;
         let text = decoded.payload_text()?;
-        let captured = Captured::parse(text, &self.reads).map_err(|_| E::InvalidPayload)?;
+        let mut captured = Captured::default();
+        captured.fill(text, &self.reads).map_err(|_| E::InvalidPayload)?;
         let index = self.select(&captured)?;
         let issuer = &self.issuers[index];
         // Only a token that passed every header check may cause a key fetch.

@@ -14,63 +14,84 @@ pub(crate) const REGISTERED: [&str; 10] = [
     "iss", "sub", "aud", "exp", "nbf", "iat", "scope", "scp", "jti", "cnf",
 ];
 
-/// The captured claims of one payload.
+/// The captured claims of one payload: each name is the reader's own (from [`REGISTERED`] or
+/// the `wanted` list), never the payload's, so an entry is a pair of borrows and nothing is
+/// allocated for it.
 pub(crate) struct Captured<'p> {
-    entries: SmallVec<[(Cow<'p, str>, &'p RawValue); 12]>,
+    entries: SmallVec<[(&'p str, &'p RawValue); 12]>,
 }
 
 impl<'p> Captured<'p> {
     pub(crate) fn get(&self, name: &str) -> Option<&'p RawValue> {
-        self.entries.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+        self.entries.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
     }
 
     /// Parses the payload, keeping [`REGISTERED`] and the claims named in `wanted`.
     /// A captured claim that appears twice makes the payload invalid (two `exp`s are an
     /// ambiguity an attacker could use).
-    pub(crate) fn parse(payload: &'p str, wanted: &[String]) -> Result<Self, serde_json::Error> {
-        let mut de = serde_json::Deserializer::from_str(payload);
-        let captured = CaptureSeed { wanted }.deserialize(&mut de)?;
-        de.end()?;
+    #[cfg(test)]
+    pub(crate) fn parse(payload: &'p str, wanted: &'p [String]) -> Result<Self, serde_json::Error> {
+        let mut captured = Captured::default();
+        captured.fill(payload, wanted)?;
         Ok(captured)
+    }
+
+    /// [`parse`](Self::parse) into `self` (empty): the request path keeps the captured claims
+    /// where they will be read rather than moving them out of the parser.
+    pub(crate) fn fill(&mut self, payload: &'p str, wanted: &'p [String]) -> Result<(), serde_json::Error> {
+        debug_assert!(self.entries.is_empty());
+        let mut de = serde_json::Deserializer::from_str(payload);
+        CaptureSeed { wanted, out: self }.deserialize(&mut de)?;
+        de.end()
     }
 }
 
-struct CaptureSeed<'w> {
-    wanted: &'w [String],
+impl Default for Captured<'_> {
+    fn default() -> Self {
+        Captured {
+            entries: SmallVec::new(),
+        }
+    }
 }
 
-impl<'de> DeserializeSeed<'de> for CaptureSeed<'_> {
-    type Value = Captured<'de>;
+struct CaptureSeed<'c, 'p> {
+    wanted: &'p [String],
+    out: &'c mut Captured<'p>,
+}
+
+impl<'de> DeserializeSeed<'de> for CaptureSeed<'_, 'de> {
+    type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for CaptureSeed<'_> {
-    type Value = Captured<'de>;
+impl<'de> Visitor<'de> for CaptureSeed<'_, 'de> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object of claims")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut entries = SmallVec::new();
+        let entries = &mut self.out.entries;
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let wanted = REGISTERED.contains(&&*key) || self.wanted.iter().any(|w| *w == *key);
-            if wanted {
-                if entries
-                    .iter()
-                    .any(|(k, _): &(Cow<'de, str>, &RawValue)| *k == key)
-                {
+            let name = REGISTERED
+                .iter()
+                .copied()
+                .find(|r| **r == *key)
+                .or_else(|| self.wanted.iter().map(String::as_str).find(|w| **w == *key));
+            if let Some(name) = name {
+                if entries.iter().any(|(k, _)| *k == name) {
                     return Err(de::Error::custom("duplicate claim"));
                 }
                 let value: &'de RawValue = map.next_value()?;
-                entries.push((key, value));
+                entries.push((name, value));
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
         }
-        Ok(Captured { entries })
+        Ok(())
     }
 }
 
@@ -106,7 +127,8 @@ mod tests {
     #[test]
     fn captures_only_what_is_read_and_refuses_duplicates() {
         let payload = r#"{"iss":"a","exp":1,"big":{"nested":[1,2,3]},"roles":["x"],"esc\u0061ped":2}"#;
-        let c = Captured::parse(payload, &["roles".to_string()]).unwrap();
+        let wanted = ["roles".to_string()];
+        let c = Captured::parse(payload, &wanted).unwrap();
         assert_eq!(c.get("iss").unwrap().get(), "\"a\"");
         assert_eq!(c.get("roles").unwrap().get(), "[\"x\"]");
         assert!(c.get("big").is_none());
@@ -116,6 +138,14 @@ mod tests {
         );
         assert!(Captured::parse(r#"{"exp":1} trailing"#, &[]).is_err());
         assert!(Captured::parse(r#"["not","an","object"]"#, &[]).is_err());
+        // A name spelled with escapes is the same name: captured, and a duplicate.
+        let c = Captured::parse(r#"{"r\u006fles":["y"],"\u0069ss":"b"}"#, &wanted).unwrap();
+        assert_eq!(c.get("roles").unwrap().get(), "[\"y\"]");
+        assert_eq!(c.get("iss").unwrap().get(), "\"b\"");
+        assert!(
+            Captured::parse(r#"{"exp":1,"\u0065xp":99999999999}"#, &[]).is_err(),
+            "exp twice, once escaped"
+        );
         // A duplicate of a claim nobody reads is harmless and allowed.
         assert!(Captured::parse(r#"{"x":1,"x":2}"#, &[]).is_ok());
     }

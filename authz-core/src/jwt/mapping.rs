@@ -5,7 +5,7 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::capture::Captured;
@@ -208,12 +208,41 @@ fn strings(v: Option<Value>, out: &mut Vec<String>) -> Result<(), JwtErrorKind> 
 fn raw_strings(raw: &str, out: &mut Vec<String>) -> Result<(), JwtErrorKind> {
     let bad = |_| JwtErrorKind::InvalidMappedClaim;
     match raw.as_bytes().first() {
-        Some(b'[') => out.extend(serde_json::from_str::<Vec<String>>(raw).map_err(bad)?),
+        Some(b'[') => {
+            let mut de = serde_json::Deserializer::from_str(raw);
+            AppendStrings(out).deserialize(&mut de).map_err(bad)?;
+            de.end().map_err(bad)?;
+        }
         Some(b'"') => out.push(serde_json::from_str::<String>(raw).map_err(bad)?),
         Some(b'n') if raw == "null" => {}
         _ => return Err(JwtErrorKind::InvalidMappedClaim),
     }
     Ok(())
+}
+
+/// A JSON array of strings, appended to `out` as it is read (no vector of its own).
+struct AppendStrings<'o>(&'o mut Vec<String>);
+
+impl<'de> DeserializeSeed<'de> for AppendStrings<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AppendStrings<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of strings")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(s) = seq.next_element::<String>()? {
+            self.0.push(s);
+        }
+        Ok(())
+    }
 }
 
 /// Space-delimited scopes (`scope`, RFC 8693 §4.2; `scp` as a string) or an array (`scp`).
@@ -464,6 +493,13 @@ mod tests {
         let m = ClaimMapping::default();
         assert!(map(&m, r#"{"roles":{"a":1}}"#).is_err());
         assert!(map(&m, r#"{"roles":[1]}"#).is_err());
+        assert!(map(&m, r#"{"roles":["a",null]}"#).is_err());
+        assert!(map(&m, r#"{"roles":["a",["b"]]}"#).is_err());
+        assert_eq!(
+            map(&m, r#"{"roles":["a","b\u0063"]}"#).unwrap().roles,
+            ["a", "bc"]
+        );
+        assert!(map(&m, r#"{"roles":[]}"#).unwrap().roles.is_empty());
         let out = map(&m, r#"{"scope":"a b","scp":["c"]}"#).unwrap();
         assert_eq!(out.scopes, ["a", "b", "c"]);
         assert!(out.permissions.is_empty());

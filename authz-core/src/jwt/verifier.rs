@@ -166,7 +166,10 @@ impl JwtVerifier {
     pub fn verify_at(&self, token: &str, keys: &KeySet, now: u64) -> Result<VerifiedToken, JwtError> {
         let decoded = decode(token, self.max_token_bytes, self.algorithms)?;
         let text = decoded.payload_text()?;
-        let captured = Captured::parse(text, &self.reads).map_err(|_| JwtError::from(E::InvalidPayload))?;
+        let mut captured = Captured::default();
+        captured
+            .fill(text, &self.reads)
+            .map_err(|_| JwtError::from(E::InvalidPayload))?;
         self.check_header(&decoded)?;
         let registered = self.verify_keyed(&decoded, &captured, keys, now)?;
         Ok(VerifiedToken {
@@ -540,10 +543,12 @@ pub(crate) fn decode_remembered<'t>(
     if token.len() > max_bytes {
         return Err(E::TooLarge.into());
     }
-    let mut it = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (it.next(), it.next(), it.next(), it.next()) else {
+    let mut dots = memchr::memchr_iter(b'.', token.as_bytes());
+    let (Some(d1), Some(d2), None) = (dots.next(), dots.next(), dots.next()) else {
         return Err(E::Malformed.into());
     };
+    // Dots are ASCII, so these are char boundaries.
+    let (h, p, s) = (&token[..d1], &token[d1 + 1..d2], &token[d2 + 1..]);
     let remembered = memo.and_then(|m| m.get(h));
     let (header, from_memo) = match remembered {
         Some(header) => (header, true),
