@@ -26,9 +26,7 @@ impl<'p> Captured<'p> {
         self.entries.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
     }
 
-    /// Parses the payload, keeping [`REGISTERED`] and the claims named in `wanted`.
-    /// A captured claim that appears twice makes the payload invalid (two `exp`s are an
-    /// ambiguity an attacker could use).
+    /// [`fill`](Self::fill) into a new value.
     #[cfg(test)]
     pub(crate) fn parse(payload: &'p str, wanted: &'p [String]) -> Result<Self, serde_json::Error> {
         let mut captured = Captured::default();
@@ -36,8 +34,11 @@ impl<'p> Captured<'p> {
         Ok(captured)
     }
 
-    /// [`parse`](Self::parse) into `self` (empty): the request path keeps the captured claims
-    /// where they will be read rather than moving them out of the parser.
+    /// Parses the payload into `self` (empty), keeping [`REGISTERED`] and the claims named in
+    /// `wanted`. A captured claim that appears twice, under any spelling of its name, makes the
+    /// payload invalid (two `exp`s are an ambiguity an attacker could use). On an error, `self`
+    /// holds whatever was read before it and must be dropped. The request path fills the
+    /// captured claims where they will be read rather than moving them out of the parser.
     pub(crate) fn fill(&mut self, payload: &'p str, wanted: &'p [String]) -> Result<(), serde_json::Error> {
         debug_assert!(self.entries.is_empty());
         let mut de = serde_json::Deserializer::from_str(payload);
