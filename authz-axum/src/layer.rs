@@ -713,13 +713,26 @@ fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
 /// The `DPoP` header's name.
 static DPOP: HeaderName = HeaderName::from_static("dpop");
 
-/// Marks the credentials sensitive so that no logging layer prints them.
+/// Marks the credentials sensitive so that no logging layer prints them: every value of a
+/// repeated header (refused as malformed, but a route without a guard still runs), not only the
+/// first.
 fn mark_sensitive(headers: &mut HeaderMap) {
-    if let Some(v) = headers.get_mut(header::AUTHORIZATION) {
-        v.set_sensitive(true);
-    }
-    if let Some(v) = headers.get_mut(&DPOP) {
-        v.set_sensitive(true);
+    for name in [&header::AUTHORIZATION, &DPOP] {
+        let mut values = headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (None, _) => {}
+            (Some(_), None) => {
+                if let Some(v) = headers.get_mut(name) {
+                    v.set_sensitive(true);
+                }
+            }
+            (Some(_), Some(_)) => {
+                // `entry` may reserve room, so it is kept off the usual path.
+                if let header::Entry::Occupied(mut e) = headers.entry(name) {
+                    e.iter_mut().for_each(|v| v.set_sensitive(true));
+                }
+            }
+        }
     }
 }
 

@@ -100,3 +100,65 @@ async fn no_credential_material_in_logs_debug_output_or_bodies() {
         assert!(!logs.contains(&probe), "credential material found in the logs");
     }
 }
+
+/// Every value of a repeated credential header is marked sensitive, not only the first. A
+/// repeated `Authorization` is refused as malformed, but a route without a guard still runs, and
+/// a handler (or a layer inside `AuthLayer`) that logs its headers must print `Sensitive` for
+/// each value.
+#[tokio::test]
+async fn every_value_of_a_repeated_credential_header_is_marked_sensitive() {
+    async fn sensitivity(headers: axum::http::HeaderMap) -> String {
+        ["authorization", "dpop"]
+            .iter()
+            .map(|name| {
+                headers
+                    .get_all(*name)
+                    .iter()
+                    .map(|v| if v.is_sensitive() { 's' } else { '-' })
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+    let key = SigningKey::es256("k1");
+    let policy = Arc::new(
+        Policy::builder(Arc::new(PermissionCatalog::new(["data:read"]).unwrap()))
+            .build()
+            .unwrap(),
+    );
+    let verifier = JwtVerifier::builder("https://leak.test", "leak", [Algorithm::ES256])
+        .build()
+        .unwrap();
+    let auth = Arc::new(
+        Authenticator::builder(policy)
+            .issuer(Issuer::new(verifier, StaticKeys::new(key.key_set())))
+            .build()
+            .unwrap(),
+    );
+    let app = Router::new()
+        .route("/", get(sensitivity))
+        .layer(AuthLayer::new(auth));
+    let url = format!("{}/", crate::common::serve(app).await);
+    let send = |headers: &'static [(&'static str, &'static str)]| {
+        let mut r = http().get(&url);
+        for (n, v) in headers {
+            r = r.header(*n, *v);
+        }
+        async move { r.send().await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(
+        send(&[
+            ("authorization", "Bearer first-secret"),
+            ("authorization", "Bearer second-secret"),
+            ("dpop", "proof-one"),
+            ("dpop", "proof-two"),
+        ])
+        .await,
+        "ss ss"
+    );
+    assert_eq!(
+        send(&[("authorization", "Bearer only-secret"), ("dpop", "proof")]).await,
+        "s s"
+    );
+    assert_eq!(send(&[]).await, " ");
+}
