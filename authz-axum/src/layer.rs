@@ -715,23 +715,11 @@ static DPOP: HeaderName = HeaderName::from_static("dpop");
 
 /// Marks the credentials sensitive so that no logging layer prints them: every value of a
 /// repeated header (refused as malformed, but a route without a guard still runs), not only the
-/// first.
+/// first. One pass over the request's few headers costs less than looking both names up.
 fn mark_sensitive(headers: &mut HeaderMap) {
-    for name in [&header::AUTHORIZATION, &DPOP] {
-        let mut values = headers.get_all(name).iter();
-        match (values.next(), values.next()) {
-            (None, _) => {}
-            (Some(_), None) => {
-                if let Some(v) = headers.get_mut(name) {
-                    v.set_sensitive(true);
-                }
-            }
-            (Some(_), Some(_)) => {
-                // `entry` may reserve room, so it is kept off the usual path.
-                if let header::Entry::Occupied(mut e) = headers.entry(name) {
-                    e.iter_mut().for_each(|v| v.set_sensitive(true));
-                }
-            }
+    for (name, value) in headers.iter_mut() {
+        if name == header::AUTHORIZATION || name == DPOP {
+            value.set_sensitive(true);
         }
     }
 }
