@@ -43,6 +43,7 @@ for l in sys.stdin:
 }
 
 if [ "$1" = tower ]; then
+    [ $# -eq 1 ] || { echo "instructions.sh tower takes no other argument" >&2; exit 1; }
     bin=${TOWER_BENCH:-}
     [ -n "$bin" ] || bin=$(bench_binary authz-axum tower)
     [ -x "$bin" ] || { echo "no tower bench binary ($bin)" >&2; exit 1; }
@@ -50,7 +51,7 @@ if [ "$1" = tower ]; then
     per_request() {
         local out="$work/cg.out"
         (cd "$work" && valgrind --tool=callgrind --callgrind-out-file="$out" \
-            --toggle-collect='*Runtime::block_on*' \
+            --toggle-collect='*Runtime::block_on' \
             "$bin" --bench --profile-time 1 "$1" >"$work/log" 2>&1) || { cat "$work/log" >&2; exit 1; }
         { callgrind_annotate "$out"; echo "=== tree"; callgrind_annotate --inclusive=yes --tree=calling "$out"; } 2>/dev/null | python3 -c '
 import re, sys
@@ -62,7 +63,7 @@ for line in sys.stdin:
     elif "PROGRAM TOTALS" in line and not tree:
         total = int(line.split()[0].replace(",", ""))
     elif tree:
-        m = re.match(r"\s*[\d,]+ \(.*?\)\s+>\s*\S*?:\S*Runtime::block_on\S* \(([\d,]+)x\)", line)
+        m = re.match(r"\s*[\d,]+ \(.*?\)\s+>\s*\S*?:\S*Runtime::block_on \(([\d,]+)x\)", line)
         if m:
             calls += int(m[1].replace(",", ""))
 if not (total and calls):
