@@ -785,16 +785,12 @@ fn answer_now(shared: &Shared, req: &mut Request) -> Option<Outcome> {
                 Ok(token) => token,
                 Err(e) => return Some(header_refused(e)),
             };
-            // An API key the verified-key cache knows; any other credential must be verified.
-            let key = authenticator.api_keys().is_some_and(|k| k.format().claims(token));
-            (
-                if key {
-                    authenticator.cached(token)?
-                } else {
-                    return None;
-                },
-                token,
-            )
+            // An API key the verified-key cache knows; any other credential must be verified
+            // (the token cache has just missed, so it is not asked again).
+            if !authenticator.api_keys().is_some_and(|k| k.format().claims(token)) {
+                return None;
+            }
+            (authenticator.cached(token)?, token)
         }
     };
     Some(conclude(shared, answer, scheme, token, req))

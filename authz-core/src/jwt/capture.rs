@@ -17,6 +17,7 @@ pub(crate) const REGISTERED: [&str; 10] = [
 /// The captured claims of one payload: each name is the reader's own (from [`REGISTERED`] or
 /// the `wanted` list), never the payload's, so an entry is a pair of borrows and nothing is
 /// allocated for it.
+#[derive(Default)]
 pub(crate) struct Captured<'p> {
     entries: SmallVec<[(&'p str, &'p RawValue); 12]>,
 }
@@ -44,14 +45,6 @@ impl<'p> Captured<'p> {
         let mut de = serde_json::Deserializer::from_str(payload);
         CaptureSeed { wanted, out: self }.deserialize(&mut de)?;
         de.end()
-    }
-}
-
-impl Default for Captured<'_> {
-    fn default() -> Self {
-        Captured {
-            entries: SmallVec::new(),
-        }
     }
 }
 

@@ -491,8 +491,9 @@ pub(crate) struct JoseHeader {
 pub(crate) struct Decoded<'t> {
     len: usize,
     pub(crate) header: Arc<JoseHeader>,
-    /// Whether `header` came from the memo (it need not be remembered again).
-    remembered: bool,
+    /// The header segment, to remember once the token verified; `None` when `header` came from
+    /// the memo already.
+    to_remember: Option<&'t str>,
     signing_input: &'t str,
     signature: &'t str,
     pub(crate) payload: Vec<u8>,
@@ -501,8 +502,7 @@ pub(crate) struct Decoded<'t> {
 impl Decoded<'_> {
     /// Remembers this token's header in `memo`: call only once the token verified.
     pub(crate) fn remember_header(&self, memo: &HeaderMemo) {
-        if !self.remembered {
-            let segment = self.signing_input.split_once('.').map_or("", |(h, _)| h);
+        if let Some(segment) = self.to_remember {
             memo.remember(segment, &self.header);
         }
     }
@@ -549,10 +549,9 @@ pub(crate) fn decode_remembered<'t>(
     };
     // Dots are ASCII, so these are char boundaries.
     let (h, p, s) = (&token[..d1], &token[d1 + 1..d2], &token[d2 + 1..]);
-    let remembered = memo.and_then(|m| m.get(h));
-    let (header, from_memo) = match remembered {
-        Some(header) => (header, true),
-        None => (Arc::new(decode_header(h)?), false),
+    let (header, to_remember) = match memo.and_then(|m| m.get(h)) {
+        Some(header) => (header, None),
+        None => (Arc::new(decode_header(h)?), Some(h)),
     };
     if !algorithms.contains(header.alg) {
         return Err(E::AlgorithmNotAllowed.into());
@@ -561,7 +560,7 @@ pub(crate) fn decode_remembered<'t>(
     Ok(Decoded {
         len: token.len(),
         header,
-        remembered: from_memo,
+        to_remember,
         signing_input: &token[..h.len() + 1 + p.len()],
         signature: s,
         payload,
@@ -710,10 +709,10 @@ mod tests {
         let token = signed(payload);
         let all = AlgorithmSet::from_iter([Algorithm::HS256, Algorithm::RS256]);
         let first = decode_remembered(&token, 8192, all, Some(&memo)).unwrap();
-        assert!(!first.remembered);
+        assert!(first.to_remember.is_some());
         first.remember_header(&memo);
         let again = decode_remembered(&token, 8192, all, Some(&memo)).unwrap();
-        assert!(again.remembered, "the second decode used the memo");
+        assert!(again.to_remember.is_none(), "the second decode used the memo");
         assert!(Arc::ptr_eq(&first.header, &again.header));
         let fresh = decode(&token, 8192, all).unwrap();
         assert_eq!(

@@ -18,11 +18,9 @@ async fn whoami(p: Principal) -> String {
     p.subject().to_string()
 }
 
-#[tokio::test]
-async fn no_credential_material_in_logs_debug_output_or_bodies() {
-    init_tracing();
-    // Produce every kind of rejection at debug level, with recognisable credentials.
-    let key = SigningKey::es256("k1");
+/// One ES256 issuer (`https://leak.test`, audience `leak`) trusting `key`; role `viewer` grants
+/// `data:read`.
+fn leak_authenticator(key: &SigningKey) -> Arc<Authenticator> {
     let catalog = Arc::new(PermissionCatalog::new(["data:read"]).unwrap());
     let policy = Arc::new(
         Policy::builder(catalog)
@@ -33,13 +31,20 @@ async fn no_credential_material_in_logs_debug_output_or_bodies() {
     let verifier = JwtVerifier::builder("https://leak.test", "leak", [Algorithm::ES256])
         .build()
         .unwrap();
-    let keys = key.key_set();
-    let auth = Arc::new(
+    Arc::new(
         Authenticator::builder(policy)
-            .issuer(Issuer::new(verifier, StaticKeys::new(keys)))
+            .issuer(Issuer::new(verifier, StaticKeys::new(key.key_set())))
             .build()
             .unwrap(),
-    );
+    )
+}
+
+#[tokio::test]
+async fn no_credential_material_in_logs_debug_output_or_bodies() {
+    init_tracing();
+    // Produce every kind of rejection at debug level, with recognisable credentials.
+    let key = SigningKey::es256("k1");
+    let auth = leak_authenticator(&key);
     let app = Router::new()
         .route("/", get(whoami))
         .layer(AuthLayer::new(auth.clone()));
@@ -120,21 +125,7 @@ async fn every_value_of_a_repeated_credential_header_is_marked_sensitive() {
             .collect::<Vec<_>>()
             .join(" ")
     }
-    let key = SigningKey::es256("k1");
-    let policy = Arc::new(
-        Policy::builder(Arc::new(PermissionCatalog::new(["data:read"]).unwrap()))
-            .build()
-            .unwrap(),
-    );
-    let verifier = JwtVerifier::builder("https://leak.test", "leak", [Algorithm::ES256])
-        .build()
-        .unwrap();
-    let auth = Arc::new(
-        Authenticator::builder(policy)
-            .issuer(Issuer::new(verifier, StaticKeys::new(key.key_set())))
-            .build()
-            .unwrap(),
-    );
+    let auth = leak_authenticator(&SigningKey::es256("k1"));
     let app = Router::new()
         .route("/", get(sensitivity))
         .layer(AuthLayer::new(auth));
